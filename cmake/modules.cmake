@@ -1,0 +1,24 @@
+# strata_module(NAME DEPS ...): a static library strata_NAME built from every .c file under
+# src/NAME. Files ending in _avx2.c / _avx512.c get the ISA flags for that file only, so the
+# rest of the binary stays portable and the kernels are chosen at run time by CPUID.
+function(strata_module name)
+  cmake_parse_arguments(M "" "" "DEPS" ${ARGN})
+  file(GLOB_RECURSE _srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.c)
+  if(NOT _srcs)
+    # A module not written yet: an empty interface library keeps the dependency graph whole.
+    add_library(strata_${name} INTERFACE)
+    target_include_directories(strata_${name} INTERFACE ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(strata_${name} INTERFACE ${M_DEPS})
+    return()
+  endif()
+  add_library(strata_${name} STATIC ${_srcs})
+  target_include_directories(strata_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(strata_${name} PUBLIC ${M_DEPS})
+  foreach(_f ${_srcs})
+    if(_f MATCHES "_avx2\\.c$")
+      set_source_files_properties(${_f} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mbmi2")
+    elseif(_f MATCHES "_avx512\\.c$")
+      set_source_files_properties(${_f} PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c;-mbmi2")
+    endif()
+  endforeach()
+endfunction()
