@@ -1,0 +1,536 @@
+/* Sizing, KV cache and the one forward pass for every architecture of the table.
+ *
+ * Per layer:  x += Wo · attn(rope(norm_qk(Wq·n(x) + bq)), rope(norm_qk(Wk·n(x) + bk)), Wv·n(x) + bv)
+ *             x += Wdown · (silu(Wgate·n(x)) * (Wup·n(x)))
+ * with optional pieces (biases, per-head Q/K norms, rope frequency factors) present or not
+ * according to the architecture table; the RoPE pair order is the table's rope style.
+ *
+ * Layout of the KV cache (one block per segment, from the device arena): for each layer,
+ * K then V, each [n_head_kv][n_ctx][head_dim] rows of kv_type. A head's keys are thus
+ * contiguous rows, so the attention scores of a query block are one cpu_matmul with the
+ * cached keys as the "weights" (F32, F16 or Q8_0 rows, exactly like a weight matrix).
+ *
+ * Every weight product goes through cpu_matmul; the forward pass itself never allocates. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/cpu/matmul.h"
+#include "core/fp16.h"
+#include "model/model.h"
+#include "tensor/quant.h"
+
+/* Query rows per attention block: bounds the score scratch to ATT_QCHUNK x n_ctx floats per
+ * KV head whatever num_batch is, while keeping cpu_matmul calls wide enough to be efficient. */
+#define ATT_QCHUNK 32
+
+/* ---- options ---------------------------------------------------------------------- */
+
+int model_physical_cores(void) {
+    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    int n = 0;
+    if (fp) {
+        char line[256];
+        int phys = 0, core = -1;
+        int seen[1024][2];
+        while (fgets(line, sizeof line, fp)) {
+            if (sscanf(line, "physical id : %d", &phys) == 1) continue;
+            if (sscanf(line, "core id : %d", &core) == 1) {
+                int dup = 0;
+                for (int i = 0; i < n; i++)
+                    if (seen[i][0] == phys && seen[i][1] == core) dup = 1;
+                if (!dup && n < 1024) {
+                    seen[n][0] = phys;
+                    seen[n][1] = core;
+                    n++;
+                }
+            }
+        }
+        fclose(fp);
+    }
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    return n;
+}
+
+model_params model_default_params(void) {
+    model_params p = {0};
+    p.n_ctx = 0;
+    p.n_batch = 512;
+    p.kv_type = STRATA_TYPE_F16;
+    p.n_threads = 0;
+    p.n_logits = 1;
+    return p;
+}
+
+strata_status model_params_resolve(const model_hparams *hp, model_params *p) {
+    if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0 || p->n_logits < 0)
+        return strata_fail(STRATA_ERR_INVALID, "model: negative num_ctx, num_batch, num_thread or logits count");
+    if (p->n_ctx == 0) p->n_ctx = 4096;
+    if (p->n_ctx > hp->n_ctx_train) p->n_ctx = hp->n_ctx_train;
+    if (p->n_batch == 0) p->n_batch = 512;
+    if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
+    if (p->n_threads == 0) p->n_threads = model_physical_cores();
+    if (p->n_logits == 0) p->n_logits = 1;
+    if (p->n_logits > p->n_batch) p->n_logits = p->n_batch;
+    switch (p->kv_type) {
+    case STRATA_TYPE_F32:
+    case STRATA_TYPE_F16: break;
+    case STRATA_TYPE_Q8_0:
+        if (hp->head_dim % 32 != 0)
+            return strata_fail(STRATA_ERR_UNSUPPORTED,
+                               "model: kv_type q8_0 needs a head dimension divisible by 32 (this model has %d)",
+                               hp->head_dim);
+        break;
+    default:
+        return strata_fail(STRATA_ERR_UNSUPPORTED, "model: kv_type %s is not supported (f16, f32, q8_0)",
+                           strata_type_name(p->kv_type));
+    }
+    if (!cpu_matmul_supports(p->kv_type))
+        return strata_fail(STRATA_ERR_UNSUPPORTED, "model: the CPU kernels cannot multiply a %s KV cache",
+                           strata_type_name(p->kv_type));
+    return STRATA_OK;
+}
+
+/* ---- sizing ----------------------------------------------------------------------- */
+
+static size_t head_row_bytes(const model_hparams *hp, strata_type kv_type) {
+    return strata_type_row_bytes(kv_type, hp->head_dim);
+}
+
+size_t model_kv_bytes_per_token(const model_hparams *hp, strata_type kv_type) {
+    return 2 * (size_t)hp->n_head_kv * head_row_bytes(hp, kv_type);
+}
+
+/* Bytes of one layer's K (or V) block: [n_head_kv][n_ctx] rows. */
+static size_t kv_block_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx) {
+    return (size_t)hp->n_head_kv * (size_t)n_ctx * head_row_bytes(hp, kv_type);
+}
+
+size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx, int32_t layer_start,
+                      int32_t layer_end) {
+    if (layer_end <= layer_start) return 0;
+    return strata_arena_round(2 * (size_t)(layer_end - layer_start) * kv_block_bytes(hp, kv_type, n_ctx));
+}
+
+size_t model_layer_weight_bytes(const model_desc *d, int32_t il) {
+    const model_layer *L = &d->layers[il];
+    const gguf_tensor *ts[] = {L->attn_norm, L->wq, L->wk, L->wv, L->wo, L->bq, L->bk,
+                               L->bv, L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        if (ts[i]) n += ts[i]->bytes;
+    return n;
+}
+
+size_t model_output_weight_bytes(const model_desc *d) {
+    size_t n = d->output_norm->bytes;
+    if (d->output != d->tok_embd) n += d->output->bytes;
+    return n;
+}
+
+/* The compute scratch of a segment, in the order model_context_init carves it. Each entry is
+ * rounded like an arena allocation, so the sum is exactly what the arena hands out. */
+typedef struct {
+    size_t x, xb, q, k, v, att, g, u, rope, att_v, att_q, att_s, att_work, work, logits;
+} scratch_sizes;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, int32_t layer_end, int32_t nb,
+                                    int32_t n_ctx, int32_t n_logits, strata_type kv_type) {
+    const model_hparams *hp = &d->hp;
+    size_t f = sizeof(float);
+    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    scratch_sizes s = {0};
+    s.x = strata_arena_round((size_t)nb * hp->n_embd * f);
+    s.xb = strata_arena_round((size_t)nb * hp->n_embd * f);
+    size_t work = 0;
+    if (layer_end > layer_start) {
+        s.q = strata_arena_round((size_t)nb * qd * f);
+        s.k = strata_arena_round((size_t)nb * kvd * f);
+        s.v = strata_arena_round((size_t)nb * kvd * f);
+        s.att = strata_arena_round((size_t)nb * qd * f);
+        s.g = strata_arena_round((size_t)nb * hp->n_ff * f);
+        s.u = strata_arena_round((size_t)nb * hp->n_ff * f);
+        s.rope = strata_arena_round((size_t)nb * hp->rope_dim * f);
+        /* per KV head: its values as F32, a block of gathered queries, their scores */
+        s.att_v = strata_arena_round((size_t)hp->n_head_kv * n_ctx * hp->head_dim * f);
+        s.att_q = strata_arena_round((size_t)hp->n_head_kv * ATT_QCHUNK * hp->head_dim * f);
+        s.att_s = strata_arena_round((size_t)hp->n_head_kv * ATT_QCHUNK * n_ctx * f);
+        s.att_work = strata_arena_round((size_t)hp->n_head_kv *
+                                        strata_arena_round(cpu_matmul_work_bytes(kv_type, hp->head_dim, ATT_QCHUNK)));
+        for (int32_t il = layer_start; il < layer_end; il++) {
+            const model_layer *L = &d->layers[il];
+            const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+                work = max_sz(work, cpu_matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
+        }
+    }
+    if (n_logits > 0) {
+        work = max_sz(work, cpu_matmul_work_bytes(d->output->type, d->output->ne[0], n_logits));
+        s.logits = strata_arena_round((size_t)n_logits * hp->n_vocab * f);
+    }
+    s.work = strata_arena_round(work);
+    return s;
+}
+
+static size_t scratch_total(const scratch_sizes *s) {
+    return s->x + s->xb + s->q + s->k + s->v + s->att + s->g + s->u + s->rope + s->att_v + s->att_q + s->att_s +
+           s->att_work + s->work + s->logits;
+}
+
+size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
+                           bool produces_logits) {
+    scratch_sizes s = scratch_layout(d, layer_start, layer_end, p->n_batch, p->n_ctx,
+                                     produces_logits ? p->n_logits : 0, p->kv_type);
+    return scratch_total(&s);
+}
+
+size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
+                           bool has_output) {
+    return model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, layer_start, layer_end) +
+           model_compute_bytes(d, p, layer_start, layer_end, has_output);
+}
+
+/* ---- context ---------------------------------------------------------------------- */
+
+typedef struct {
+    strata_device *dev;
+    int32_t layer_start, layer_end;
+    bool has_output;
+    uint8_t *kv; /* per layer: K block then V block */
+    float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *logits;
+    uint8_t *att_work, *work;
+    size_t att_work_stride;
+} model_segment;
+
+struct model_context {
+    const model_desc *d;
+    model_params p;
+    size_t head_row; /* bytes of one cached head row */
+    size_t kv_block; /* bytes of one layer's K (or V) block */
+    model_segment seg;
+    int32_t n_out;
+};
+
+const model_params *model_context_params(const model_context *ctx) { return &ctx->p; }
+
+static strata_status carve(strata_device *dev, size_t bytes, const char *what, void **out) {
+    *out = NULL;
+    if (bytes == 0) return STRATA_OK;
+    *out = strata_device_alloc(dev, bytes, what);
+    return *out ? STRATA_OK : STRATA_ERR_NOMEM;
+}
+
+static strata_status segment_init(model_context *ctx, model_segment *sg) {
+    const model_desc *d = ctx->d;
+    const model_params *p = &ctx->p;
+    scratch_sizes s = scratch_layout(d, sg->layer_start, sg->layer_end, p->n_batch, p->n_ctx,
+                                     sg->has_output ? p->n_logits : 0, p->kv_type);
+    strata_device *dev = sg->dev;
+    strata_status st = STRATA_OK;
+    size_t kvb = model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, sg->layer_start, sg->layer_end);
+    void *ptr;
+#define CARVE(field, size, what)                                                     \
+    do {                                                                             \
+        if (st == STRATA_OK) st = carve(dev, size, what, &ptr);                      \
+        sg->field = ptr;                                                             \
+    } while (0)
+    CARVE(kv, kvb, "KV cache");
+    CARVE(x, s.x, "hidden state");
+    CARVE(xb, s.xb, "normed state");
+    CARVE(q, s.q, "queries");
+    CARVE(k, s.k, "keys");
+    CARVE(v, s.v, "values");
+    CARVE(att, s.att, "attention output");
+    CARVE(g, s.g, "ffn gate");
+    CARVE(u, s.u, "ffn up");
+    CARVE(rope, s.rope, "rope table");
+    CARVE(att_v, s.att_v, "attention values");
+    CARVE(att_q, s.att_q, "attention queries");
+    CARVE(att_s, s.att_s, "attention scores");
+    CARVE(att_work, s.att_work, "attention work");
+    CARVE(work, s.work, "matmul work");
+    CARVE(logits, s.logits, "logits");
+#undef CARVE
+    sg->att_work_stride = d->hp.n_head_kv ? s.att_work / (size_t)d->hp.n_head_kv : 0;
+    if (st == STRATA_OK && sg->kv) {
+        /* Zero once so that no uninitialised byte is ever read; positions are written before
+         * they are attended to, so this is for hygiene only. */
+        memset(sg->kv, 0, kvb);
+    }
+    return st;
+}
+
+strata_status model_context_init(const model_desc *d, const model_params *params, strata_device *dev,
+                                 model_context **out) {
+    *out = NULL;
+    model_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
+    ctx->d = d;
+    ctx->p = *params;
+    strata_status st = model_params_resolve(&d->hp, &ctx->p);
+    if (st != STRATA_OK) {
+        free(ctx);
+        return st;
+    }
+    ctx->head_row = head_row_bytes(&d->hp, ctx->p.kv_type);
+    ctx->kv_block = kv_block_bytes(&d->hp, ctx->p.kv_type, ctx->p.n_ctx);
+    model_segment *sg = &ctx->seg;
+    sg->dev = dev;
+    sg->layer_start = 0;
+    sg->layer_end = d->hp.n_layer;
+    sg->has_output = true;
+    size_t bytes = model_segment_bytes(d, &ctx->p, 0, d->hp.n_layer, true);
+    st = strata_device_reserve(dev, bytes);
+    if (st == STRATA_OK) st = segment_init(ctx, sg);
+    if (st == STRATA_OK && dev->arena.used != dev->arena.size)
+        st = strata_fail(STRATA_ERR_INVALID, "model: planned %zu bytes on %s but allocated %zu", dev->arena.size,
+                         dev->name, dev->arena.used);
+    if (st != STRATA_OK) {
+        strata_device_release(dev);
+        free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return STRATA_OK;
+}
+
+void model_context_free(model_context *ctx) {
+    if (!ctx) return;
+    strata_device_release(ctx->seg.dev);
+    free(ctx);
+}
+
+const float *model_logits(const model_context *ctx, int32_t i) {
+    STRATA_ASSERT(i >= 0 && i < ctx->n_out);
+    return ctx->seg.logits + (size_t)i * ctx->d->hp.n_vocab;
+}
+
+int32_t model_logits_count(const model_context *ctx) { return ctx->n_out; }
+
+/* ---- building blocks -------------------------------------------------------------- */
+
+static void rms_norm(float *y, const float *x, const float *w, int32_t n, float eps) {
+    double ss = 0;
+    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int32_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+static void matmul(const model_segment *sg, const gguf_tensor *w, const float *x, int32_t n, float *y, int nt) {
+    cpu_matmul(w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
+}
+
+static void add_bias(float *y, const gguf_tensor *b, int32_t n, int64_t dim) {
+    if (!b) return;
+    const float *bv = b->data;
+    for (int32_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < dim; j++) y[i * dim + j] += bv[j];
+}
+
+/* cos/sin of every rotated pair for each token of the batch: rope[i][2j], rope[i][2j+1]. */
+static void rope_table(const model_context *ctx, float *rope, int32_t n, int32_t pos) {
+    const model_hparams *hp = &ctx->d->hp;
+    const float *ff = ctx->d->rope_freqs ? ctx->d->rope_freqs->data : NULL;
+    int32_t half = hp->rope_dim / 2;
+    for (int32_t i = 0; i < n; i++) {
+        double p = (double)(pos + i) * hp->rope_freq_scale;
+        for (int32_t j = 0; j < half; j++) {
+            double theta = p * pow(hp->rope_freq_base, -2.0 * j / hp->rope_dim);
+            if (ff) theta /= ff[j];
+            rope[(size_t)i * hp->rope_dim + 2 * j] = (float)cos(theta);
+            rope[(size_t)i * hp->rope_dim + 2 * j + 1] = (float)sin(theta);
+        }
+    }
+}
+
+/* Rotates each head of `v` (n tokens x n_heads x head_dim): pairs (2j, 2j+1) in normal
+ * order, (j, j + rope_dim/2) in NeoX order; dimensions past rope_dim are left alone. */
+static void apply_rope(const model_hparams *hp, float *v, int32_t n, int32_t n_heads, const float *rope) {
+    int32_t half = hp->rope_dim / 2;
+    bool neox = hp->arch->rope == MODEL_ROPE_NEOX;
+    for (int32_t i = 0; i < n; i++) {
+        const float *cs = rope + (size_t)i * hp->rope_dim;
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *x = v + ((size_t)i * n_heads + h) * hp->head_dim;
+            for (int32_t j = 0; j < half; j++) {
+                int32_t a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
+                float c = cs[2 * j], s = cs[2 * j + 1];
+                float x0 = x[a], x1 = x[b];
+                x[a] = x0 * c - x1 * s;
+                x[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+static void head_norm(const model_hparams *hp, float *v, int32_t n, int32_t n_heads, const gguf_tensor *w) {
+    if (!w) return;
+    for (int32_t i = 0; i < n * n_heads; i++) {
+        float *x = v + (size_t)i * hp->head_dim;
+        rms_norm(x, x, w->data, hp->head_dim, hp->rms_eps);
+    }
+}
+
+/* Stores the n new tokens' K and V rows of layer il at positions pos.. in the cache. */
+static void kv_store(const model_context *ctx, const model_segment *sg, int32_t il, int32_t n, int32_t pos) {
+    const model_hparams *hp = &ctx->d->hp;
+    uint8_t *kb = sg->kv + (size_t)(il - sg->layer_start) * 2 * ctx->kv_block;
+    uint8_t *vb = kb + ctx->kv_block;
+    for (int32_t h = 0; h < hp->n_head_kv; h++) {
+        for (int32_t i = 0; i < n; i++) {
+            size_t row = ((size_t)h * ctx->p.n_ctx + pos + i) * ctx->head_row;
+            const float *ks = sg->k + ((size_t)i * hp->n_head_kv + h) * hp->head_dim;
+            const float *vs = sg->v + ((size_t)i * hp->n_head_kv + h) * hp->head_dim;
+            switch (ctx->p.kv_type) {
+            case STRATA_TYPE_F32:
+                memcpy(kb + row, ks, ctx->head_row);
+                memcpy(vb + row, vs, ctx->head_row);
+                break;
+            case STRATA_TYPE_F16: {
+                uint16_t *kd = (uint16_t *)(kb + row), *vd = (uint16_t *)(vb + row);
+                for (int32_t j = 0; j < hp->head_dim; j++) {
+                    kd[j] = strata_f32_to_fp16(ks[j]);
+                    vd[j] = strata_f32_to_fp16(vs[j]);
+                }
+                break;
+            }
+            default:
+                strata_quantize_row(ctx->p.kv_type, ks, kb + row, hp->head_dim);
+                strata_quantize_row(ctx->p.kv_type, vs, vb + row, hp->head_dim);
+                break;
+            }
+        }
+    }
+}
+
+/* Causal attention of the batch's queries over positions [0, pos + n) for KV head h and the
+ * query heads that share it (grouped-query attention). Scores are a cpu_matmul of the cached
+ * key rows with a block of gathered queries; the values are widened to F32 once per call. */
+static void attend_kv_head(const model_context *ctx, const model_segment *sg, int32_t il, int32_t h, int32_t n,
+                           int32_t pos) {
+    const model_hparams *hp = &ctx->d->hp;
+    const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx, n_kv = pos + n;
+    const int32_t group = hp->n_head / hp->n_head_kv;
+    const uint8_t *kb = sg->kv + (size_t)(il - sg->layer_start) * 2 * ctx->kv_block;
+    const uint8_t *keys = kb + (size_t)h * n_ctx * ctx->head_row;
+    const uint8_t *vals = kb + ctx->kv_block + (size_t)h * n_ctx * ctx->head_row;
+    float *vf = sg->att_v + (size_t)h * n_ctx * hd;
+    float *qg = sg->att_q + (size_t)h * ATT_QCHUNK * hd;
+    float *sc = sg->att_s + (size_t)h * ATT_QCHUNK * n_ctx;
+    void *work = sg->att_work + (size_t)h * sg->att_work_stride;
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    for (int32_t t = 0; t < n_kv; t++) strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, vf + (size_t)t * hd, hd);
+
+    /* Rows of the query block: (token i, head qh) pairs, token-major. */
+    const int32_t total = n * group;
+    for (int32_t r0 = 0; r0 < total; r0 += ATT_QCHUNK) {
+        int32_t nr = total - r0 < ATT_QCHUNK ? total - r0 : ATT_QCHUNK;
+        /* Keys needed by this block: up to the last token's position. */
+        int32_t last_tok = (r0 + nr - 1) / group;
+        int32_t n_keys = pos + last_tok + 1;
+        for (int32_t r = 0; r < nr; r++) {
+            int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
+            memcpy(qg + (size_t)r * hd, sg->q + ((size_t)i * hp->n_head + qh) * hd, (size_t)hd * sizeof(float));
+        }
+        cpu_matmul(ctx->p.kv_type, keys, n_keys, hd, qg, nr, sc, work, 1);
+        for (int32_t r = 0; r < nr; r++) {
+            int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
+            int32_t nk = pos + i + 1; /* causal: positions <= pos + i */
+            float *s = sc + (size_t)r * n_keys;
+            float mx = -INFINITY;
+            for (int32_t t = 0; t < nk; t++) {
+                s[t] *= scale;
+                if (s[t] > mx) mx = s[t];
+            }
+            double sum = 0;
+            for (int32_t t = 0; t < nk; t++) {
+                s[t] = expf(s[t] - mx);
+                sum += s[t];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = sg->att + ((size_t)i * hp->n_head + qh) * hd;
+            for (int32_t j = 0; j < hd; j++) o[j] = 0;
+            for (int32_t t = 0; t < nk; t++) {
+                float pt = s[t] * inv;
+                const float *vt = vf + (size_t)t * hd;
+                for (int32_t j = 0; j < hd; j++) o[j] += pt * vt[j];
+            }
+        }
+    }
+}
+
+/* Runs layers [sg->layer_start, sg->layer_end) over the batch hidden state sg->x. */
+static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t pos) {
+    const model_hparams *hp = &ctx->d->hp;
+    const int nt = ctx->p.n_threads;
+    const int64_t E = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    rope_table(ctx, sg->rope, n, pos);
+    for (int32_t il = sg->layer_start; il < sg->layer_end; il++) {
+        const model_layer *L = &ctx->d->layers[il];
+        for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->attn_norm->data, (int32_t)E, hp->rms_eps);
+        matmul(sg, L->wq, sg->xb, n, sg->q, nt);
+        matmul(sg, L->wk, sg->xb, n, sg->k, nt);
+        matmul(sg, L->wv, sg->xb, n, sg->v, nt);
+        add_bias(sg->q, L->bq, n, qd);
+        add_bias(sg->k, L->bk, n, kvd);
+        add_bias(sg->v, L->bv, n, kvd);
+        head_norm(hp, sg->q, n, hp->n_head, L->q_norm);
+        head_norm(hp, sg->k, n, hp->n_head_kv, L->k_norm);
+        apply_rope(hp, sg->q, n, hp->n_head, sg->rope);
+        apply_rope(hp, sg->k, n, hp->n_head_kv, sg->rope);
+        kv_store(ctx, sg, il, n, pos);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int32_t h = 0; h < hp->n_head_kv; h++) attend_kv_head(ctx, sg, il, h, n, pos);
+        matmul(sg, L->wo, sg->att, n, sg->xb, nt);
+        for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
+
+        for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->ffn_norm->data, (int32_t)E, hp->rms_eps);
+        matmul(sg, L->w_gate, sg->xb, n, sg->g, nt);
+        matmul(sg, L->w_up, sg->xb, n, sg->u, nt);
+        for (int64_t j = 0; j < n * F; j++) {
+            float a = sg->g[j];
+            sg->g[j] = a / (1.0f + expf(-a)) * sg->u[j];
+        }
+        matmul(sg, L->w_down, sg->g, n, sg->xb, nt);
+        for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
+    }
+}
+
+strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n, int32_t pos) {
+    const model_desc *d = ctx->d;
+    const model_hparams *hp = &d->hp;
+    if (n < 1 || n > ctx->p.n_batch)
+        return strata_fail(STRATA_ERR_INVALID, "model: %d tokens in one batch (1..%d allowed)", n, ctx->p.n_batch);
+    if (pos < 0 || pos + n > ctx->p.n_ctx)
+        return strata_fail(STRATA_ERR_INVALID, "model: positions %d..%d exceed the context of %d tokens", pos,
+                           pos + n - 1, ctx->p.n_ctx);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return strata_fail(STRATA_ERR_INVALID, "model: token id %d out of range (vocabulary of %d)", tokens[i],
+                               hp->n_vocab);
+    model_segment *sg = &ctx->seg;
+    const int64_t E = hp->n_embd;
+    const size_t row = strata_type_row_bytes(d->tok_embd->type, E);
+    for (int32_t i = 0; i < n; i++)
+        strata_dequantize_row(d->tok_embd->type, (const uint8_t *)d->tok_embd->data + (size_t)tokens[i] * row,
+                              sg->x + i * E, E);
+    run_layers(ctx, sg, n, pos);
+
+    /* Output layer: only the rows whose logits are kept. */
+    int32_t n_out = n < ctx->p.n_logits ? n : ctx->p.n_logits;
+    const float *xl = sg->x + (size_t)(n - n_out) * E;
+    for (int32_t i = 0; i < n_out; i++) rms_norm(sg->xb + i * E, xl + i * E, d->output_norm->data, (int32_t)E, hp->rms_eps);
+    matmul(sg, d->output, sg->xb, n_out, sg->logits, ctx->p.n_threads);
+    ctx->n_out = n_out;
+    return STRATA_OK;
+}

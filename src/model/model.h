@@ -1,0 +1,152 @@
+/* Transformer models from GGUF: architecture table, hyper-parameters, weight binding,
+ * memory sizing and the forward pass.
+ *
+ * Owns: the architecture table (model/arch.c; llama, qwen2, qwen3 are entries of one table,
+ * never separate forward passes), the binding of GGUF tensors to layer slots (shapes and
+ * types validated), the sizing functions the planner calls, the KV cache and the one
+ * forward pass (model/forward.c).
+ *
+ * Three stages, each usable without the next:
+ *   1. model_desc_init(): reads only the GGUF header (works on a header-only or sparse file):
+ *      hyper-parameters and, per layer, which tensors exist with which type and shape.
+ *   2. model_*_bytes(): pure functions of (desc or hparams, options) giving what each
+ *      device's arena must hold. The loader sizes its arenas with these same functions.
+ *   3. model_context_init(): reserves the arena(s) and carves the KV cache and scratch out of
+ *      them; model_decode() runs tokens through the layers, device by device.
+ *
+ * Lifetimes: a model_desc borrows the gguf_file it was made from (tensor pointers point into
+ * it); a model_context borrows its model_desc and its devices. */
+#ifndef STRATA_MODEL_MODEL_H
+#define STRATA_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "gguf/gguf.h"
+#include "model/device.h"
+#include "tensor/type.h"
+
+typedef enum { MODEL_ROPE_NORMAL = 0, MODEL_ROPE_NEOX = 1 } model_rope_style;
+
+/* Whether an architecture has a given optional tensor. */
+typedef enum { MODEL_T_ABSENT = 0, MODEL_T_OPTIONAL = 1, MODEL_T_REQUIRED = 2 } model_tensor_need;
+
+/* One row of the architecture table (model/arch.c). */
+typedef struct {
+    const char *name;           /* general.architecture value */
+    model_rope_style rope;      /* pair order of rotary embeddings */
+    model_tensor_need qkv_bias; /* attn_{q,k,v}.bias */
+    model_tensor_need qk_norm;  /* attn_{q,k}_norm.weight (per-head RMS norm) */
+    model_tensor_need rope_freqs; /* rope_freqs.weight (Llama 3.1-style frequency factors) */
+    float default_rope_base;
+} model_arch;
+
+/* The architecture table entry named `name`, or NULL. */
+const model_arch *model_arch_find(const char *name);
+
+typedef struct {
+    const model_arch *arch;
+    int32_t n_vocab;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;   /* attention.key_length (default n_embd / n_head) */
+    int32_t n_ff;
+    int32_t n_ctx_train;
+    int32_t rope_dim;   /* rope.dimension_count (default head_dim) */
+    float rope_freq_base;
+    float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling, else 1 */
+    float rms_eps;
+} model_hparams;
+
+/* Weight slots of one layer; NULL where an optional tensor is absent. */
+typedef struct {
+    const gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;
+    const gguf_tensor *bq, *bk, *bv;       /* qwen2 */
+    const gguf_tensor *q_norm, *k_norm;    /* qwen3 */
+    const gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+} model_layer;
+
+typedef struct {
+    model_hparams hp;
+    const gguf_tensor *tok_embd;
+    const gguf_tensor *output_norm;
+    const gguf_tensor *output;     /* == tok_embd when the embeddings are tied */
+    const gguf_tensor *rope_freqs; /* NULL unless present */
+    model_layer *layers;           /* hp.n_layer entries, owned */
+} model_desc;
+
+/* Reads hyper-parameters and binds every tensor from the header of `f` (tensor data is not
+ * touched, so a GGUF_OPEN_HEADER_ONLY file works). Refuses an unknown architecture, a
+ * missing tensor or one of the wrong shape or of a type the CPU kernels cannot multiply,
+ * naming it and the expected shape. Free with model_desc_free(). */
+strata_status model_desc_init(const gguf_file *f, model_desc *out);
+void model_desc_free(model_desc *d);
+
+/* ---- Options ---------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t n_ctx;        /* 0 = default: 4096, capped by the trained context length */
+    int32_t n_batch;      /* tokens per model_decode call at most (default 512) */
+    strata_type kv_type;  /* F16 (default), F32 or Q8_0 */
+    int32_t n_threads;    /* 0 = number of physical cores */
+    int32_t n_logits;     /* rows of logits a call can return (default 1: the last token) */
+} model_params;
+
+model_params model_default_params(void);
+
+/* Fills defaults and caps (n_ctx <= n_ctx_train, n_batch <= n_ctx, n_logits <= n_batch);
+ * refuses a KV type that cannot hold a head's row. */
+strata_status model_params_resolve(const model_hparams *hp, model_params *p);
+
+/* Physical cores of this machine (at least 1). */
+int model_physical_cores(void);
+
+/* ---- Sizing (pure: header and options only; the planner calls these) --------------- */
+
+/* Bytes of K and V for one token of one layer. */
+size_t model_kv_bytes_per_token(const model_hparams *hp, strata_type kv_type);
+/* Arena bytes of the KV cache for layers [layer_start, layer_end) and n_ctx tokens. */
+size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx,
+                      int32_t layer_start, int32_t layer_end);
+/* Weight bytes of layer il as stored in the file. */
+size_t model_layer_weight_bytes(const model_desc *d, int32_t il);
+/* Weight bytes of the output layer (output norm + output matrix; 0 extra when tied). */
+size_t model_output_weight_bytes(const model_desc *d);
+/* Arena bytes of compute scratch for a device running layers [layer_start, layer_end) with
+ * the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and the output layer
+ * when produces_logits. */
+size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
+                           int32_t layer_end, bool produces_logits);
+/* Everything one device's arena holds for a segment (KV + compute; weights stay mapped on
+ * the CPU). `p` must be resolved. */
+size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
+                           int32_t layer_end, bool has_output);
+
+/* ---- Context and forward pass ----------------------------------------------------- */
+
+typedef struct model_context model_context;
+
+/* Reserves `dev`'s arena (model_segment_bytes for all layers and the output) and carves the
+ * KV cache and scratch out of it. `p` is resolved into the context (read it back with
+ * model_context_params). The context borrows d and dev. */
+strata_status model_context_init(const model_desc *d, const model_params *p, strata_device *dev,
+                                 model_context **out);
+void model_context_free(model_context *ctx);
+
+const model_params *model_context_params(const model_context *ctx);
+
+/* Runs tokens[0..n) at positions pos..pos+n-1 (1 <= n <= n_batch, pos + n <= n_ctx); the
+ * cache must already hold positions [0, pos) (anything at >= pos is overwritten). Keeps the
+ * logits of the last min(n, n_logits) tokens. No allocation happens here. */
+strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n, int32_t pos);
+
+/* Logits row `i` of the last model_decode (0 = the first kept row; the last token is row
+ * model_logits_count()-1), n_vocab floats owned by the context. */
+const float *model_logits(const model_context *ctx, int32_t i);
+int32_t model_logits_count(const model_context *ctx);
+
+#endif
