@@ -6,8 +6,13 @@
  *
  * Activations are quantized first the way each weight format intends (Q8_0-style blocks for
  * the 32-element formats, Q8_1-style for Q4_1/Q5_1, Q8_K-style for K-quants and IQ4_XS;
- * F16/BF16/F32 weights use float activations) into a caller-provided work buffer of
+ * F16 and BF16 weights take activations rounded to F16/BF16, as the reference does; F32
+ * weights use the float activations in place) into a caller-provided work buffer of
  * cpu_matmul_work_bytes() bytes, so nothing is allocated per call (decode-loop rule).
+ * That size is 0 for F32 weights (work may then be NULL). Block sums are exact integers;
+ * results differ from a float64 product of the dequantized weights and rounded
+ * activations only by float rounding. Rows need not be a multiple of anything; cols must
+ * be whole blocks of wtype. Safe to call from several threads with separate work/y.
  * The ISA path (scalar, AVX2, AVX-512) is chosen once at run time by CPUID; every SIMD path
  * is tested against the scalar one. Rows are split across n_threads OpenMP threads. */
 #ifndef STRATA_BACKEND_CPU_MATMUL_H

@@ -1,0 +1,251 @@
+/* cpu_matmul against an independent float reference, and every SIMD path against scalar.
+ *
+ * Reference: W dequantized with strata_dequantize_row (bit-exact, tested in tests/tensor),
+ * activations rounded the way matmul.h says the format intends, computed here from the
+ * definitions (Q8_0 style: d = fp16(amax/127), q = round-half-even(x*127/amax); Q8_K:
+ * q = round-half-even(x * -127/max), d = 1/iscale; F16/BF16: round to nearest even),
+ * accumulated in double. The kernels sum integers exactly per block and then multiply in
+ * float, so they differ from this reference only by float rounding: we allow
+ * 2e-5 * sum_i |w_i x_i| (about 200 float ulps of the magnitude involved), plus for
+ * Q4_1/Q5_1 the fp16 rounding of the activation block sums that Q8_1 stores
+ * (2^-11 relative on each block's min term).
+ *
+ * SIMD vs scalar: same activation bytes (checked exactly), same integer block sums, so the
+ * results differ only by float summation order: tolerance 1e-5 * sum_i |w_i x_i|.
+ * Thread counts: each output is computed by one thread with the same code, so 1 and 2
+ * threads must agree bit for bit. */
+#include "testdata.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/matmul.h"
+#include "core/fp16.h"
+#include "tensor/quant.h"
+
+static const strata_type wtypes[] = {
+    STRATA_TYPE_F32,  STRATA_TYPE_F16,  STRATA_TYPE_BF16, STRATA_TYPE_Q8_0, STRATA_TYPE_Q4_0,
+    STRATA_TYPE_Q4_1, STRATA_TYPE_Q5_0, STRATA_TYPE_Q5_1, STRATA_TYPE_Q2_K, STRATA_TYPE_Q3_K,
+    STRATA_TYPE_Q4_K, STRATA_TYPE_Q5_K, STRATA_TYPE_Q6_K, STRATA_TYPE_IQ4_NL, STRATA_TYPE_IQ4_XS,
+};
+#define N_WTYPES (sizeof wtypes / sizeof wtypes[0])
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static double uni(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+static float gauss(void) { return (float)(sqrt(-2.0 * log(uni())) * cos(6.283185307179586 * uni())); }
+
+static int round_even(double v) { return (int)nearbyint(v); }
+
+/* x rounded the way the activation format for weight type t intends. */
+static void round_activations(strata_type t, const float *x, double *out, int64_t n) {
+    switch (t) {
+    case STRATA_TYPE_F32:
+        for (int64_t i = 0; i < n; i++) out[i] = x[i];
+        return;
+    case STRATA_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) out[i] = strata_fp16_to_f32(strata_f32_to_fp16(x[i]));
+        return;
+    case STRATA_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) out[i] = strata_bf16_to_f32(strata_f32_to_bf16(x[i]));
+        return;
+    case STRATA_TYPE_Q2_K: case STRATA_TYPE_Q3_K: case STRATA_TYPE_Q4_K: case STRATA_TYPE_Q5_K:
+    case STRATA_TYPE_Q6_K: case STRATA_TYPE_IQ4_XS:
+        for (int64_t b = 0; b < n; b += 256) {
+            float max = 0, amax = 0;
+            for (int j = 0; j < 256; j++)
+                if (fabsf(x[b + j]) > amax) { amax = fabsf(x[b + j]); max = x[b + j]; }
+            if (amax == 0) { for (int j = 0; j < 256; j++) out[b + j] = 0; continue; }
+            const float iscale = -127.0f / max, d = 1.0f / iscale;
+            for (int j = 0; j < 256; j++) {
+                int q = round_even(iscale * x[b + j]);
+                if (q > 127) q = 127;
+                out[b + j] = (double)d * q;
+            }
+        }
+        return;
+    default: /* 32-element formats: Q8_0 style */
+        for (int64_t b = 0; b < n; b += 32) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b + j]));
+            const float d = strata_fp16_to_f32(strata_f32_to_fp16(amax / 127.0f));
+            const float id = amax != 0 ? 127.0f / amax : 0.0f;
+            for (int j = 0; j < 32; j++) out[b + j] = (double)d * round_even(x[b + j] * id);
+        }
+        return;
+    }
+}
+
+typedef struct {
+    strata_type t;
+    int64_t rows, cols, ntok;
+    uint8_t *w;
+    float *x, *wf;
+    void *work;
+} problem;
+
+static void problem_init(problem *p, strata_type t, int64_t rows, int64_t cols, int64_t ntok) {
+    p->t = t;
+    p->rows = rows;
+    p->cols = cols;
+    p->ntok = ntok;
+    const size_t rb = strata_type_row_bytes(t, cols);
+    p->w = malloc(rb * rows);
+    p->wf = malloc(sizeof(float) * rows * cols);
+    p->x = malloc(sizeof(float) * ntok * cols);
+    float *tmp = malloc(sizeof(float) * cols);
+    for (int64_t r = 0; r < rows; r++) {
+        /* rows of different scales and a few outliers, like trained weights */
+        const float s = 0.01f * (1.0f + (float)(r % 5));
+        for (int64_t c = 0; c < cols; c++) tmp[c] = s * gauss() * ((c % 97) == 3 ? 6.0f : 1.0f);
+        strata_quantize_row(t, tmp, p->w + r * rb, cols);
+        strata_dequantize_row(t, p->w + r * rb, p->wf + r * cols, cols);
+    }
+    for (int64_t i = 0; i < ntok * cols; i++) p->x[i] = gauss() + ((i % 13) == 0 ? 0.5f : 0.0f);
+    size_t wb = cpu_matmul_work_bytes(t, cols, ntok);
+    p->work = malloc(wb ? wb : 1);
+    free(tmp);
+}
+
+static void problem_free(problem *p) {
+    free(p->w);
+    free(p->wf);
+    free(p->x);
+    free(p->work);
+}
+
+static int q8s_type(strata_type t) { return t == STRATA_TYPE_Q4_1 || t == STRATA_TYPE_Q5_1; }
+
+static void check_against_reference(strata_type t, int64_t rows, int64_t cols, int64_t ntok, int threads) {
+    problem p;
+    problem_init(&p, t, rows, cols, ntok);
+    float *y = malloc(sizeof(float) * rows * ntok);
+    cpu_matmul(t, p.w, rows, cols, p.x, ntok, y, p.work, threads);
+    double *xr = malloc(sizeof(double) * cols);
+    double worst = 0;
+    for (int64_t k = 0; k < ntok; k++) {
+        round_activations(t, p.x + k * cols, xr, cols);
+        for (int64_t r = 0; r < rows; r++) {
+            double ref = 0, mag = 0, minterm = 0;
+            const float *wr = p.wf + r * cols;
+            for (int64_t c = 0; c < cols; c++) {
+                ref += (double)wr[c] * xr[c];
+                mag += fabs((double)wr[c] * xr[c]);
+            }
+            if (q8s_type(t)) /* |min| * |block sum| bounds each block's min term */
+                for (int64_t b = 0; b < cols; b += 32) {
+                    double sx = 0, mn = 0;
+                    for (int j = 0; j < 32; j++) { sx += xr[b + j]; mn = fmax(mn, fabs(wr[b + j])); }
+                    minterm += mn * fabs(sx);
+                }
+            const double tol = 2e-5 * mag + minterm * (1.0 / 2048) + 1e-30;
+            const double err = fabs((double)y[k * rows + r] - ref);
+            if (err / tol > worst) worst = err / tol;
+            if (err > tol) {
+                print_error("%s rows=%lld cols=%lld tok=%lld thr=%d: y[%lld][%lld]=%.9g ref=%.9g tol=%.3g\n",
+                            strata_type_name(t), (long long)rows, (long long)cols, (long long)ntok, threads,
+                            (long long)k, (long long)r, y[k * rows + r], ref, tol);
+                fail();
+            }
+        }
+    }
+    free(xr);
+    free(y);
+    problem_free(&p);
+}
+
+static void test_matmul_vs_reference(void **state) {
+    (void)state;
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        assert_true(cpu_matmul_supports(wtypes[i]));
+        check_against_reference(wtypes[i], 37, 512, 1, 1);
+        check_against_reference(wtypes[i], 64, 256, 5, 2);
+        check_against_reference(wtypes[i], 19, 768, 70, 2);
+    }
+}
+
+static void test_threads_bitwise_equal(void **state) {
+    (void)state;
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        problem p;
+        problem_init(&p, wtypes[i], 150, 512, 9);
+        float *y1 = malloc(sizeof(float) * 150 * 9), *y2 = malloc(sizeof(float) * 150 * 9);
+        cpu_matmul(wtypes[i], p.w, 150, 512, p.x, 9, y1, p.work, 1);
+        cpu_matmul(wtypes[i], p.w, 150, 512, p.x, 9, y2, p.work, 2);
+        assert_memory_equal(y1, y2, sizeof(float) * 150 * 9);
+        cpu_matmul(wtypes[i], p.w, 150, 512, p.x, 1, y2, p.work, 2); /* first token alone */
+        assert_memory_equal(y1, y2, sizeof(float) * 150);
+        free(y1);
+        free(y2);
+        problem_free(&p);
+    }
+}
+
+static void compare_isa(cpu_isa isa) {
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        const strata_type t = wtypes[i];
+        const int64_t shapes[][3] = {{1, 256, 1}, {7, 512, 1}, {33, 1024, 3}, {45, 512, 13}, {16, 2048, 67}};
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2];
+            problem p;
+            problem_init(&p, t, rows, cols, ntok);
+            float *ys = malloc(sizeof(float) * rows * ntok), *yv = malloc(sizeof(float) * rows * ntok);
+            const size_t wb = cpu_matmul_work_bytes(t, cols, ntok);
+            void *work2 = malloc(wb ? wb : 1);
+            cpu_matmul_isa(CPU_ISA_SCALAR, t, p.w, rows, cols, p.x, ntok, ys, p.work, 1);
+            cpu_matmul_isa(isa, t, p.w, rows, cols, p.x, ntok, yv, work2, 2);
+            if (wb) assert_memory_equal(p.work, work2, wb); /* activation bytes identical */
+            for (int64_t k = 0; k < ntok; k++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double mag = 0;
+                    for (int64_t c = 0; c < cols; c++) mag += fabs((double)p.wf[r * cols + c] * p.x[k * cols + c]);
+                    const double err = fabs((double)ys[k * rows + r] - yv[k * rows + r]);
+                    if (err > 1e-5 * mag + 1e-30) {
+                        print_error("%s %s rows=%lld cols=%lld tok=%lld: y[%lld][%lld] scalar %.9g simd %.9g\n",
+                                    cpu_isa_name(isa), strata_type_name(t), (long long)rows, (long long)cols,
+                                    (long long)ntok, (long long)k, (long long)r, ys[k * rows + r], yv[k * rows + r]);
+                        fail();
+                    }
+                }
+            free(work2);
+            free(ys);
+            free(yv);
+            problem_free(&p);
+        }
+    }
+}
+
+static void test_avx2_equals_scalar(void **state) {
+    (void)state;
+    if (cpu_isa_detect() < CPU_ISA_AVX2) {
+        print_message("[  SKIP    ] this CPU has no AVX2: AVX2 kernels not tested here\n");
+        skip();
+    }
+    compare_isa(CPU_ISA_AVX2);
+}
+
+static void test_avx512_equals_scalar(void **state) {
+    (void)state;
+    if (cpu_isa_detect() < CPU_ISA_AVX512) {
+        print_message("[  SKIP    ] this CPU (or STRATA_CPU_ISA) has no AVX-512: AVX-512 kernels not tested here\n");
+        skip();
+    }
+    compare_isa(CPU_ISA_AVX512);
+}
+
+int main(void) {
+    print_message("[          ] cpu ISA: %s\n", cpu_isa_name(cpu_isa_detect()));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_vs_reference),
+        cmocka_unit_test(test_threads_bitwise_equal),
+        cmocka_unit_test(test_avx2_equals_scalar),
+        cmocka_unit_test(test_avx512_equals_scalar),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
