@@ -1,8 +1,13 @@
 /* The `strata` command line: one file per sub-command (cli/cmd_*.c), dispatched by
- * cli/main.c. Each command returns the process exit status and prints its own errors as
- * one line on stderr, "strata: <what went wrong>". */
+ * cli/main.c through its command table. Each command returns the process exit status and
+ * prints its own errors as one line on stderr, "strata: <what went wrong>".
+ *
+ * A command is called with argv[0] set to its own name ("show"), argv[1..argc-1] its
+ * arguments; it prints its usage on stdout and returns 0 when given -h/--help. */
 #ifndef STRATA_CLI_CLI_H
 #define STRATA_CLI_CLI_H
+
+#define STRATA_VERSION "0.1.0"
 
 int strata_cli_main(int argc, char **argv);
 
@@ -10,7 +15,8 @@ int cmd_show(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 
-/* Prints "strata: " + message + newline to stderr; returns 1 for `return cli_error(...)`. */
+/* Prints "strata: " + message + newline to stderr; returns 1 for `return cli_error(...)`.
+ * Newlines inside the message are printed as spaces so a failure is always one line. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
