@@ -1,0 +1,126 @@
+/* The cpu device: host memory, free = MemAvailable, speed configured or measured once.
+ * See backend/device.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/device.h"
+
+/* Reads "Key:   12345 kB" from /proc/meminfo; false when absent (not Linux, sandboxed). */
+static bool meminfo_bytes(const char *key, uint64_t *out) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return false;
+    char line[256];
+    size_t klen = strlen(key);
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            unsigned long long kb = 0;
+            if (sscanf(line + klen + 1, "%llu", &kb) == 1) {
+                *out = (uint64_t)kb * 1024u;
+                found = true;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static uint64_t sysconf_bytes(int name) {
+    long pages = sysconf(name), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (uint64_t)pages * (uint64_t)page;
+}
+
+static strata_status cpu_query_free(backend_device *dev, uint64_t *free_bytes) {
+    (void)dev;
+    uint64_t v = 0;
+    if (!meminfo_bytes("MemAvailable", &v)) v = sysconf_bytes(_SC_AVPHYS_PAGES);
+    *free_bytes = v;
+    return STRATA_OK;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Read bandwidth: sum a 64 MiB buffer with every thread, best of three timed passes after
+ * one untimed pass that faults the pages in. Decoding streams each weight once per token,
+ * so a streaming read is the figure the cost model wants. About 10-40 ms, once. */
+static double cpu_measure_gbps(backend_device *dev) {
+    (void)dev;
+    const size_t bytes = (size_t)64 << 20;
+    const size_t n = bytes / sizeof(uint64_t);
+    uint64_t *buf = NULL;
+    if (posix_memalign((void **)&buf, BACKEND_ARENA_ALIGN, bytes) != 0 || !buf) return BACKEND_CPU_DEFAULT_GBPS;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double best = 0;
+    volatile uint64_t sink = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = now_seconds();
+        uint64_t s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+        for (size_t i = 0; i < n; i++) s += buf[i];
+        double t = now_seconds() - t0;
+        sink += s;
+        if (t > 0 && (best == 0 || t < best)) best = t;
+    }
+    (void)sink;
+    free(buf);
+    if (best <= 0) return BACKEND_CPU_DEFAULT_GBPS;
+    return (double)bytes / best / 1e9;
+}
+
+static strata_status cpu_alloc(backend_device *dev, size_t bytes, void **out) {
+    void *p = NULL;
+    size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
+    if (rounded < bytes || posix_memalign(&p, BACKEND_ARENA_ALIGN, rounded) != 0 || !p)
+        return strata_fail(STRATA_ERR_NOMEM, "device %s: cannot allocate an arena of %zu bytes of host memory",
+                           dev->label, bytes);
+    *out = p;
+    return STRATA_OK;
+}
+
+static void cpu_release(backend_device *dev, void *ptr, size_t bytes) {
+    (void)dev;
+    (void)bytes;
+    free(ptr);
+}
+
+static strata_status cpu_copy(backend_device *dev, void *dst, const void *src, size_t bytes) {
+    (void)dev;
+    if (bytes) memcpy(dst, src, bytes);
+    return STRATA_OK;
+}
+
+static const backend_device_ops cpu_ops = {
+    .query_free = cpu_query_free,
+    .measure_gbps = cpu_measure_gbps,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .copy_in = cpu_copy,
+    .copy_out = cpu_copy,
+    .destroy = NULL,
+};
+
+backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps) {
+    backend_device *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->ops = &cpu_ops;
+    d->kind = BACKEND_DEVICE_CPU;
+    snprintf(d->name, sizeof d->name, "%s", name ? name : "cpu");
+    snprintf(d->label, sizeof d->label, "%s", d->name);
+    uint64_t total = 0;
+    if (!meminfo_bytes("MemTotal", &total)) total = sysconf_bytes(_SC_PHYS_PAGES);
+    d->total_bytes = total;
+    d->cap_bytes = mem_cap;
+    d->gbps = gbps > 0 ? gbps : 0;
+    d->gbps_configured = gbps > 0;
+    d->plannable = true;
+    return d;
+}

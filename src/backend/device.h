@@ -1,0 +1,176 @@
+/* Devices: what the planner places layers on and what the loader allocates from.
+ *
+ * A device is a function table (backend_device_ops) behind one struct: a kind, a name,
+ * total and free memory, a speed (memory bandwidth in GB/s, the figure the planner's cost
+ * model divides by), one arena (alloc/free), and copies in and out of that arena.
+ *
+ * Kinds:
+ *   cpu   host memory. free = MemAvailable from /proc/meminfo (capped by the spec's MEMORY
+ *         if given). Speed: the spec's GBPS if given, else measured once, lazily, the first
+ *         time it is asked for (a multi-threaded read of a 64 MiB buffer, best of 3 passes,
+ *         about 10-40 ms); if that measurement cannot run, BACKEND_CPU_DEFAULT_GBPS.
+ *   sim   a simulated GPU: host memory behind a hard capacity (the spec's MEMORY, required).
+ *         An arena larger than what is free fails with STRATA_ERR_NOMEM the way cudaMalloc
+ *         fails with cudaErrorMemoryAllocation, and allocates nothing. Speed is the spec's
+ *         GBPS (default BACKEND_SIM_DEFAULT_GBPS). backend_sim_fail_alloc() (or the env
+ *         STRATA_SIM_FAIL_ALLOC=N, the Nth sim arena allocation of the process) injects a
+ *         failure. Its arena is host memory, so the CPU kernels run on it unchanged.
+ *   cuda  discovery only for now (built when CMake finds the CUDA toolkit, STRATA_HAVE_CUDA):
+ *         name, total, and free read with cudaMemGetInfo after the context is created; speed
+ *         = 2 x memory clock x bus width. Listed, but not offered to the planner
+ *         (plannable == false) until CUDA kernels exist. Without a GPU or driver at run time
+ *         none is found; that is not an error.
+ *
+ * Device spec (flag --devices, env STRATA_DEVICES): comma-separated entries
+ *   cpu[:MEMORY[:GBPS[:NAME]]]
+ *   sim:MEMORY[:GBPS[:NAME]]
+ *   cuda[:ORDINAL[:MEMORY[:GBPS[:NAME]]]]    (MEMORY caps the real GPU's free memory)
+ * MEMORY is a size with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB
+ * (powers of 1024), case-insensitive, decimals allowed ("1.5GiB"); an empty field means
+ * "not given" ("cpu::40"). A spec lists exactly the devices to use; the cpu device is
+ * always present (added last when the spec has no cpu entry), as the fallback. Without a
+ * spec the inventory is the discovered CUDA devices plus the cpu.
+ *
+ * Arenas: a device holds at most one arena at a time (DESIGN §2: one arena per device, of
+ * exactly the planned size). Its base is aligned to BACKEND_ARENA_ALIGN.
+ *
+ * Ownership: an inventory owns its devices; a device owns its arena until
+ * backend_device_arena_free() or the inventory is freed. */
+#ifndef STRATA_BACKEND_DEVICE_H
+#define STRATA_BACKEND_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+#define BACKEND_ARENA_ALIGN 64
+#define BACKEND_CPU_DEFAULT_GBPS 20.0
+#define BACKEND_SIM_DEFAULT_GBPS 100.0
+#define BACKEND_MAX_DEVICES 32
+#define BACKEND_NAME_MAX 64
+
+typedef enum {
+    BACKEND_DEVICE_CPU = 0,
+    BACKEND_DEVICE_SIM = 1,
+    BACKEND_DEVICE_CUDA = 2,
+} backend_device_kind;
+
+typedef struct backend_device backend_device;
+
+/* The function table each kind fills. Called only through the backend_device_* wrappers,
+ * which do the bookkeeping common to all kinds (one arena, caps, messages). */
+typedef struct {
+    /* Bytes free on the device right now, before the spec's cap is applied. */
+    strata_status (*query_free)(backend_device *dev, uint64_t *free_bytes);
+    /* Speed in GB/s when not configured (measured or derived); > 0. */
+    double (*measure_gbps)(backend_device *dev);
+    /* Allocates `bytes` (> 0) aligned to BACKEND_ARENA_ALIGN; STRATA_ERR_NOMEM on failure. */
+    strata_status (*alloc)(backend_device *dev, size_t bytes, void **out);
+    void (*release)(backend_device *dev, void *ptr, size_t bytes);
+    /* Host -> device (dst in the arena) and device -> host (src in the arena). */
+    strata_status (*copy_in)(backend_device *dev, void *dst, const void *src, size_t bytes);
+    strata_status (*copy_out)(backend_device *dev, void *dst, const void *src, size_t bytes);
+    /* Releases kind-specific state (impl); may be NULL. */
+    void (*destroy)(backend_device *dev);
+} backend_device_ops;
+
+struct backend_device {
+    const backend_device_ops *ops;
+    backend_device_kind kind;
+    char name[BACKEND_NAME_MAX];      /* configured or reported name ("RTX3060", "cpu") */
+    char label[BACKEND_NAME_MAX + 16]; /* unique in its inventory: name, or "name #k" */
+    int ordinal;                      /* cuda: device ordinal; sim: k-th sim; cpu: 0 */
+    uint64_t total_bytes;             /* physical or simulated capacity */
+    uint64_t cap_bytes;               /* the spec's MEMORY for cpu/cuda; 0 = no cap */
+    double gbps;                      /* 0 until configured or measured */
+    bool gbps_configured;             /* from the spec */
+    bool plannable;                   /* offered to the planner (cpu, sim; not cuda yet) */
+    void *arena;                      /* the one arena, NULL when none */
+    size_t arena_bytes;
+    void *impl;                       /* kind-specific state */
+};
+
+const char *backend_device_kind_name(backend_device_kind kind);
+
+/* Free bytes now: min(device free, cap - arena held) where a cap is set. For sim: capacity
+ * minus the arena held. */
+strata_status backend_device_free_bytes(backend_device *dev, uint64_t *out);
+/* Total bytes, capped by the spec's MEMORY where set. */
+uint64_t backend_device_total_bytes(const backend_device *dev);
+/* Speed in GB/s: configured, else measured once (cpu) or derived (cuda). Always > 0. */
+double backend_device_speed_gbps(backend_device *dev);
+
+/* Allocates the device's one arena of exactly `bytes` bytes (> 0; base aligned to
+ * BACKEND_ARENA_ALIGN). STRATA_ERR_INVALID if the device already holds an arena,
+ * STRATA_ERR_NOMEM (nothing allocated) when the memory is not there. The arena stays owned
+ * by the device. */
+strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void **out);
+/* Frees the arena if one is held; the device may allocate again afterwards. */
+void backend_device_arena_free(backend_device *dev);
+/* Copies into / out of the arena; [dst or src, +bytes) must lie inside it. */
+strata_status backend_device_copy_in(backend_device *dev, void *dst, const void *src, size_t bytes);
+strata_status backend_device_copy_out(backend_device *dev, void *dst, const void *src, size_t bytes);
+
+/* ---- Kinds ------------------------------------------------------------------------ */
+
+/* A cpu device. mem_cap 0 = no cap; gbps 0 = measure lazily. NULL on allocation failure. */
+backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps);
+/* A sim device of `capacity` bytes (> 0) and gbps (0 = BACKEND_SIM_DEFAULT_GBPS). */
+backend_device *backend_sim_device_new(const char *name, uint64_t capacity, double gbps);
+/* Failure injection: the nth arena allocation on this sim device from now on (1 = the
+ * next) fails with STRATA_ERR_NOMEM as if the memory were not there; 0 disarms. */
+void backend_sim_fail_alloc(backend_device *dev, int nth);
+/* Arena allocations attempted on sim devices in this process (for STRATA_SIM_FAIL_ALLOC). */
+uint64_t backend_sim_alloc_attempts(void);
+
+/* True when this build can discover CUDA devices. */
+bool backend_cuda_available(void);
+/* Number of CUDA devices found (0 without a GPU, a driver, or CUDA support in this build;
+ * never an error). */
+int backend_cuda_count(void);
+/* A device for CUDA ordinal `ordinal` (context created, memory read). mem_cap 0 = no cap;
+ * gbps 0 = derive. STRATA_ERR_NOT_FOUND if there is no such device. */
+strata_status backend_cuda_device_new(int ordinal, const char *name, uint64_t mem_cap, double gbps,
+                                      backend_device **out);
+
+/* Frees a device and its arena. */
+void backend_device_free(backend_device *dev);
+
+/* ---- Sizes and specs ---------------------------------------------------------------- */
+
+/* Parses a size with a unit ("12GiB", "1.5 GB", "512MiB", "0"); units as in the header
+ * comment; a bare number other than 0 is refused (a unit is required). */
+strata_status backend_parse_size(const char *text, uint64_t *out);
+
+typedef struct {
+    backend_device_kind kind;
+    int ordinal;        /* cuda: -1 = every device */
+    uint64_t memory;    /* 0 = not given */
+    double gbps;        /* 0 = not given */
+    char name[BACKEND_NAME_MAX]; /* "" = not given */
+} backend_spec_entry;
+
+/* Parses a device spec into at most `cap` entries. Errors (STRATA_ERR_INVALID) name the
+ * entry, the field and its column: "device spec entry 2 'sim:12XB', field 2 (MEMORY) at
+ * column 18: unknown unit 'XB' ...". */
+strata_status backend_spec_parse(const char *spec, backend_spec_entry *entries, int cap, int *count);
+
+/* ---- Inventory ---------------------------------------------------------------------- */
+
+typedef struct {
+    backend_device *devices[BACKEND_MAX_DEVICES]; /* spec order; the cpu device last */
+    int count;
+} backend_inventory;
+
+/* Builds the inventory from `spec` (NULL or "" = discovery: CUDA devices + cpu). Labels
+ * are made unique ("A2000 #1", "A2000 #2" when two devices share a name). */
+strata_status backend_inventory_from_spec(const char *spec, backend_inventory **out);
+/* From env STRATA_DEVICES if set, else discovery. */
+strata_status backend_inventory_default(backend_inventory **out);
+void backend_inventory_free(backend_inventory *inv);
+/* The cpu device (always present). */
+backend_device *backend_inventory_cpu(const backend_inventory *inv);
+
+#endif
