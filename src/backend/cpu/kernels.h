@@ -28,14 +28,16 @@
 
 typedef enum { CPU_ACT_NONE = 0, CPU_ACT_F32, CPU_ACT_F16, CPU_ACT_BF16, CPU_ACT_Q8, CPU_ACT_Q8S, CPU_ACT_Q8K } cpu_act;
 
-/* A Q8_0 activation block with its scale as a float (the fp16-rounded value Q8_0 stores)
- * and s = d * sum(qs) (rounded to fp16 for CPU_ACT_Q8S, as Q8_1 stores it). */
-typedef struct {
-    float d;
-    float s;
-    int8_t qs[32];
-} act_q8;
-_Static_assert(sizeof(act_q8) == 40, "act_q8 layout");
+/* A Q8 activation row (CPU_ACT_Q8/Q8S) of nb = cols/32 blocks, stored as arrays so that
+ * SIMD kernels load 8 block scales at once:
+ *     float d[nb]   the block scales, already rounded to fp16 as Q8_0/Q8_1 store them
+ *     float s[nb]   d * sum(qs) of each block (for Q8S the fp16-rounded value Q8_1 stores)
+ *     int8 qs[32 * nb]
+ * The s values let kernels for formats with an offset (Q4_0's -8, Q4_1's min) apply it
+ * once per block instead of once per element. */
+static inline const float *act_q8_d(const uint8_t *row, int64_t nb) { (void)nb; return (const float *)row; }
+static inline const float *act_q8_s(const uint8_t *row, int64_t nb) { return (const float *)row + nb; }
+static inline const int8_t *act_q8_qs(const uint8_t *row, int64_t nb) { return (const int8_t *)(row + 8 * nb); }
 
 typedef void (*cpu_tile_fn)(int64_t cols, const uint8_t *w, size_t wstride, int nr, const uint8_t *x, size_t xstride,
                             int nt, float *y, size_t ystride);

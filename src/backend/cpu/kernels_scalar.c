@@ -19,7 +19,7 @@ size_t cpu_act_row_bytes(cpu_act act, int64_t cols) {
     case CPU_ACT_F16:
     case CPU_ACT_BF16: return (size_t)cols * 2;
     case CPU_ACT_Q8:
-    case CPU_ACT_Q8S: return (size_t)(cols / 32) * sizeof(act_q8);
+    case CPU_ACT_Q8S: return (size_t)(cols / 32) * 40;
     case CPU_ACT_Q8K: return (size_t)(cols / QK_K) * sizeof(block_q8_K);
     default: return 0;
     }
@@ -27,18 +27,18 @@ size_t cpu_act_row_bytes(cpu_act act, int64_t cols) {
 
 /* Q8_0 as the reference's SIMD quantizer computes it: d = amax / 127 stored as fp16,
  * q = round-half-even(x * (127 / amax)). */
-static void act_q8_block(const float *x, act_q8 *b, int fp16_sum) {
+static void act_q8_block(const float *x, float *d_out, float *s_out, int8_t *qs, int fp16_sum) {
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
-        b->qs[j] = (int8_t)cpu_round_even(x[j] * id);
-        sum += b->qs[j];
+        qs[j] = (int8_t)cpu_round_even(x[j] * id);
+        sum += qs[j];
     }
-    b->d = strata_fp16_to_f32(strata_f32_to_fp16(d));
-    const float s = d * (float)sum; /* Q8_1 stores d * sum with the unrounded d */
-    b->s = fp16_sum ? strata_fp16_to_f32(strata_f32_to_fp16(s)) : b->d * (float)sum;
+    *d_out = strata_fp16_to_f32(strata_f32_to_fp16(d));
+    /* Q8_1 stores fp16(d * sum) with the unrounded d */
+    *s_out = fp16_sum ? strata_fp16_to_f32(strata_f32_to_fp16(d * (float)sum)) : *d_out * (float)sum;
 }
 
 void cpu_quantize_act_scalar(cpu_act act, const float *x, void *dst, int64_t cols) {
@@ -48,8 +48,10 @@ void cpu_quantize_act_scalar(cpu_act act, const float *x, void *dst, int64_t col
     case CPU_ACT_BF16: strata_quantize_row(STRATA_TYPE_BF16, x, dst, cols); break;
     case CPU_ACT_Q8:
     case CPU_ACT_Q8S: {
-        act_q8 *b = dst;
-        for (int64_t i = 0; i < cols / 32; i++) act_q8_block(x + 32 * i, &b[i], act == CPU_ACT_Q8S);
+        const int64_t nb = cols / 32;
+        float *d = dst, *s = d + nb;
+        int8_t *qs = (int8_t *)(s + nb);
+        for (int64_t i = 0; i < nb; i++) act_q8_block(x + 32 * i, &d[i], &s[i], qs + 32 * i, act == CPU_ACT_Q8S);
         break;
     }
     case CPU_ACT_Q8K: strata_quantize_row(STRATA_TYPE_Q8_K, x, dst, cols); break;
@@ -105,34 +107,40 @@ static inline int dot32(const int8_t *a, const int8_t *b) {
 
 static float dot_q8_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q8_0 *bw = (const block_q8_0 *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++)
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)dot32(bw[i].qs, bx[i].qs);
+    for (int64_t i = 0; i < nb; i++)
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)dot32(bw[i].qs, xq + 32 * i);
     return sum;
 }
 
 static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q4_0 *bw = (const block_q4_0 *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
+    for (int64_t i = 0; i < nb; i++) {
         int s = 0;
         for (int j = 0; j < 16; j++)
-            s += ((bw[i].qs[j] & 0x0f) - 8) * bx[i].qs[j] + ((bw[i].qs[j] >> 4) - 8) * bx[i].qs[j + 16];
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)s;
+            s += ((bw[i].qs[j] & 0x0f) - 8) * xq[32 * i + j] + ((bw[i].qs[j] >> 4) - 8) * xq[32 * i + j + 16];
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s;
     }
     return sum;
 }
 
 static float dot_q4_1(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q4_1 *bw = (const block_q4_1 *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb), *xs = act_q8_s(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
+    for (int64_t i = 0; i < nb; i++) {
         int s = 0;
-        for (int j = 0; j < 16; j++) s += (bw[i].qs[j] & 0x0f) * bx[i].qs[j] + (bw[i].qs[j] >> 4) * bx[i].qs[j + 16];
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)s + strata_fp16_to_f32(bw[i].m) * bx[i].s;
+        for (int j = 0; j < 16; j++) s += (bw[i].qs[j] & 0x0f) * xq[32 * i + j] + (bw[i].qs[j] >> 4) * xq[32 * i + j + 16];
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s + strata_fp16_to_f32(bw[i].m) * xs[i];
     }
     return sum;
 }
@@ -148,40 +156,46 @@ static inline void unpack_q5(const uint8_t qs[16], const uint8_t qh_bytes[4], in
 
 static float dot_q5_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q5_0 *bw = (const block_q5_0 *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
+    for (int64_t i = 0; i < nb; i++) {
         int q[32], s = 0;
         unpack_q5(bw[i].qs, bw[i].qh, q);
-        for (int j = 0; j < 32; j++) s += (q[j] - 16) * bx[i].qs[j];
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)s;
+        for (int j = 0; j < 32; j++) s += (q[j] - 16) * xq[32 * i + j];
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s;
     }
     return sum;
 }
 
 static float dot_q5_1(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q5_1 *bw = (const block_q5_1 *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb), *xs = act_q8_s(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
+    for (int64_t i = 0; i < nb; i++) {
         int q[32], s = 0;
         unpack_q5(bw[i].qs, bw[i].qh, q);
-        for (int j = 0; j < 32; j++) s += q[j] * bx[i].qs[j];
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)s + strata_fp16_to_f32(bw[i].m) * bx[i].s;
+        for (int j = 0; j < 32; j++) s += q[j] * xq[32 * i + j];
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s + strata_fp16_to_f32(bw[i].m) * xs[i];
     }
     return sum;
 }
 
 static float dot_iq4_nl(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_iq4_nl *bw = (const block_iq4_nl *)w;
-    const act_q8 *bx = (const act_q8 *)x;
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++) {
+    for (int64_t i = 0; i < nb; i++) {
         int s = 0;
         for (int j = 0; j < 16; j++)
-            s += strata_kvalues_iq4nl[bw[i].qs[j] & 0x0f] * bx[i].qs[j] +
-                 strata_kvalues_iq4nl[bw[i].qs[j] >> 4] * bx[i].qs[j + 16];
-        sum += strata_fp16_to_f32(bw[i].d) * bx[i].d * (float)s;
+            s += strata_kvalues_iq4nl[bw[i].qs[j] & 0x0f] * xq[32 * i + j] +
+                 strata_kvalues_iq4nl[bw[i].qs[j] >> 4] * xq[32 * i + j + 16];
+        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s;
     }
     return sum;
 }
