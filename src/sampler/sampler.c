@@ -1,0 +1,294 @@
+/* Sampling chain; see sampler.h. */
+#include "sampler/sampler.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int32_t id;
+    float logit;
+    float p;
+    float score; /* typical_p: distance of the surprise from the entropy */
+} cand;
+
+struct strata_sampler {
+    strata_sampler_params p;
+    int32_t n_vocab;
+    int32_t window;   /* effective repeat_last_n */
+    cand *c;          /* n_vocab candidates */
+    cand *tmp;        /* n_vocab scratch for typical_p */
+    int32_t *ring;    /* last `window` accepted tokens */
+    int32_t ring_len, ring_pos;
+    int32_t *counts;  /* occurrences of each id in the ring */
+    uint8_t *seen;    /* scratch flags while penalising */
+    uint64_t rng[4];
+};
+
+strata_sampler_params strata_sampler_default_params(void) {
+    strata_sampler_params p;
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.9f;
+    p.min_p = 0.0f;
+    p.typical_p = 1.0f;
+    p.repeat_penalty = 1.1f;
+    p.repeat_last_n = 64;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.seed = -1;
+    return p;
+}
+
+/* xoshiro256** seeded through splitmix64: small, fast, and the same sequence everywhere. */
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(uint64_t s[4]) {
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+static void seed_rng(strata_sampler *s) {
+    uint64_t x;
+    if (s->p.seed >= 0) {
+        x = (uint64_t)s->p.seed;
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    }
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+}
+
+strata_status strata_sampler_init(const strata_sampler_params *p, int32_t n_vocab, int32_t history_cap,
+                                  strata_sampler **out) {
+    *out = NULL;
+    if (n_vocab <= 0) return strata_fail(STRATA_ERR_INVALID, "sampler: vocabulary size %d", n_vocab);
+    if (!(p->temperature >= 0)) return strata_fail(STRATA_ERR_INVALID, "sampler: temperature must be >= 0");
+    if (!(p->top_p >= 0)) return strata_fail(STRATA_ERR_INVALID, "sampler: top_p must be >= 0");
+    if (!(p->min_p >= 0 && p->min_p <= 1)) return strata_fail(STRATA_ERR_INVALID, "sampler: min_p must be in [0, 1]");
+    if (!(p->typical_p >= 0)) return strata_fail(STRATA_ERR_INVALID, "sampler: typical_p must be >= 0");
+    if (!(p->repeat_penalty > 0)) return strata_fail(STRATA_ERR_INVALID, "sampler: repeat_penalty must be > 0");
+    if (p->repeat_last_n < -1) return strata_fail(STRATA_ERR_INVALID, "sampler: repeat_last_n must be >= -1");
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty))
+        return strata_fail(STRATA_ERR_INVALID, "sampler: penalties must be finite");
+    strata_sampler *s = calloc(1, sizeof *s);
+    if (!s) return strata_fail(STRATA_ERR_NOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->window = p->repeat_last_n == -1 ? (history_cap > 0 ? history_cap : 0) : p->repeat_last_n;
+    s->c = malloc((size_t)n_vocab * sizeof *s->c);
+    s->tmp = malloc((size_t)n_vocab * sizeof *s->tmp);
+    s->counts = calloc((size_t)n_vocab, sizeof *s->counts);
+    s->seen = calloc((size_t)n_vocab, 1);
+    s->ring = malloc((size_t)(s->window > 0 ? s->window : 1) * sizeof *s->ring);
+    if (!s->c || !s->tmp || !s->counts || !s->seen || !s->ring) {
+        strata_sampler_free(s);
+        return strata_fail(STRATA_ERR_NOMEM, "sampler: out of memory");
+    }
+    seed_rng(s);
+    *out = s;
+    return STRATA_OK;
+}
+
+void strata_sampler_free(strata_sampler *s) {
+    if (!s) return;
+    free(s->c);
+    free(s->tmp);
+    free(s->counts);
+    free(s->seen);
+    free(s->ring);
+    free(s);
+}
+
+void strata_sampler_reset(strata_sampler *s) {
+    memset(s->counts, 0, (size_t)s->n_vocab * sizeof *s->counts);
+    s->ring_len = s->ring_pos = 0;
+    seed_rng(s);
+}
+
+void strata_sampler_accept(strata_sampler *s, int32_t token) {
+    if (s->window <= 0 || token < 0 || token >= s->n_vocab) return;
+    if (s->ring_len == s->window) {
+        s->counts[s->ring[s->ring_pos]]--;
+    } else {
+        s->ring_len++;
+    }
+    s->ring[s->ring_pos] = token;
+    s->counts[token]++;
+    s->ring_pos = (s->ring_pos + 1) % s->window;
+}
+
+static float penalized(const strata_sampler_params *p, float l, int32_t count) {
+    l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
+    return l - ((float)count * p->frequency_penalty + p->presence_penalty);
+}
+
+static bool has_penalties(const strata_sampler *s) {
+    const strata_sampler_params *p = &s->p;
+    return s->ring_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
+}
+
+/* Calls out[t] = penalized(out[t]) once for every distinct token t of the window; `get`
+ * addresses token t's logit in the caller's array. */
+#define FOR_EACH_PENALIZED(s, LOGIT_OF_T)                                                   \
+    do {                                                                                    \
+        if (!has_penalties(s)) break;                                                       \
+        for (int32_t i_ = 0; i_ < (s)->ring_len; i_++) {                                    \
+            int32_t t = (s)->ring[i_];                                                      \
+            if ((s)->seen[t]) continue;                                                     \
+            (s)->seen[t] = 1;                                                               \
+            LOGIT_OF_T = penalized(&(s)->p, LOGIT_OF_T, (s)->counts[t]);                    \
+        }                                                                                   \
+        for (int32_t i_ = 0; i_ < (s)->ring_len; i_++) (s)->seen[(s)->ring[i_]] = 0;        \
+    } while (0)
+
+void strata_sampler_penalize(strata_sampler *s, const float *logits, float *out) {
+    memcpy(out, logits, (size_t)s->n_vocab * sizeof *out);
+    FOR_EACH_PENALIZED(s, out[t]);
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Moves the k best candidates (by logit, then id) to the front, sorted. */
+static void top_k_sorted(cand *c, int32_t n, int32_t k) {
+    if (k < n) {
+        /* quickselect on the comparator, then sort the head */
+        int32_t lo = 0, hi = n - 1;
+        while (lo < hi) {
+            cand pivot = c[lo + (hi - lo) / 2];
+            int32_t i = lo, j = hi;
+            while (i <= j) {
+                while (cmp_desc(&c[i], &pivot) < 0) i++;
+                while (cmp_desc(&c[j], &pivot) > 0) j--;
+                if (i <= j) {
+                    cand t = c[i];
+                    c[i] = c[j];
+                    c[j] = t;
+                    i++;
+                    j--;
+                }
+            }
+            if (k - 1 <= j) hi = j;
+            else if (k - 1 >= i) lo = i;
+            else break;
+        }
+    }
+    qsort(c, (size_t)(k < n ? k : n), sizeof *c, cmp_desc);
+}
+
+/* p = softmax(logit) over c[0..n), which is sorted descending. */
+static void softmax(cand *c, int32_t n) {
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) {
+        c[i].p = expf(c[i].logit - c[0].logit);
+        sum += c[i].p;
+    }
+    for (int32_t i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
+}
+
+static int cmp_typical(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
+    const strata_sampler_params *p = &s->p;
+    const int32_t V = s->n_vocab;
+    cand *c = s->c;
+    for (int32_t i = 0; i < V; i++) {
+        c[i].id = i;
+        c[i].logit = logits[i];
+    }
+    FOR_EACH_PENALIZED(s, c[t].logit); /* ids equal indices here */
+    if (p->temperature <= 0) {
+        int32_t best = 0;
+        for (int32_t i = 1; i < V; i++)
+            if (c[i].logit > c[best].logit) best = i;
+        return best;
+    }
+    int32_t n = V;
+    if (p->top_k > 0 && p->top_k < n) {
+        top_k_sorted(c, n, p->top_k);
+        n = p->top_k;
+    } else {
+        qsort(c, (size_t)n, sizeof *c, cmp_desc);
+    }
+    if (p->typical_p < 1.0f && n > 1) {
+        /* Locally typical sampling: keep the tokens whose surprise -log p is closest to the
+         * entropy H, smallest set whose mass reaches typical_p. */
+        softmax(c, n);
+        double H = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].p > 0) H -= c[i].p * log(c[i].p);
+        cand *t = s->tmp;
+        for (int32_t i = 0; i < n; i++) {
+            t[i] = c[i];
+            t[i].score = c[i].p > 0 ? (float)fabs(-log(c[i].p) - H) : INFINITY;
+        }
+        qsort(t, (size_t)n, sizeof *t, cmp_typical);
+        double cum = 0;
+        int32_t keep = n;
+        for (int32_t i = 0; i < n; i++) {
+            cum += t[i].p;
+            if (cum >= p->typical_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        memcpy(c, t, (size_t)keep * sizeof *c);
+        n = keep;
+        qsort(c, (size_t)n, sizeof *c, cmp_desc);
+    }
+    if (p->top_p < 1.0f && n > 1) {
+        softmax(c, n);
+        double cum = 0;
+        int32_t keep = n;
+        for (int32_t i = 0; i < n; i++) {
+            cum += c[i].p;
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+    }
+    if (p->min_p > 0.0f && n > 1) {
+        /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p) */
+        float floor_logit = c[0].logit + logf(p->min_p);
+        int32_t keep = 1;
+        while (keep < n && c[keep].logit >= floor_logit) keep++;
+        n = keep;
+    }
+    for (int32_t i = 0; i < n; i++) c[i].logit /= p->temperature;
+    softmax(c, n);
+    double u = rng_uniform(s->rng), cum = 0;
+    for (int32_t i = 0; i < n; i++) {
+        cum += c[i].p;
+        if (u < cum) return c[i].id;
+    }
+    return c[n - 1].id;
+}
