@@ -605,8 +605,18 @@ const gguf_value *gguf_get_array(const gguf_file *f, const char *key) {
     return v && v->type == GGUF_TYPE_ARRAY ? v : NULL;
 }
 
+/* float -> int64 for values from a file: casting NaN or an out-of-range float is undefined
+ * behaviour, so those saturate (NaN gives 0). */
+static int64_t float_to_i64(double x) {
+    if (x != x) return 0;
+    if (x >= 9223372036854775808.0) return INT64_MAX;
+    if (x < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)x;
+}
+
 int64_t gguf_array_i64(const gguf_value *arr, uint64_t j) {
     STRATA_ASSERT(arr->type == GGUF_TYPE_ARRAY && j < arr->arr.count);
+    if (arr->arr.elem_type == GGUF_TYPE_STRING) return 0; /* raw is NULL for strings */
     const uint8_t *p = arr->arr.raw + j * gguf_scalar_size(arr->arr.elem_type);
     switch (arr->arr.elem_type) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_BOOL: return p[0];
@@ -617,14 +627,15 @@ int64_t gguf_array_i64(const gguf_value *arr, uint64_t j) {
     case GGUF_TYPE_INT32: { int32_t x; memcpy(&x, p, 4); return x; }
     case GGUF_TYPE_UINT64: { uint64_t x; memcpy(&x, p, 8); return (int64_t)x; }
     case GGUF_TYPE_INT64: { int64_t x; memcpy(&x, p, 8); return x; }
-    case GGUF_TYPE_FLOAT32: { float x; memcpy(&x, p, 4); return (int64_t)x; }
-    case GGUF_TYPE_FLOAT64: { double x; memcpy(&x, p, 8); return (int64_t)x; }
+    case GGUF_TYPE_FLOAT32: { float x; memcpy(&x, p, 4); return float_to_i64(x); }
+    case GGUF_TYPE_FLOAT64: { double x; memcpy(&x, p, 8); return float_to_i64(x); }
     default: return 0;
     }
 }
 
 double gguf_array_f64(const gguf_value *arr, uint64_t j) {
     STRATA_ASSERT(arr->type == GGUF_TYPE_ARRAY && j < arr->arr.count);
+    if (arr->arr.elem_type == GGUF_TYPE_STRING) return 0; /* raw is NULL for strings */
     const uint8_t *p = arr->arr.raw + j * gguf_scalar_size(arr->arr.elem_type);
     switch (arr->arr.elem_type) {
     case GGUF_TYPE_FLOAT32: { float x; memcpy(&x, p, 4); return x; }

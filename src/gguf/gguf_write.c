@@ -47,6 +47,8 @@ void gguf_writer_free(gguf_writer *w) {
 }
 
 static bool kv_put(gguf_writer *w, const void *p, size_t n) {
+    /* An empty array may come with p == NULL, and memcpy(dst, NULL, 0) is undefined. */
+    if (n == 0) return true;
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = w->kv_cap ? w->kv_cap : 1024;
         while (cap < w->kv_len + n) cap *= 2;

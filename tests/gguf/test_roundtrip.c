@@ -251,6 +251,39 @@ static void test_arrays(void **state) {
     gguf_writer_free(w);
 }
 
+/* Each accessor is defined on every array: numbers of a string array are 0, the string of a
+ * numeric array is "", and floats that no int64 holds saturate (NaN gives 0) instead of the
+ * undefined behaviour of a plain cast. */
+static void test_array_cross_access(void **state) {
+    (void)state;
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(w);
+    const float fl[4] = {NAN, 1.0e30f, -1.0e30f, -7.9f};
+    const double db[2] = {INFINITY, 1.0e300};
+    assert_int_equal(gguf_writer_add_array(w, "x.f32", GGUF_TYPE_FLOAT32, fl, 4), STRATA_OK);
+    assert_int_equal(gguf_writer_add_array(w, "x.f64", GGUF_TYPE_FLOAT64, db, 2), STRATA_OK);
+    assert_int_equal(gguf_writer_add_str_array(w, "x.str", strs, 2), STRATA_OK);
+    void *buf = NULL;
+    gguf_file *f = reopen(w, &buf);
+    const gguf_value *v = gguf_get_array(f, "x.f32");
+    assert_true(gguf_array_i64(v, 0) == 0);
+    assert_true(gguf_array_i64(v, 1) == INT64_MAX);
+    assert_true(gguf_array_i64(v, 2) == INT64_MIN);
+    assert_true(gguf_array_i64(v, 3) == -7); /* truncation toward zero, as a C cast */
+    assert_true(isnan(gguf_array_f64(v, 0)));
+    assert_int_equal(gguf_array_str(v, 0).len, 0);
+    v = gguf_get_array(f, "x.f64");
+    assert_true(gguf_array_i64(v, 0) == INT64_MAX);
+    assert_true(gguf_array_i64(v, 1) == INT64_MAX);
+    v = gguf_get_array(f, "x.str");
+    assert_true(gguf_array_i64(v, 1) == 0);
+    assert_true(gguf_array_f64(v, 1) == 0);
+    assert_true(gguf_str_eq(gguf_array_str(v, 1), "a"));
+    gguf_close(f);
+    free(buf);
+    gguf_writer_free(w);
+}
+
 /* Scalars copied through gguf_writer_copy_kv keep type and value, byte for byte. */
 static void test_copy_scalars(void **state) {
     (void)state;
@@ -501,6 +534,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_arrays),
+        cmocka_unit_test(test_array_cross_access),
         cmocka_unit_test(test_copy_scalars),
         cmocka_unit_test(test_tensors_default_alignment),
         cmocka_unit_test(test_tensors_other_alignments),

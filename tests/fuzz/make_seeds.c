@@ -1,0 +1,174 @@
+/* Writes the fuzzers' seed corpora: small valid inputs made by our own code (never copied
+ * from elsewhere), one subdirectory per fuzz target, named as the target without "fuzz_".
+ *
+ *   fuzz_make_seeds DIR    ->  DIR/gguf/NAME.gguf, ...
+ *
+ * A new corpus is one function below and one line in `corpora`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gguf/gguf.h"
+
+/* Writes w's file as dir/name; returns 0 on success. */
+static int write_seed(gguf_writer *w, const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    strata_status st = gguf_writer_write_file(w, path);
+    gguf_writer_free(w);
+    if (st != STRATA_OK) {
+        fprintf(stderr, "make_seeds: %s: %s\n", path, strata_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- gguf --------------------------------------------------------------------------- */
+
+static gguf_writer *seed_scalars(void) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return NULL;
+    gguf_writer_add_u8(w, "s.u8", 200);
+    gguf_writer_add_i8(w, "s.i8", -5);
+    gguf_writer_add_u16(w, "s.u16", 60000);
+    gguf_writer_add_i16(w, "s.i16", -300);
+    gguf_writer_add_u32(w, "s.u32", 123456789);
+    gguf_writer_add_i32(w, "s.i32", -123456789);
+    gguf_writer_add_u64(w, "s.u64", 1ull << 40);
+    gguf_writer_add_i64(w, "s.i64", -(1ll << 40));
+    gguf_writer_add_f32(w, "s.f32", 0.5f);
+    gguf_writer_add_f64(w, "s.f64", -2.25);
+    gguf_writer_add_bool(w, "s.bool", true);
+    gguf_writer_add_str(w, "s.str", "hello");
+    gguf_writer_add_str(w, "s.empty", "");
+    return w;
+}
+
+static gguf_writer *seed_arrays(void) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return NULL;
+    static const uint8_t u8[] = {1, 2, 255};
+    static const int16_t i16[] = {-1, 0, 1};
+    static const uint32_t u32[] = {7, 8, 9, 10};
+    static const int64_t i64[] = {-1, 1ll << 50};
+    static const float f32[] = {0.25f, -1.0f, 3.0f};
+    static const double f64[] = {1e-10, 1e10};
+    static const uint8_t bools[] = {0, 1};
+    static const char *const strs[] = {"<s>", "</s>", "a", ""};
+    gguf_writer_add_array(w, "a.u8", GGUF_TYPE_UINT8, u8, 3);
+    gguf_writer_add_array(w, "a.i16", GGUF_TYPE_INT16, i16, 3);
+    gguf_writer_add_array(w, "a.u32", GGUF_TYPE_UINT32, u32, 4);
+    gguf_writer_add_array(w, "a.i64", GGUF_TYPE_INT64, i64, 2);
+    gguf_writer_add_array(w, "a.f32", GGUF_TYPE_FLOAT32, f32, 3);
+    gguf_writer_add_array(w, "a.f64", GGUF_TYPE_FLOAT64, f64, 2);
+    gguf_writer_add_array(w, "a.bool", GGUF_TYPE_BOOL, bools, 2);
+    gguf_writer_add_array(w, "a.empty", GGUF_TYPE_INT32, u32, 0);
+    gguf_writer_add_str_array(w, "a.str", strs, 4);
+    gguf_writer_add_str_array(w, "a.empty_str", strs, 0);
+    return w;
+}
+
+/* Tensors of several types; alignment 0 keeps the default. */
+static gguf_writer *seed_tensors(uint32_t alignment) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return NULL;
+    if (alignment) gguf_writer_add_u32(w, "general.alignment", alignment);
+    static const struct {
+        const char *name;
+        strata_type type;
+        uint32_t n_dims;
+        int64_t ne[2];
+    } ts[] = {
+        {"t.f32", STRATA_TYPE_F32, 2, {4, 3}},   {"t.f16", STRATA_TYPE_F16, 1, {5}},
+        {"t.bf16", STRATA_TYPE_BF16, 1, {3}},    {"t.q4_0", STRATA_TYPE_Q4_0, 2, {32, 2}},
+        {"t.q8_0", STRATA_TYPE_Q8_0, 1, {64}},   {"t.q4_k", STRATA_TYPE_Q4_K, 1, {256}},
+        {"t.q6_k", STRATA_TYPE_Q6_K, 1, {256}},  {"t.iq4_nl", STRATA_TYPE_IQ4_NL, 1, {32}},
+        {"t.i32", STRATA_TYPE_I32, 2, {2, 2}},
+    };
+    /* Static: the writer borrows tensor data until the file is written, after we return. */
+    static uint8_t data[512];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 31 + 7);
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        gguf_writer_add_tensor(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, data);
+    }
+    return w;
+}
+
+/* The shape of a real model header: architecture keys, a tokenizer, blocks. */
+static gguf_writer *seed_model(void) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return NULL;
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_u32(w, "general.file_type", 1);
+    gguf_writer_add_u32(w, "llama.block_count", 2);
+    gguf_writer_add_u32(w, "llama.context_length", 128);
+    gguf_writer_add_u32(w, "llama.embedding_length", 8);
+    gguf_writer_add_u32(w, "llama.attention.head_count", 2);
+    gguf_writer_add_u32(w, "llama.attention.head_count_kv", 1);
+    gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
+    static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81\x61", "b"};
+    static const float scores[] = {0, 0, 0, -1, -2};
+    static const int32_t types[] = {2, 3, 3, 1, 1};
+    gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", toks, 5);
+    gguf_writer_add_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 5);
+    gguf_writer_add_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 5);
+    gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    const int64_t emb[2] = {8, 5}, sq[2] = {8, 8}, vec[1] = {8};
+    gguf_writer_add_tensor(w, "token_embd.weight", STRATA_TYPE_F16, 2, emb, NULL);
+    for (int b = 0; b < 2; b++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_q.weight", b);
+        gguf_writer_add_tensor(w, name, STRATA_TYPE_F16, 2, sq, NULL);
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", b);
+        gguf_writer_add_tensor(w, name, STRATA_TYPE_F32, 1, vec, NULL);
+    }
+    gguf_writer_add_tensor(w, "output_norm.weight", STRATA_TYPE_F32, 1, vec, NULL);
+    return w;
+}
+
+static int make_gguf_seeds(const char *dir) {
+    gguf_writer *empty = gguf_writer_new();
+    if (!empty) return -1;
+    int rc = 0;
+    rc |= write_seed(empty, dir, "empty.gguf");
+    rc |= write_seed(seed_scalars(), dir, "scalars.gguf");
+    rc |= write_seed(seed_arrays(), dir, "arrays.gguf");
+    rc |= write_seed(seed_tensors(0), dir, "tensors.gguf");
+    rc |= write_seed(seed_tensors(1), dir, "tensors-align1.gguf");
+    rc |= write_seed(seed_tensors(64), dir, "tensors-align64.gguf");
+    rc |= write_seed(seed_model(), dir, "model.gguf");
+    return rc;
+}
+
+/* ---- driver ------------------------------------------------------------------------- */
+
+static const struct {
+    const char *subdir; /* = the fuzz target's name without "fuzz_" */
+    int (*make)(const char *dir);
+} corpora[] = {
+    {"gguf", make_gguf_seeds},
+};
+
+static int make_dir(const char *path) {
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "make_seeds: cannot create %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    if (make_dir(argv[1]) != 0) return 1;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof corpora / sizeof corpora[0]; i++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", argv[1], corpora[i].subdir);
+        if (make_dir(dir) != 0 || corpora[i].make(dir) != 0) rc = 1;
+    }
+    return rc;
+}
