@@ -108,7 +108,13 @@ static strata_status build_text_hash(strata_vocab *v) {
             size_t ol;
             const char *ot = tok_text(v, o, &ol);
             if (ol == l && memcmp(ot, t, l) == 0) {
-                v->hash[i] = id; /* duplicate text: the later id wins, as in the reference */
+                /* Duplicate text: the later id wins, as in the reference, except that a
+                 * normal token is not shadowed by a special one (deepseek-llm repeats byte
+                 * symbols such as "\xc3\x80" as user-defined tokens; bytes must still map to
+                 * the normal ones for the text to come back). */
+                bool keep = (v->tflags[o] & TF_TYPE_MASK) == STRATA_TOKEN_NORMAL &&
+                            (v->tflags[id] & TF_TYPE_MASK) != STRATA_TOKEN_NORMAL;
+                if (!keep) v->hash[i] = id;
                 break;
             }
             i = (i + 1) & v->hash_mask;
@@ -292,17 +298,27 @@ static strata_status build_specials(strata_vocab *v) {
     return STRATA_OK;
 }
 
+/* Control tokens that end a turn, in order of preference for EOT when the file names none
+ * (the first one present wins); every one present also ends generation. */
 static const char *const k_eot_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "<|end_of_text|>", "<|eom_id|>", NULL,
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", NULL,
 };
+/* These end generation too but are not end-of-turn markers. */
+static const char *const k_eog_texts[] = {"<|eom_id|>", "<|end_of_text|>", NULL};
 
-static bool is_eot_text(const char *t, size_t l, bool eom_too) {
-    for (int i = 0; k_eot_texts[i]; i++) {
-        if (!eom_too && strcmp(k_eot_texts[i], "<|eom_id|>") == 0) continue;
-        if (strlen(k_eot_texts[i]) == l && memcmp(k_eot_texts[i], t, l) == 0) return true;
+static void mark_eog(strata_vocab *v) {
+    for (int pass = 0; pass < 2; pass++) {
+        const char *const *list = pass == 0 ? k_eot_texts : k_eog_texts;
+        for (int i = 0; list[i]; i++) {
+            int32_t id = strata_vocab_find(v, list[i], strlen(list[i]));
+            if (id < 0) continue;
+            int type = v->tflags[id] & TF_TYPE_MASK;
+            if (type != STRATA_TOKEN_CONTROL && type != STRATA_TOKEN_USER_DEFINED) continue;
+            if (pass == 0 && v->eot < 0) v->eot = id;
+            v->tflags[id] |= TF_EOG;
+        }
     }
-    return false;
 }
 
 void strata_vocab_free(strata_vocab *v) {
@@ -449,15 +465,7 @@ static strata_status load(const gguf_file *f, strata_vocab *v) {
     gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &v->add_eos);
     gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix);
 
-    for (int32_t id = 0; id < v->n; id++) {
-        size_t l;
-        const char *t = tok_text(v, id, &l);
-        int type = v->tflags[id] & TF_TYPE_MASK;
-        if (type == STRATA_TOKEN_CONTROL || type == STRATA_TOKEN_USER_DEFINED) {
-            if (v->eot < 0 && is_eot_text(t, l, false)) v->eot = id;
-            if (is_eot_text(t, l, true)) v->tflags[id] |= TF_EOG;
-        }
-    }
+    mark_eog(v);
     if (v->eos >= 0) v->tflags[v->eos] |= TF_EOG;
     if (v->eot >= 0) v->tflags[v->eot] |= TF_EOG;
     if (v->eom >= 0) v->tflags[v->eom] |= TF_EOG;
