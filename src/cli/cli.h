@@ -12,6 +12,8 @@
 int strata_cli_main(int argc, char **argv);
 
 int cmd_show(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 

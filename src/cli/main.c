@@ -16,6 +16,7 @@ typedef struct {
 /* Kept in the order `strata --help` lists them. */
 static const cli_command commands[] = {
     {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
+    {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
     {"show", cmd_show, "Show a GGUF model's architecture, sizes and tensors"},
     {"tokenize", cmd_tokenize, "Print the token ids of a text (strata tokenize FILE.gguf TEXT)"},
     {"detokenize", cmd_detokenize, "Print the text of token ids (strata detokenize FILE.gguf ID...)"},

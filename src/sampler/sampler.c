@@ -223,13 +223,15 @@ int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
         c[i].id = i;
         c[i].logit = logits[i];
     }
-    FOR_EACH_PENALIZED(s, c[t].logit); /* ids equal indices here */
     if (p->temperature <= 0) {
+        /* Greedy: the model's own argmax, penalties not applied (as Ollama's engine does it,
+         * so that temperature 0 reproduces plain greedy decoding). */
         int32_t best = 0;
         for (int32_t i = 1; i < V; i++)
-            if (c[i].logit > c[best].logit) best = i;
+            if (logits[i] > logits[best]) best = i;
         return best;
     }
+    FOR_EACH_PENALIZED(s, c[t].logit); /* ids equal indices here */
     int32_t n = V;
     if (p->top_k > 0 && p->top_k < n) {
         top_k_sorted(c, n, p->top_k);

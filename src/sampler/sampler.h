@@ -3,7 +3,9 @@
  * Order (as llama.cpp and Ollama apply it): penalties (repeat, presence, frequency, over the
  * last repeat_last_n accepted tokens) -> top_k -> typical_p -> top_p -> min_p ->
  * temperature -> a draw from the remaining distribution with a seeded generator.
- * temperature <= 0 means greedy: the highest penalised logit, lowest id on ties.
+ * temperature <= 0 means greedy: the highest logit, lowest id on ties, with no penalty
+ * applied (Ollama's engine behaves the same way; it makes temperature 0 plain greedy
+ * decoding). top_k = 1 is greedy over the penalised logits.
  *
  * Owns: its candidate arrays, token history and random state, all allocated by
  * strata_sampler_init, so sampling never allocates (decode-loop rule). Stop sequences,

@@ -210,9 +210,16 @@ static void test_penalties(void **state) {
     assert_float_equal(out[1], 1.0f, 1e-6);
     assert_float_equal(out[2], -4.0f, 1e-6);
     assert_float_equal(out[3], 0.5f, 0);
-    /* greedy now avoids the repeated token 1 once 2 / 5 < 0.5 */
-    p.temperature = 0;
+    /* top_k = 1 now avoids the repeated token 1 once 2 / 5 < 0.5; temperature 0 (plain
+     * greedy) ignores penalties */
+    p.top_k = 1;
     p.repeat_penalty = 5.0f;
+    strata_sampler_params p0 = p;
+    p0.temperature = 0;
+    strata_sampler *g0 = make(p0);
+    strata_sampler_accept(g0, 1);
+    assert_int_equal(strata_sampler_sample(g0, l), 1);
+    strata_sampler_free(g0);
     strata_sampler *g = make(p);
     assert_int_equal(strata_sampler_sample(g, l), 1);
     strata_sampler_accept(g, 1);
