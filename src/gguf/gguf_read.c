@@ -275,7 +275,7 @@ static strata_status read_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t) {
     gguf_str name;
     strata_status st = read_str(c, &name, "tensor name", NULL);
     if (st != STRATA_OK) return st;
-    char *copy;
+    char *copy = NULL; /* set by dup_name on success; NULL quiets a gcc -O2 false positive */
     if ((st = dup_name(name, info_offset, "tensor name", &copy)) != STRATA_OK) return st;
     t->name = copy;
 
