@@ -1,0 +1,159 @@
+/* The model profile from a GGUF header alone, sized by the engine's own functions.
+ *
+ * "The plan is the allocation": every figure here comes from model/model.h, the functions
+ * the runtime sizes its arenas with --
+ *   KV of a device's range       model_kv_bytes(hp, kv_type, n_ctx, first block, end block)
+ *   compute scratch              model_compute_bytes(desc, params, first, end, has_output)
+ *   options                      model_params_resolve() of {n_ctx = num_ctx x num_parallel,
+ *                                n_batch, kv_type, n_logits = 1}
+ * so a device's arena is exactly  weights (GPU only) + KV + compute  as reported here.
+ *
+ * Weights on a GPU-like device are copied into its arena one tensor per allocation, and the
+ * arena rounds every allocation to STRATA_ARENA_ALIGN; so a layer's arena weight bytes are
+ * the sum of its tensors' bytes each rounded (plan_layer_gpu_weight_bytes below): the
+ * loader must allocate exactly those tensors, one strata_device_alloc each. The output
+ * layer on a GPU holds the output norm and the output matrix -- the embedding table itself
+ * when the embeddings are tied, since the GPU cannot read the CPU's mapping. On the CPU the
+ * weights stay in the read-only mapping and count against the CPU budget (page cache) but
+ * not its arena. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "planner/plan.h"
+
+struct plan_model {
+    model_desc desc;
+    model_params params;
+    int32_t n_ctx_seq; /* per sequence */
+    plan_profile prof;
+    uint64_t *gpu_w, *cpu_w, *read;
+    char arch[32];
+};
+
+plan_model_options plan_default_model_options(void) {
+    plan_model_options o = {.num_ctx = 0, .num_batch = 0, .num_parallel = 1, .kv_type = STRATA_TYPE_F16};
+    return o;
+}
+
+static uint64_t round_arena(uint64_t b) { return strata_arena_round((size_t)b); }
+
+/* The tensors of a layer, in model_layer's slot order (NULL where absent). The raw sum is
+ * checked against model_layer_weight_bytes so that a slot added to the engine is noticed. */
+static int layer_tensors(const model_layer *L, const gguf_tensor *ts[16]) {
+    const gguf_tensor *all[] = {L->attn_norm, L->wq, L->wk, L->wv, L->wo, L->bq, L->bk,
+                                L->bv, L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) ts[n++] = all[i];
+    return n;
+}
+
+static void segment_bytes(const void *ctx, bool cpu, int32_t start, int32_t end, uint64_t *kv, uint64_t *compute) {
+    (void)cpu; /* sim devices run the CPU kernels: same scratch on every plannable kind */
+    const plan_model *m = ctx;
+    int32_t nl = m->desc.hp.n_layer;
+    int32_t bs = start < nl ? start : nl, be = end < nl ? end : nl;
+    bool has_output = end == nl + 1;
+    *kv = model_kv_bytes(&m->desc.hp, m->params.kv_type, m->params.n_ctx, bs, be);
+    *compute = model_compute_bytes(&m->desc, &m->params, bs, be, has_output);
+}
+
+strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, plan_model **out) {
+    *out = NULL;
+    plan_model *m = calloc(1, sizeof *m);
+    if (!m) return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
+    strata_status st = model_desc_init(f, &m->desc);
+    if (st != STRATA_OK) {
+        free(m);
+        return st;
+    }
+    const model_hparams *hp = &m->desc.hp;
+    snprintf(m->arch, sizeof m->arch, "%s", hp->arch->name);
+    if (mo->num_parallel < 1) {
+        plan_model_free(m);
+        return strata_fail(STRATA_ERR_INVALID, "plan: num_parallel must be at least 1");
+    }
+    /* Resolve the per-sequence context first (default and trained-length cap), then size
+     * the cache for num_parallel sequences, as the runtime does. n_threads does not affect
+     * sizing; 1 avoids counting cores. */
+    model_params p = model_default_params();
+    p.n_ctx = mo->num_ctx;
+    p.n_batch = mo->num_batch;
+    p.kv_type = mo->kv_type;
+    p.n_threads = 1;
+    st = model_params_resolve(hp, &p);
+    if (st == STRATA_OK) {
+        m->n_ctx_seq = p.n_ctx;
+        if ((int64_t)p.n_ctx * mo->num_parallel > INT32_MAX) {
+            st = strata_fail(STRATA_ERR_INVALID, "plan: num_ctx x num_parallel is too large");
+        } else {
+            p.n_ctx *= mo->num_parallel;
+            st = model_params_resolve(hp, &p);
+        }
+    }
+    if (st != STRATA_OK) {
+        plan_model_free(m);
+        return st;
+    }
+    m->params = p;
+
+    int32_t nl = hp->n_layer, n = nl + 1;
+    m->gpu_w = calloc((size_t)n, sizeof *m->gpu_w);
+    m->cpu_w = calloc((size_t)n, sizeof *m->cpu_w);
+    m->read = calloc((size_t)n, sizeof *m->read);
+    if (!m->gpu_w || !m->cpu_w || !m->read) {
+        plan_model_free(m);
+        return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
+    }
+    for (int32_t il = 0; il < nl; il++) {
+        const gguf_tensor *ts[16];
+        int nt = layer_tensors(&m->desc.layers[il], ts);
+        uint64_t raw = 0, arena = 0;
+        for (int i = 0; i < nt; i++) {
+            raw += ts[i]->bytes;
+            arena += round_arena(ts[i]->bytes);
+        }
+        if (raw != model_layer_weight_bytes(&m->desc, il)) {
+            plan_model_free(m);
+            return strata_fail(STRATA_ERR_INVALID,
+                               "plan: layer %d weighs %llu bytes here but %zu for the engine (a tensor slot the "
+                               "planner does not know)",
+                               il, (unsigned long long)raw, model_layer_weight_bytes(&m->desc, il));
+        }
+        m->gpu_w[il] = arena;
+        m->cpu_w[il] = raw;
+        m->read[il] = raw + model_kv_bytes(hp, p.kv_type, p.n_ctx, il, il + 1);
+    }
+    const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
+    m->gpu_w[nl] = round_arena(on->bytes) + round_arena(ow->bytes);
+    m->cpu_w[nl] = model_output_weight_bytes(&m->desc);
+    m->read[nl] = on->bytes + ow->bytes;
+
+    plan_profile *pr = &m->prof;
+    pr->n_layers = n;
+    pr->gpu_weight_bytes = m->gpu_w;
+    pr->cpu_weight_bytes = m->cpu_w;
+    pr->read_bytes = m->read;
+    pr->host_bytes = m->desc.tok_embd->bytes + (m->desc.rope_freqs ? m->desc.rope_freqs->bytes : 0);
+    pr->segment_bytes = segment_bytes;
+    pr->ctx = m;
+    *out = m;
+    return STRATA_OK;
+}
+
+void plan_model_free(plan_model *m) {
+    if (!m) return;
+    model_desc_free(&m->desc);
+    free(m->gpu_w);
+    free(m->cpu_w);
+    free(m->read);
+    free(m);
+}
+
+const plan_profile *plan_model_profile(const plan_model *m) { return &m->prof; }
+int32_t plan_model_n_layer(const plan_model *m) { return m->desc.hp.n_layer; }
+int32_t plan_model_n_ctx(const plan_model *m) { return m->n_ctx_seq; }
+int32_t plan_model_n_batch(const plan_model *m) { return m->params.n_batch; }
+const char *plan_model_arch(const plan_model *m) { return m->arch; }
