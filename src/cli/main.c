@@ -18,6 +18,8 @@ static const cli_command commands[] = {
     {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
     {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
     {"show", cmd_show, "Show a GGUF model's architecture, sizes and tensors"},
+    {"plan", cmd_plan, "Plan where each layer of a model goes across the devices (strata plan FILE.gguf)"},
+    {"devices", cmd_devices, "List the devices and the memory and speed the planner sees"},
     {"tokenize", cmd_tokenize, "Print the token ids of a text (strata tokenize FILE.gguf TEXT)"},
     {"detokenize", cmd_detokenize, "Print the text of token ids (strata detokenize FILE.gguf ID...)"},
 };

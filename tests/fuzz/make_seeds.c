@@ -143,6 +143,49 @@ static int make_gguf_seeds(const char *dir) {
     return rc;
 }
 
+/* ---- tokenizer ---------------------------------------------------------------------- */
+/* Inputs for fuzz_tokenizer: byte 0 picks the vocab and flags (see that file), the rest is
+ * text: plain words, whitespace runs, contractions, digits, special-token text, multi-byte
+ * and invalid UTF-8. */
+
+static int write_bytes(const char *dir, const char *name, const void *data, size_t size) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+        fprintf(stderr, "make_seeds: cannot write %s: %s\n", path, strerror(errno));
+        if (f) fclose(f);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_tokenizer_seeds(const char *dir) {
+    static const char *const texts[] = {
+        "hello world",
+        "  hello\n\n\tworld  ",
+        "I'll say it's 1234567 o'clock, isn't it?",
+        "hello<|end|>world<|user|>",
+        "<|endoftext|>hello<|pad|> world",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x99 \xe4\xbd\xa0\xe5\xa5\xbd \xd0\xbd\xd0\xb5",
+        "\xff\xfe\xc3\x28\xe2\x82 \xed\xa0\x80\xf4\x90\x80\x80",
+    };
+    static const unsigned char modes[] = {0x00, 0x11, 0x22, 0x33, 0x04, 0x15, 0x26, 0x37, 0x08, 0x19, 0x2a};
+    int rc = 0;
+    for (size_t m = 0; m < sizeof modes; m++) {
+        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+            unsigned char buf[256];
+            size_t len = strlen(texts[t]);
+            buf[0] = modes[m];
+            memcpy(buf + 1, texts[t], len);
+            char name[64];
+            snprintf(name, sizeof name, "m%02x-t%zu", modes[m], t);
+            rc |= write_bytes(dir, name, buf, len + 1);
+        }
+    }
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------- */
 
 static const struct {
@@ -150,6 +193,7 @@ static const struct {
     int (*make)(const char *dir);
 } corpora[] = {
     {"gguf", make_gguf_seeds},
+    {"tokenizer", make_tokenizer_seeds},
 };
 
 static int make_dir(const char *path) {
