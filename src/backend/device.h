@@ -5,8 +5,10 @@
  * model divides by), one arena (alloc/free), and copies in and out of that arena.
  *
  * Kinds:
- *   cpu   host memory. free = MemAvailable from /proc/meminfo (capped by the spec's MEMORY
- *         if given). Speed: the spec's GBPS if given, else measured once, lazily, the first
+ *   cpu   host memory. free = MemAvailable from /proc/meminfo, or, when the spec gives
+ *         MEMORY, that figure (less the arena held): the host memory to plan with, so that
+ *         `strata plan` can answer for a host one does not have; an arena larger than it
+ *         fails like a sim allocation. Speed: the spec's GBPS if given, else measured once, lazily, the first
  *         time it is asked for (a multi-threaded read of a 64 MiB buffer, best of 3 passes,
  *         about 10-40 ms); if that measurement cannot run, BACKEND_CPU_DEFAULT_GBPS.
  *   sim   a simulated GPU: host memory behind a hard capacity (the spec's MEMORY, required).
@@ -25,6 +27,7 @@
  *   cpu[:MEMORY[:GBPS[:NAME]]]
  *   sim:MEMORY[:GBPS[:NAME]]
  *   cuda[:ORDINAL[:MEMORY[:GBPS[:NAME]]]]    (MEMORY caps the real GPU's free memory)
+ *   (cpu MEMORY is the host memory to plan with; see the cpu kind above)
  * MEMORY is a size with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB
  * (powers of 1024), case-insensitive, decimals allowed ("1.5GiB"); an empty field means
  * "not given" ("cpu::40"). A spec lists exactly the devices to use; the cpu device is
@@ -83,7 +86,7 @@ struct backend_device {
     char label[BACKEND_NAME_MAX + 16]; /* unique in its inventory: name, or "name #k" */
     int ordinal;                      /* cuda: device ordinal; sim: k-th sim; cpu: 0 */
     uint64_t total_bytes;             /* physical or simulated capacity */
-    uint64_t cap_bytes;               /* the spec's MEMORY for cpu/cuda; 0 = no cap */
+    uint64_t cap_bytes;               /* cuda: the spec's MEMORY, a cap; 0 = no cap */
     double gbps;                      /* 0 until configured or measured */
     bool gbps_configured;             /* from the spec */
     bool plannable;                   /* offered to the planner (cpu, sim; not cuda yet) */
@@ -115,8 +118,9 @@ strata_status backend_device_copy_out(backend_device *dev, void *dst, const void
 
 /* ---- Kinds ------------------------------------------------------------------------ */
 
-/* A cpu device. mem_cap 0 = no cap; gbps 0 = measure lazily. NULL on allocation failure. */
-backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps);
+/* A cpu device. memory 0 = MemAvailable, else the host memory to plan with; gbps 0 =
+ * measure lazily. NULL on allocation failure. */
+backend_device *backend_cpu_device_new(const char *name, uint64_t memory, double gbps);
 /* A sim device of `capacity` bytes (> 0) and gbps (0 = BACKEND_SIM_DEFAULT_GBPS). */
 backend_device *backend_sim_device_new(const char *name, uint64_t capacity, double gbps);
 /* Failure injection: the nth arena allocation on this sim device from now on (1 = the

@@ -532,7 +532,7 @@ static void explain(const plan_ctx *c, const plan_result *r, const char *prefix,
     plan_format_bytes(best_left, b, sizeof b);
     plan_format_bytes(c->devs[dev].reserve_bytes, d, sizeof d);
     if (c->opt->num_gpu >= 0) {
-        snprintf(buf, cap, "%s%d of %d layers on GPUs as num_gpu asks; %s (%s) stays on the CPU, next to %s with %s left after its %s reserve",
+        snprintf(buf, cap, "%s%d of %d layers on GPUs as num_gpu asks; %s (%s) stays on the CPU; %s has %s left after its %s reserve",
                  prefix, r->layers_offloaded, c->n, ln, a, c->devs[dev].label, b, d);
     } else if (best_need > best_left) {
         snprintf(buf, cap, "%s%s needs %s; %s has %s left after its %s reserve", prefix, ln, a, c->devs[dev].label, b,

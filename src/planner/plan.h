@@ -142,6 +142,14 @@ strata_status plan_devices_from_inventory(const backend_inventory *inv, const ui
 /* The default reserve for a device kind. */
 uint64_t plan_default_reserve(backend_device_kind kind);
 
+/* Reserves per inventory device (reserve[i] for inv->devices[i]; UINT64_MAX = the kind's
+ * default). `env_gpu` (STRATA_GPU_RESERVE; may be NULL) is a size for every GPU-like device;
+ * `text` (--reserve; may be NULL) is comma-separated entries, each either a SIZE (every
+ * GPU-like device) or TARGET=SIZE where TARGET is a device label or name ("A2000 #2",
+ * "RTX3060", "cpu") or a kind (sim, cuda, cpu). Later entries win. Errors name the entry. */
+strata_status plan_reserve_parse(const backend_inventory *inv, const char *env_gpu, const char *text,
+                                 uint64_t *reserve);
+
 /* Formats bytes for explanations: "498 MiB", "1.25 GiB", "512 B". */
 void plan_format_bytes(uint64_t bytes, char *buf, size_t cap);
 

@@ -35,10 +35,15 @@ static uint64_t sysconf_bytes(int name) {
     return (uint64_t)pages * (uint64_t)page;
 }
 
+/* impl: the configured host memory (the spec's MEMORY), or NULL to read /proc/meminfo. */
 static strata_status cpu_query_free(backend_device *dev, uint64_t *free_bytes) {
-    (void)dev;
     uint64_t v = 0;
-    if (!meminfo_bytes("MemAvailable", &v)) v = sysconf_bytes(_SC_AVPHYS_PAGES);
+    if (dev->impl) {
+        uint64_t mem = *(const uint64_t *)dev->impl;
+        v = mem > dev->arena_bytes ? mem - dev->arena_bytes : 0;
+    } else if (!meminfo_bytes("MemAvailable", &v)) {
+        v = sysconf_bytes(_SC_AVPHYS_PAGES);
+    }
     *free_bytes = v;
     return STRATA_OK;
 }
@@ -78,6 +83,9 @@ static double cpu_measure_gbps(backend_device *dev) {
 
 static strata_status cpu_alloc(backend_device *dev, size_t bytes, void **out) {
     void *p = NULL;
+    if (dev->impl && bytes > *(const uint64_t *)dev->impl)
+        return strata_fail(STRATA_ERR_NOMEM, "device %s: an arena of %zu bytes exceeds its configured memory of %llu bytes",
+                           dev->label, bytes, (unsigned long long)*(const uint64_t *)dev->impl);
     size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
     if (rounded < bytes || posix_memalign(&p, BACKEND_ARENA_ALIGN, rounded) != 0 || !p)
         return strata_fail(STRATA_ERR_NOMEM, "device %s: cannot allocate an arena of %zu bytes of host memory",
@@ -98,6 +106,11 @@ static strata_status cpu_copy(backend_device *dev, void *dst, const void *src, s
     return STRATA_OK;
 }
 
+static void cpu_destroy(backend_device *dev) {
+    free(dev->impl);
+    dev->impl = NULL;
+}
+
 static const backend_device_ops cpu_ops = {
     .query_free = cpu_query_free,
     .measure_gbps = cpu_measure_gbps,
@@ -105,7 +118,7 @@ static const backend_device_ops cpu_ops = {
     .release = cpu_release,
     .copy_in = cpu_copy,
     .copy_out = cpu_copy,
-    .destroy = NULL,
+    .destroy = cpu_destroy,
 };
 
 backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps) {
@@ -117,8 +130,17 @@ backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, doubl
     snprintf(d->label, sizeof d->label, "%s", d->name);
     uint64_t total = 0;
     if (!meminfo_bytes("MemTotal", &total)) total = sysconf_bytes(_SC_PHYS_PAGES);
+    if (mem_cap) {
+        uint64_t *mem = malloc(sizeof *mem);
+        if (!mem) {
+            free(d);
+            return NULL;
+        }
+        *mem = mem_cap;
+        d->impl = mem;
+        total = mem_cap;
+    }
     d->total_bytes = total;
-    d->cap_bytes = mem_cap;
     d->gbps = gbps > 0 ? gbps : 0;
     d->gbps_configured = gbps > 0;
     d->plannable = true;

@@ -1,0 +1,290 @@
+/* The model profile from GGUF headers, the what-if files, and the 70B scenario.
+ *
+ * - KV bytes per token follow from the hyper-parameters alone (f16: 2 bytes, q8_0: 34 per
+ *   32 elements), computed here by hand and compared with the profile;
+ * - planned == allocated on the CPU for every shared model: the engine's own context, made
+ *   with the same options, reserves exactly the arena the plan reports;
+ * - a Llama-70B-shaped Q4_K_M file (80 layers, dim 8192, 64 heads, 8 KV heads, ffn 28672,
+ *   vocab 128256) written sparse (ftruncate) and header-only plans identically, and on
+ *   sim:12GiB:360:RTX3060,sim:12GiB:288:A2000,sim:6GiB:288:A2000 with num_ctx 4096 every
+ *   GPU is filled to its budget less than one layer. */
+#include "testdata.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/model.h"
+#include "planner/plan.h"
+
+#define GiB (1024ull * 1024ull * 1024ull)
+#define MiB (1024ull * 1024ull)
+
+static char tmpdir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/strata-plan-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/llama70b.gguf", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/llama70b-header.gguf", tmpdir);
+    unlink(p);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static const plan_llama_shape llama70b = {.n_layer = 80,
+                                          .n_embd = 8192,
+                                          .n_head = 64,
+                                          .n_head_kv = 8,
+                                          .n_ff = 28672,
+                                          .n_vocab = 128256,
+                                          .n_ctx_train = 131072,
+                                          .q4_k_m = true};
+
+static void test_kv_per_token_by_hand(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/llama70b-header.gguf", tmpdir);
+    assert_int_equal(plan_whatif_write_llama(path, &llama70b, false, NULL), STRATA_OK);
+    gguf_file *f;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    /* head_dim 128, 8 KV heads: per token per layer K and V of 1024 elements each */
+    const uint64_t elems = 2ull * 8 * 128;
+    struct {
+        strata_type t;
+        uint64_t bytes_per_token;
+    } cases[] = {{STRATA_TYPE_F16, elems * 2}, {STRATA_TYPE_Q8_0, elems / 32 * 34}, {STRATA_TYPE_F32, elems * 4}};
+    for (size_t i = 0; i < 3; i++) {
+        plan_model_options mo = plan_default_model_options();
+        mo.num_ctx = 4096;
+        mo.kv_type = cases[i].t;
+        plan_model *m;
+        assert_int_equal(plan_model_init(f, &mo, &m), STRATA_OK);
+        const plan_profile *p = plan_model_profile(m);
+        assert_int_equal(p->n_layers, 81);
+        uint64_t kv, comp;
+        p->segment_bytes(p->ctx, false, 10, 11, &kv, &comp);
+        assert_true(kv == cases[i].bytes_per_token * 4096);
+        p->segment_bytes(p->ctx, false, 10, 30, &kv, &comp);
+        assert_true(kv == 20 * cases[i].bytes_per_token * 4096);
+        /* the output layer alone has no KV */
+        p->segment_bytes(p->ctx, false, 80, 81, &kv, &comp);
+        assert_true(kv == 0);
+        /* num_parallel multiplies the cache */
+        plan_model_free(m);
+        mo.num_parallel = 2;
+        assert_int_equal(plan_model_init(f, &mo, &m), STRATA_OK);
+        p = plan_model_profile(m);
+        p->segment_bytes(p->ctx, false, 10, 11, &kv, &comp);
+        assert_true(kv == cases[i].bytes_per_token * 8192);
+        plan_model_free(m);
+    }
+    gguf_close(f);
+}
+
+/* Every shared model: the profile's weights are the file's tensors, and the CPU arena of an
+ * all-CPU plan is exactly what the engine reserves for the same options. */
+static void test_planned_equals_allocated_cpu(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *dir = testdata_path("models");
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    struct dirent *de;
+    int checked = 0;
+    while ((de = readdir(dh))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 5, ".gguf") != 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        gguf_file *f;
+        assert_int_equal(gguf_open(path, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+        static const struct {
+            int32_t ctx, batch, par;
+            strata_type kv;
+        } opts[] = {{0, 0, 1, STRATA_TYPE_F16}, {256, 64, 2, STRATA_TYPE_Q8_0}, {100, 7, 1, STRATA_TYPE_F32}};
+        for (size_t o = 0; o < 3; o++) {
+            plan_model_options mo = plan_default_model_options();
+            mo.num_ctx = opts[o].ctx;
+            mo.num_batch = opts[o].batch;
+            mo.num_parallel = opts[o].par;
+            mo.kv_type = opts[o].kv;
+            plan_model *m;
+            strata_status st = plan_model_init(f, &mo, &m);
+            if (st == STRATA_ERR_UNSUPPORTED) { /* e.g. q8_0 cache with a head_dim not /32 */
+                continue;
+            }
+            if (st != STRATA_OK) fail_msg("%s: %s", de->d_name, strata_last_error());
+            const plan_profile *p = plan_model_profile(m);
+            uint64_t sum = p->host_bytes;
+            for (int32_t l = 0; l < p->n_layers; l++) sum += p->cpu_weight_bytes[l];
+            /* every tensor counted once (tied output counted once) */
+            uint64_t file = 0;
+            for (int64_t t = 0; t < gguf_tensor_count(f); t++) file += gguf_tensor_at(f, t)->bytes;
+            assert_true(sum == file);
+
+            plan_device devs[1] = {{.label = "cpu", .kind = BACKEND_DEVICE_CPU, .free_bytes = 64 * GiB, .gbps = 20}};
+            plan_options po = plan_default_options();
+            plan_result r;
+            assert_int_equal(plan_compute(p, devs, 1, &po, &r), STRATA_OK);
+            assert_int_equal(r.dev[0].layer_end, p->n_layers);
+
+            model_desc d;
+            assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+            model_params mp = model_default_params();
+            mp.n_ctx = plan_model_n_ctx(m) * opts[o].par;
+            mp.n_batch = opts[o].batch;
+            mp.kv_type = opts[o].kv;
+            mp.n_threads = 1;
+            strata_device dev;
+            strata_device_init_cpu(&dev);
+            model_context *ctx;
+            if (model_context_init(&d, &mp, &dev, &ctx) != STRATA_OK) fail_msg("%s: %s", de->d_name, strata_last_error());
+            if (dev.arena.size != r.dev[0].arena_bytes)
+                fail_msg("%s: planned %llu bytes, the engine allocated %zu", de->d_name,
+                         (unsigned long long)r.dev[0].arena_bytes, dev.arena.size);
+            model_context_free(ctx);
+            model_desc_free(&d);
+            plan_model_free(m);
+            checked++;
+        }
+        gguf_close(f);
+    }
+    closedir(dh);
+    free(dir);
+    print_message("planned == allocated on the CPU for %d model/option pairs\n", checked);
+    assert_true(checked >= 20);
+}
+
+static void plan_70b(const char *path, gguf_open_flags flags, plan_result *r, uint64_t *layer_min) {
+    gguf_file *f;
+    if (gguf_open(path, flags, &f) != STRATA_OK) fail_msg("%s", strata_last_error());
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 4096;
+    plan_model *m;
+    if (plan_model_init(f, &mo, &m) != STRATA_OK) fail_msg("%s", strata_last_error());
+    const plan_profile *p = plan_model_profile(m);
+
+    backend_inventory *inv;
+    assert_int_equal(
+        backend_inventory_from_spec("sim:12GiB:360:RTX3060,sim:12GiB:288:A2000,sim:6GiB:288:A2000,cpu::50", &inv),
+        STRATA_OK);
+    plan_device devs[8];
+    int32_t nd;
+    assert_int_equal(plan_devices_from_inventory(inv, NULL, devs, NULL, &nd), STRATA_OK);
+    assert_int_equal(nd, 4);
+    devs[3].free_bytes = 64 * GiB; /* what-if: the host this model would run on */
+    plan_options po = plan_default_options();
+    if (plan_compute(p, devs, nd, &po, r) != STRATA_OK) fail_msg("%s", strata_last_error());
+
+    *layer_min = UINT64_MAX;
+    for (int32_t l = 0; l < 80; l++) {
+        uint64_t kv, comp;
+        p->segment_bytes(p->ctx, false, l, l + 1, &kv, &comp);
+        if (p->gpu_weight_bytes[l] + kv < *layer_min) *layer_min = p->gpu_weight_bytes[l] + kv;
+    }
+    print_message("70B Q4_K_M (%s): %.2f GiB of weights; one layer >= %.0f MiB\n",
+                  flags == GGUF_OPEN_HEADER_ONLY ? "header-only" : "sparse",
+                  (double)(gguf_file_size(f) - gguf_data_offset(f)) / (double)GiB, (double)*layer_min / (double)MiB);
+    for (int32_t i = 0; i < nd; i++) {
+        const plan_device_use *u = &r->dev[i];
+        print_message("  %-9s layers %2d-%2d (%2d)  weights %6.0f MiB  kv %4.0f MiB  compute %4.0f MiB  total %6.0f MiB"
+                      "  budget %6.0f MiB  headroom %4.0f MiB\n",
+                      devs[i].label, u->layer_start, u->layer_end - 1, u->layer_end - u->layer_start,
+                      (double)u->weights_bytes / MiB, (double)u->kv_bytes / MiB, (double)u->compute_bytes / MiB,
+                      (double)u->total_bytes / MiB, (double)u->budget_bytes / MiB, (double)u->headroom_bytes / MiB);
+    }
+    print_message("  offloaded %d/%d, predicted %.2f tokens/s\n  %s\n", r->layers_offloaded, r->layers_total,
+                  r->tokens_per_second, r->explanation);
+    backend_inventory_free(inv);
+    plan_model_free(m);
+    gguf_close(f);
+}
+
+static void test_70b_scenario(void **state) {
+    (void)state;
+    char sparse[512], header[512];
+    snprintf(sparse, sizeof sparse, "%s/llama70b.gguf", tmpdir);
+    snprintf(header, sizeof header, "%s/llama70b-header.gguf", tmpdir);
+    uint64_t full = 0;
+    assert_int_equal(plan_whatif_write_llama(sparse, &llama70b, true, &full), STRATA_OK);
+    assert_int_equal(plan_whatif_write_llama(header, &llama70b, false, NULL), STRATA_OK);
+    struct stat sb;
+    assert_int_equal(stat(sparse, &sb), 0);
+    assert_true((uint64_t)sb.st_size == full);
+    assert_true(full > 39 * GiB && full < 41 * GiB); /* 42.5 GB, as Ollama's llama3:70b-q4_K_M */
+    assert_true((uint64_t)sb.st_blocks * 512 < 16 * MiB); /* sparse: the header only */
+
+    plan_result r, r2;
+    uint64_t layer_min;
+    plan_70b(sparse, GGUF_OPEN_DEFAULT, &r, &layer_min);
+    plan_70b(header, GGUF_OPEN_HEADER_ONLY, &r2, &layer_min);
+    assert_memory_equal(&r.dev, &r2.dev, sizeof r.dev);
+
+    /* every GPU used, each filled to its budget less than one layer */
+    for (int32_t i = 0; i < 3; i++) {
+        assert_true(r.dev[i].layer_end > r.dev[i].layer_start);
+        assert_true(r.dev[i].total_bytes <= r.dev[i].budget_bytes);
+        assert_true(r.dev[i].headroom_bytes < layer_min);
+        assert_true(r.dev[i].reserve_bytes == PLAN_DEFAULT_GPU_RESERVE);
+    }
+    /* the output layer on the last GPU of the chain; the CPU holds the first layers */
+    int32_t last = r.chain[r.n_chain - 1];
+    assert_int_equal(r.dev[last].layer_end, 81);
+    assert_int_equal(r.dev[3].layer_start, 0);
+    assert_true(r.layers_offloaded > 40 && r.layers_offloaded < 81);
+    assert_non_null(strstr(r.explanation, "needs"));
+    assert_non_null(strstr(r.explanation, "reserve"));
+
+    /* num_gpu: all 81 is refused with the largest that fits; that one is honoured */
+    gguf_file *f;
+    assert_int_equal(gguf_open(header, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 4096;
+    plan_model *m;
+    assert_int_equal(plan_model_init(f, &mo, &m), STRATA_OK);
+    plan_device devs[4] = {
+        {.label = "RTX3060", .kind = BACKEND_DEVICE_SIM, .free_bytes = 12 * GiB, .reserve_bytes = 256 * MiB, .gbps = 360},
+        {.label = "A2000 #1", .kind = BACKEND_DEVICE_SIM, .free_bytes = 12 * GiB, .reserve_bytes = 256 * MiB, .gbps = 288},
+        {.label = "A2000 #2", .kind = BACKEND_DEVICE_SIM, .free_bytes = 6 * GiB, .reserve_bytes = 256 * MiB, .gbps = 288},
+        {.label = "cpu", .kind = BACKEND_DEVICE_CPU, .free_bytes = 64 * GiB, .gbps = 50},
+    };
+    plan_options po = plan_default_options();
+    po.num_gpu = 81;
+    plan_result r3;
+    assert_int_equal(plan_compute(plan_model_profile(m), devs, 4, &po, &r3), STRATA_ERR_NO_FIT);
+    char want[64];
+    snprintf(want, sizeof want, "the largest that does is num_gpu %d", r.layers_offloaded);
+    assert_non_null(strstr(strata_last_error(), want));
+    print_message("  num_gpu 81: %s\n", strata_last_error());
+    po.num_gpu = r.layers_offloaded;
+    assert_int_equal(plan_compute(plan_model_profile(m), devs, 4, &po, &r3), STRATA_OK);
+    assert_int_equal(r3.layers_offloaded, r.layers_offloaded);
+    /* too little host memory: refused with the shortfall */
+    devs[3].free_bytes = 4 * GiB;
+    po = plan_default_options();
+    assert_int_equal(plan_compute(plan_model_profile(m), devs, 4, &po, &r3), STRATA_ERR_NO_FIT);
+    assert_non_null(strstr(strata_last_error(), "short"));
+    print_message("  4 GiB host: %s\n", strata_last_error());
+    plan_model_free(m);
+    gguf_close(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_per_token_by_hand),
+        cmocka_unit_test(test_planned_equals_allocated_cpu),
+        cmocka_unit_test(test_70b_scenario),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
