@@ -16,7 +16,7 @@ typedef struct {
 /* Kept in the order `strata --help` lists them. */
 static const cli_command commands[] = {
     {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
-    {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
+    {"bench", cmd_bench, "Measure prompt and generation speed (strata bench FILE.gguf [-p 512] [-n 128])"},
     {"show", cmd_show, "Show a GGUF model's architecture, sizes and tensors"},
     {"plan", cmd_plan, "Plan where each layer of a model goes across the devices (strata plan FILE.gguf)"},
     {"devices", cmd_devices, "List the devices and the memory and speed the planner sees"},

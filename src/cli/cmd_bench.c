@@ -1,0 +1,211 @@
+/* `strata bench FILE.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [-b BATCH] [--kv_type T] [--json]`:
+ * prompt processing (ppP: P tokens from an empty context, in num_batch chunks) and generation
+ * (tgN: N tokens decoded one at a time from an empty context) in tokens/s, mean ± sample
+ * standard deviation over REPS runs after one warm-up, as llama-bench reports them.
+ * Tokens are random ids; nothing is sampled (the forward pass is what is measured).
+ * Needs only the model's tensors, not its tokenizer. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/util.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+
+static const char usage[] =
+    "Usage: strata bench FILE.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 512] [--kv_type f16] [--json]\n"
+    "\n"
+    "  -p N         prompt tokens of the pp test (0 skips it; default 512)\n"
+    "  -n N         generated tokens of the tg test (0 skips it; default 128)\n"
+    "  -t N         threads (default: physical cores)\n"
+    "  -r N         repetitions, after one warm-up run (default 5)\n"
+    "  -b N         num_batch for the pp test (default 512)\n"
+    "  --kv_type T  KV cache type: f16 (default), f32, q8_0\n"
+    "  --json       print {\"model\", \"threads\", \"results\": [{\"test\", \"tokens_per_second\", \"stddev\"}]}\n";
+
+typedef struct {
+    char name[32];
+    double mean, sd;
+} bench_result;
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static int32_t rand_token(int32_t n_vocab) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (int32_t)(rng % (uint64_t)n_vocab);
+}
+
+/* One run: returns tokens/s, or a negative value on error. */
+static double run_pp(model_context *ctx, int32_t *toks, int32_t p) {
+    int32_t nb = model_context_params(ctx)->n_batch;
+    int64_t t0 = strata_now_ns();
+    for (int32_t i = 0; i < p; i += nb) {
+        int32_t m = p - i < nb ? p - i : nb;
+        if (model_decode(ctx, toks + i, m, i) != STRATA_OK) return -1;
+    }
+    return p / ((strata_now_ns() - t0) / 1e9);
+}
+
+static double run_tg(model_context *ctx, int32_t *toks, int32_t n) {
+    int64_t t0 = strata_now_ns();
+    for (int32_t i = 0; i < n; i++)
+        if (model_decode(ctx, toks + i, 1, i) != STRATA_OK) return -1;
+    return n / ((strata_now_ns() - t0) / 1e9);
+}
+
+static int parse_int(const char *flag, const char *v, int min, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < min || x > 1 << 24) return cli_error("option %s: invalid value '%s'", flag, v);
+    *out = (int)x;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *file = NULL;
+    int p = 512, n = 128, threads = 0, reps = 5, batch = 512;
+    bool json = false;
+    strata_type kv = STRATA_TYPE_F16;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            json = true;
+            continue;
+        }
+        int *target = NULL, min = 0;
+        if (strcmp(a, "-p") == 0 || cli_opt_is(a, "n_prompt")) target = &p;
+        else if (strcmp(a, "-n") == 0 || cli_opt_is(a, "n_gen")) target = &n;
+        else if (strcmp(a, "-t") == 0 || cli_opt_is(a, "num_thread")) target = &threads, min = 1;
+        else if (strcmp(a, "-r") == 0 || cli_opt_is(a, "repetitions")) target = &reps, min = 1;
+        else if (strcmp(a, "-b") == 0 || cli_opt_is(a, "num_batch")) target = &batch, min = 1;
+        if (target || cli_opt_is(a, "kv_type")) {
+            if (i + 1 >= argc) return cli_error("option %s needs a value", a);
+            const char *v = argv[++i];
+            if (target) {
+                if (parse_int(a, v, min, target)) return 1;
+            } else if (!strata_type_from_name(v, &kv) ||
+                       (kv != STRATA_TYPE_F16 && kv != STRATA_TYPE_F32 && kv != STRATA_TYPE_Q8_0)) {
+                return cli_error("option --kv_type: '%s' is not one of f16, f32, q8_0", v);
+            }
+            continue;
+        }
+        if (a[0] == '-') return cli_error("unknown option '%s' (see 'strata bench --help')", a);
+        if (file) return cli_error("unexpected argument '%s'", a);
+        file = a;
+    }
+    if (!file) {
+        fputs(usage, stderr);
+        return cli_error("missing model file");
+    }
+
+    gguf_file *f = NULL;
+    model_desc d;
+    strata_status st = gguf_open(file, GGUF_OPEN_DEFAULT, &f);
+    if (st != STRATA_OK) return cli_error("%s: %s", file, strata_last_error());
+    st = model_desc_init(f, &d);
+    if (st != STRATA_OK) {
+        gguf_close(f);
+        return cli_error("%s: %s", file, strata_last_error());
+    }
+    model_params mp = model_default_params();
+    mp.n_ctx = (p > n ? p : n) + 1;
+    mp.n_batch = batch;
+    mp.n_threads = threads;
+    mp.kv_type = kv;
+    strata_device cpu;
+    strata_device_init_cpu(&cpu);
+    model_context *ctx = NULL;
+    st = model_context_init(&d, &mp, &cpu, &ctx);
+    int rc = 0;
+    int32_t *toks = NULL;
+    if (st != STRATA_OK) {
+        rc = cli_error("%s: %s", file, strata_last_error());
+        goto done;
+    }
+    const model_params *rp = model_context_params(ctx);
+    if (rp->n_ctx < p || rp->n_ctx < n) {
+        rc = cli_error("%s: the model's context (%d tokens) is shorter than the test", file, rp->n_ctx);
+        goto done;
+    }
+    toks = malloc((size_t)(p > n ? p : n) * sizeof *toks + sizeof *toks);
+    if (!toks) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    for (int i = 0; i < (p > n ? p : n); i++) toks[i] = rand_token(d.hp.n_vocab);
+
+    bench_result res[2];
+    int n_res = 0;
+    for (int test = 0; test < 2; test++) {
+        int count = test == 0 ? p : n;
+        if (count == 0) continue;
+        double *v = malloc((size_t)reps * sizeof *v);
+        if (!v) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        double sum = 0;
+        for (int r = -1; r < reps; r++) {
+            double tps = test == 0 ? run_pp(ctx, toks, count) : run_tg(ctx, toks, count);
+            if (tps < 0) {
+                free(v);
+                rc = cli_error("%s", strata_last_error());
+                goto done;
+            }
+            if (r >= 0) {
+                v[r] = tps;
+                sum += tps;
+            }
+        }
+        bench_result *br = &res[n_res++];
+        snprintf(br->name, sizeof br->name, "%s%d", test == 0 ? "pp" : "tg", count);
+        br->mean = sum / reps;
+        double ss = 0;
+        for (int r = 0; r < reps; r++) ss += (v[r] - br->mean) * (v[r] - br->mean);
+        br->sd = reps > 1 ? sqrt(ss / (reps - 1)) : 0;
+        free(v);
+    }
+
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "model", file);
+        cJSON_AddNumberToObject(o, "threads", rp->n_threads);
+        cJSON_AddItemToObject(o, "results", arr);
+        for (int i = 0; i < n_res; i++) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "test", res[i].name);
+            cJSON_AddNumberToObject(r, "tokens_per_second", res[i].mean);
+            cJSON_AddNumberToObject(r, "stddev", res[i].sd);
+            cJSON_AddItemToArray(arr, r);
+        }
+        rc = cli_json_print(o);
+    } else {
+        uint64_t bytes = 0;
+        for (int64_t i = 0; i < gguf_tensor_count(f); i++) bytes += gguf_tensor_at(f, i)->bytes;
+        char size[32];
+        cli_format_bytes(bytes, size, sizeof size);
+        printf("| model | size | arch | threads | kv | test | t/s |\n");
+        printf("| --- | ---: | --- | ---: | --- | ---: | ---: |\n");
+        const char *base = strrchr(file, '/');
+        base = base ? base + 1 : file;
+        for (int i = 0; i < n_res; i++)
+            printf("| %s | %s | %s | %d | %s | %s | %.2f ± %.2f |\n", base, size, d.hp.arch->name, rp->n_threads,
+                   strata_type_name(rp->kv_type), res[i].name, res[i].mean, res[i].sd);
+    }
+
+done:
+    free(toks);
+    model_context_free(ctx);
+    model_desc_free(&d);
+    gguf_close(f);
+    return rc;
+}
