@@ -20,7 +20,7 @@ typedef struct {
 } ref_ids;
 
 /* Space-separated ids; NULL data if the file is absent. */
-static ref_ids ref_read_ids(const char *rel) {
+static inline ref_ids ref_read_ids(const char *rel) {
     ref_ids r = {0};
     char *path = testdata_path(rel);
     char *txt = path ? testdata_read_file(path, NULL) : NULL;
@@ -43,7 +43,7 @@ typedef struct {
 } ref_logits;
 
 /* "uint32 n_tokens, uint32 n_vocab, float32[n_tokens][n_vocab]" little-endian. */
-static ref_logits ref_read_logits(const char *rel) {
+static inline ref_logits ref_read_logits(const char *rel) {
     ref_logits r = {0};
     char *path = testdata_path(rel);
     size_t size = 0;
@@ -65,9 +65,9 @@ static ref_logits ref_read_logits(const char *rel) {
     return r;
 }
 
-static const float *ref_row(const ref_logits *l, uint32_t i) { return l->data + (size_t)i * l->n_vocab; }
+static inline const float *ref_row(const ref_logits *l, uint32_t i) { return l->data + (size_t)i * l->n_vocab; }
 
-static int ref_argmax(const float *v, int n) {
+static inline int ref_argmax(const float *v, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[best]) best = i; /* lowest id on ties, like the reference */
@@ -75,7 +75,7 @@ static int ref_argmax(const float *v, int n) {
 }
 
 /* top-1 minus top-2 of a logits row: how decisive the reference's greedy choice was. */
-static float ref_margin(const float *v, int n) {
+static inline float ref_margin(const float *v, int n) {
     float a = -INFINITY, b = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (v[i] > a) {
@@ -88,7 +88,7 @@ static float ref_margin(const float *v, int n) {
     return a - b;
 }
 
-static float max_abs_diff(const float *a, const float *b, int n) {
+static inline float max_abs_diff(const float *a, const float *b, int n) {
     float m = 0;
     for (int i = 0; i < n; i++) {
         float d = fabsf(a[i] - b[i]);
@@ -107,7 +107,7 @@ typedef struct {
     model_context *ctx;
 } ref_model;
 
-static strata_status ref_dequantized_copy(const gguf_file *src, void **out, size_t *out_size) {
+static inline strata_status ref_dequantized_copy(const gguf_file *src, void **out, size_t *out_size) {
     gguf_writer *w = gguf_writer_new();
     if (!w) return STRATA_ERR_NOMEM;
     strata_status st = STRATA_OK;
@@ -133,7 +133,7 @@ static strata_status ref_dequantized_copy(const gguf_file *src, void **out, size
     return st;
 }
 
-static void ref_model_close(ref_model *m) {
+static inline void ref_model_close(ref_model *m) {
     model_context_free(m->ctx);
     model_desc_free(&m->desc);
     gguf_close(m->f);
@@ -143,7 +143,7 @@ static void ref_model_close(ref_model *m) {
 
 /* Opens models/<name>.gguf (dequantized to F32 when dq), with n_logits = n_batch = 64 so a
  * whole prompt's logits come back from one call. */
-static strata_status ref_model_open(ref_model *m, const char *name, int dq, strata_type kv_type, int n_ctx) {
+static inline strata_status ref_model_open(ref_model *m, const char *name, int dq, strata_type kv_type, int n_ctx) {
     memset(m, 0, sizeof *m);
     char rel[256];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
