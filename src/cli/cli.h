@@ -18,6 +18,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Prints "strata: " + message + newline to stderr; returns 1 for `return cli_error(...)`.
  * Newlines inside the message are printed as spaces so a failure is always one line. */

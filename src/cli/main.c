@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     {"devices", cmd_devices, "List the devices and the memory and speed the planner sees"},
     {"tokenize", cmd_tokenize, "Print the token ids of a text (strata tokenize FILE.gguf TEXT)"},
     {"detokenize", cmd_detokenize, "Print the text of token ids (strata detokenize FILE.gguf ID...)"},
+    {"quantize", cmd_quantize, "Write a quantized copy of a model (strata quantize IN.gguf OUT.gguf Q4_K_M)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
