@@ -393,7 +393,7 @@ static int print_text(const show_info *s, bool tensors) {
     printf("  %-18s %s, GGUF v%" PRIu32 ", %" PRId64 " keys, %" PRId64 " tensors\n", "file", a,
            gguf_version(f), gguf_kv_count(f), gguf_tensor_count(f));
 
-    printf("\n  %-18s %14s %12s\n", "layer", "bytes", "");
+    printf("\n  %-18s %14s %12s\n", "layer", "bytes", "size");
     for (size_t row = 0; row < s->n_blocks + 2; row++) {
         layer_name(s, row, b, sizeof b);
         cli_format_bytes(s->layer_bytes[row], a, sizeof a);
