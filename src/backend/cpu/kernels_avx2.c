@@ -86,6 +86,9 @@ void cpu_quantize_act_avx2(cpu_act act, const float *x, void *dst, int64_t cols)
     }
 }
 
+/* Tile arrays have the largest shape (4 x 4) so they are not variable-length arrays:
+ * with MR and NT constant after inlining, the compiler keeps them in registers. */
+
 /* ---- float formats ---------------------------------------------------------------------- */
 
 AI __m256 load8_f32(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
@@ -112,19 +115,26 @@ AI float load1(const int ff, const uint8_t *p, int64_t i) {
 
 AI void ftile(const int ff, const int MR, const int NT, int64_t n, const uint8_t *w, size_t ws, const uint8_t *x,
               size_t xs, float *y, size_t ys) {
-    __m256 acc[MR][NT];
+    __m256 acc[4][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < MR; r++)
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 wv[MR];
+        __m256 wv[4];
+        #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) wv[r] = load8(ff, w + r * ws, i);
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const __m256 xv = load8(ff, x + t * xs, i);
+            #pragma GCC unroll 4
             for (int r = 0; r < MR; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < MR; r++)
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             float s = hsum_ps(acc[r][t]);
             for (int64_t j = i; j < n; j++) s += load1(ff, w + r * ws, j) * load1(ff, x + t * xs, j);
@@ -210,56 +220,64 @@ AI __m256i b_unpack(const int f, const uint8_t *row, int64_t b, float *d, float 
     }
 }
 
-AI void btile(const int f, const int MR, const int NT, int64_t cols, const uint8_t *w, size_t ws, const uint8_t *x,
-              size_t xs, float *y, size_t ys) {
+/* Four weight rows x NT tokens. The four rows' int32 block sums for one token are folded
+ * into one vector (lanes 0-3 and 4-7 each hold rows 0..3) before the conversion to float
+ * and the scaling, so that step costs one convert, one multiply and one FMA per four
+ * block products instead of four of each. Rows past nr repeat the last row (their results
+ * are not stored). */
+AI void btile4(const int f, const int NT, int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x,
+               size_t xs, float *y, size_t ys) {
     const int64_t nb = cols / 32;
     const int has_c = !(f == B_Q8_0 || f == B_IQ4_NL);
     const __m256i ones = _mm256_set1_epi16(1);
-    const float *xd[NT], *xsum[NT];
-    const int8_t *xq[NT];
+    const uint8_t *wr[4];
+    for (int r = 0; r < 4; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+    const float *xd[4], *xsum[4];
+    const int8_t *xq[4];
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         xd[t] = act_q8_d(x + t * xs, nb);
         xsum[t] = act_q8_s(x + t * xs, nb);
         xq[t] = act_q8_qs(x + t * xs, nb);
     }
-    __m256 acc[MR][NT];
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
-    float cbuf[MR][8];
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i q[MR], qa[MR];
-        __m256 dw[MR];
-        for (int r = 0; r < MR; r++) {
-            float d, c;
-            q[r] = b_unpack(f, w + r * ws, b, &d, &c);
+        __m256i q[4], qa[4];
+        float d[4], c[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            q[r] = b_unpack(f, wr[r], b, &d[r], &c[r]);
             if (b_signed(f)) qa[r] = _mm256_abs_epi8(q[r]);
-            dw[r] = _mm256_set1_ps(d);
-            cbuf[r][b & 7] = c;
         }
+        const __m128 d4 = _mm_setr_ps(d[0], d[1], d[2], d[3]);
+        const __m256 dw = _mm256_set_m128(d4, d4);
+        /* the offset term goes in lanes 0-3 only (lanes 4-7 repeat the rows) */
+        const __m256 cv = _mm256_set_m128(_mm_setzero_ps(), _mm_setr_ps(c[0], c[1], c[2], c[3]));
+#pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[t] + 32 * b));
-            const __m256 dx = _mm256_broadcast_ss(xd[t] + b);
-            for (int r = 0; r < MR; r++) {
+            __m256i m[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
                 const __m256i p = b_signed(f) ? _mm256_maddubs_epi16(qa[r], _mm256_sign_epi8(xv, q[r]))
                                               : _mm256_maddubs_epi16(q[r], xv);
-                const __m256 pf = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[r][t] = _mm256_fmadd_ps(pf, _mm256_mul_ps(dw[r], dx), acc[r][t]);
+                m[r] = _mm256_madd_epi16(p, ones);
             }
-        }
-        if (has_c && (b & 7) == 7) {
-            for (int r = 0; r < MR; r++) {
-                const __m256 cv = _mm256_loadu_ps(cbuf[r]);
-                for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(cv, _mm256_loadu_ps(xsum[t] + b - 7), acc[r][t]);
-            }
+            const __m256i u01 = _mm256_add_epi32(_mm256_unpacklo_epi32(m[0], m[1]), _mm256_unpackhi_epi32(m[0], m[1]));
+            const __m256i u23 = _mm256_add_epi32(_mm256_unpacklo_epi32(m[2], m[3]), _mm256_unpackhi_epi32(m[2], m[3]));
+            const __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(u01, u23), _mm256_unpackhi_epi64(u01, u23));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd[t] + b)), acc[t]);
+            if (has_c) acc[t] = _mm256_fmadd_ps(cv, _mm256_broadcast_ss(xsum[t] + b), acc[t]);
         }
     }
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < NT; t++) {
-            float s = hsum_ps(acc[r][t]);
-            if (has_c)
-                for (int64_t b = nb & ~(int64_t)7; b < nb; b++) s += cbuf[r][b & 7] * xsum[t][b];
-            y[t * ys + r] = s;
-        }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        float out[4];
+        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1)));
+        for (int r = 0; r < nr; r++) y[t * ys + r] = out[r];
+    }
 }
 
 /* ---- K-quants (super-blocks of 256, Q8_K activations) --------------------------------------- */
@@ -401,57 +419,59 @@ AI __m256i k_levels(const int f, const uint8_t *p, const kstate *s, const int c)
     }
 }
 
-AI void ktile(const int f, const int MR, const int NT, int64_t cols, const uint8_t *w, size_t ws, const uint8_t *x,
-              size_t xs, float *y, size_t ys) {
+/* One weight row x NT tokens (up to 8): per 32-element chunk the row's levels and scale
+ * vector are built once and used for every token; int32 sums per token are scaled into
+ * float once per super-block. */
+AI void ktile1(const int f, const int NT, int64_t cols, const uint8_t *w, const uint8_t *x, size_t xs, float *y,
+               size_t ys) {
     const int64_t nsb = cols / QK_K;
     const int has_min = f == K_Q2 || f == K_Q4 || f == K_Q5;
     const int offset = f == K_Q3 ? 4 : f == K_Q6 ? 32 : 0; /* levels stored as value + offset */
-    __m256 acc[MR][NT];
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nsb; i++) {
-        kstate st[MR];
-        const uint8_t *wb[MR];
-        const block_q8_K *xb[NT];
-        for (int r = 0; r < MR; r++) {
-            wb[r] = w + r * ws + i * k_bytes(f);
-            k_prepare(f, wb[r], &st[r]);
-        }
+        kstate st;
+        const uint8_t *wb = w + i * k_bytes(f);
+        k_prepare(f, wb, &st);
+        const block_q8_K *xb[8];
+#pragma GCC unroll 8
         for (int t = 0; t < NT; t++) xb[t] = (const block_q8_K *)(x + t * xs) + i;
-        __m256i isum[MR][NT];
-        for (int r = 0; r < MR; r++)
-            for (int t = 0; t < NT; t++) isum[r][t] = _mm256_setzero_si256();
+        __m256i isum[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            __m256i lv[MR], la[MR], sv[MR];
-            for (int r = 0; r < MR; r++) {
-                lv[r] = k_levels(f, wb[r], &st[r], c);
-                if (f == K_IQ4XS) la[r] = _mm256_abs_epi8(lv[r]);
-                sv[r] = k_chunk_scale(st[r].sc, c);
-            }
+            const __m256i lv = k_levels(f, wb, &st, c);
+            const __m256i la = f == K_IQ4XS ? _mm256_abs_epi8(lv) : lv;
+            const __m256i sv = k_chunk_scale(st.sc, c);
+#pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->qs + 32 * c));
-                for (int r = 0; r < MR; r++) {
-                    const __m256i p = f == K_IQ4XS ? _mm256_maddubs_epi16(la[r], _mm256_sign_epi8(xv, lv[r]))
-                                                   : _mm256_maddubs_epi16(lv[r], xv);
-                    isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(p, sv[r]));
-                }
+                const __m256i p = f == K_IQ4XS ? _mm256_maddubs_epi16(la, _mm256_sign_epi8(xv, lv))
+                                               : _mm256_maddubs_epi16(lv, xv);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sv));
             }
         }
+        const __m256 dv = _mm256_set1_ps(st.d), dmv = _mm256_set1_ps(st.dmin);
+#pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
-            const float dx = xb[t]->d;
-            for (int r = 0; r < MR; r++) {
-                __m256i is = isum[r][t];
-                if (offset) is = _mm256_sub_epi32(is, _mm256_mullo_epi32(_mm256_madd_epi16(st[r].sc, bs), _mm256_set1_epi32(offset)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(st[r].d * dx), acc[r][t]);
+            __m256i is = isum[t];
+            if (offset || has_min) {
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+                if (offset) is = _mm256_sub_epi32(is, _mm256_slli_epi32(_mm256_madd_epi16(st.sc, bs), offset == 4 ? 2 : 5));
+                const __m256 dx = _mm256_broadcast_ss(&xb[t]->d);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, dx), acc[t]);
                 if (has_min)
-                    acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(st[r].mn, bs)),
-                                                 _mm256_set1_ps(st[r].dmin * dx), acc[r][t]);
+                    acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(st.mn, bs)), _mm256_mul_ps(dmv, dx),
+                                              acc[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, _mm256_broadcast_ss(&xb[t]->d)), acc[t]);
             }
         }
     }
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < NT; t++) y[t * ys + r] = hsum_ps(acc[r][t]);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) y[t * ys] = hsum_ps(acc[t]);
 }
 
 /* ---- instantiation ------------------------------------------------------------------------ */
@@ -494,34 +514,58 @@ AI void ktile(const int f, const int MR, const int NT, int64_t cols, const uint8
 #define F32_BODY(MR, NT, ...) ftile(FF_F32, MR, NT, __VA_ARGS__)
 #define F16_BODY(MR, NT, ...) ftile(FF_F16, MR, NT, __VA_ARGS__)
 #define BF16_BODY(MR, NT, ...) ftile(FF_BF16, MR, NT, __VA_ARGS__)
-#define Q4_0_BODY(MR, NT, ...) btile(B_Q4_0, MR, NT, __VA_ARGS__)
-#define Q4_1_BODY(MR, NT, ...) btile(B_Q4_1, MR, NT, __VA_ARGS__)
-#define Q5_0_BODY(MR, NT, ...) btile(B_Q5_0, MR, NT, __VA_ARGS__)
-#define Q5_1_BODY(MR, NT, ...) btile(B_Q5_1, MR, NT, __VA_ARGS__)
-#define Q8_0_BODY(MR, NT, ...) btile(B_Q8_0, MR, NT, __VA_ARGS__)
-#define IQ4_NL_BODY(MR, NT, ...) btile(B_IQ4_NL, MR, NT, __VA_ARGS__)
-#define Q2_K_BODY(MR, NT, ...) ktile(K_Q2, MR, NT, __VA_ARGS__)
-#define Q3_K_BODY(MR, NT, ...) ktile(K_Q3, MR, NT, __VA_ARGS__)
-#define Q4_K_BODY(MR, NT, ...) ktile(K_Q4, MR, NT, __VA_ARGS__)
-#define Q5_K_BODY(MR, NT, ...) ktile(K_Q5, MR, NT, __VA_ARGS__)
-#define Q6_K_BODY(MR, NT, ...) ktile(K_Q6, MR, NT, __VA_ARGS__)
-#define IQ4_XS_BODY(MR, NT, ...) ktile(K_IQ4XS, MR, NT, __VA_ARGS__)
+
+/* 32-element formats: rows in fours, tokens in tiles of up to 4. */
+#define B_ENTRY(name, fmt)                                                                                        \
+    static void tile_##name(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt, \
+                            float *y, size_t ys) {                                                                \
+        for (int r = 0; r < nr; r += 4) {                                                                         \
+            const int n4 = nr - r < 4 ? nr - r : 4;                                                               \
+            for (int t = 0; t < nt;) {                                                                            \
+                const int k = nt - t >= 4 ? 4 : nt - t;                                                           \
+                const uint8_t *wr = w + r * ws, *xt = x + t * xs;                                                 \
+                float *yt = y + t * ys + r;                                                                       \
+                if (k == 4) btile4(fmt, 4, cols, wr, ws, n4, xt, xs, yt, ys);                                     \
+                else if (k == 3) btile4(fmt, 3, cols, wr, ws, n4, xt, xs, yt, ys);                                \
+                else if (k == 2) btile4(fmt, 2, cols, wr, ws, n4, xt, xs, yt, ys);                                \
+                else btile4(fmt, 1, cols, wr, ws, n4, xt, xs, yt, ys);                                            \
+                t += k;                                                                                           \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+/* K-quants: one row at a time, tokens in tiles of up to 8. */
+#define K_ENTRY(name, fmt)                                                                                        \
+    static void tile_##name(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt, \
+                            float *y, size_t ys) {                                                                \
+        for (int r = 0; r < nr; r++) {                                                                            \
+            for (int t = 0; t < nt;) {                                                                            \
+                const int left = nt - t;                                                                          \
+                const uint8_t *wr = w + r * ws, *xt = x + t * xs;                                                 \
+                float *yt = y + t * ys + r;                                                                       \
+                if (left >= 8) { ktile1(fmt, 8, cols, wr, xt, xs, yt, ys); t += 8; }                              \
+                else if (left >= 4) { ktile1(fmt, 4, cols, wr, xt, xs, yt, ys); t += 4; }                         \
+                else if (left >= 2) { ktile1(fmt, 2, cols, wr, xt, xs, yt, ys); t += 2; }                         \
+                else { ktile1(fmt, 1, cols, wr, xt, xs, yt, ys); t += 1; }                                        \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
 
 TILE_ENTRY(f32, F32_BODY)
 TILE_ENTRY(f16, F16_BODY)
 TILE_ENTRY(bf16, BF16_BODY)
-TILE_ENTRY(q4_0, Q4_0_BODY)
-TILE_ENTRY(q4_1, Q4_1_BODY)
-TILE_ENTRY(q5_0, Q5_0_BODY)
-TILE_ENTRY(q5_1, Q5_1_BODY)
-TILE_ENTRY(q8_0, Q8_0_BODY)
-TILE_ENTRY(iq4_nl, IQ4_NL_BODY)
-TILE_ENTRY(q2_k, Q2_K_BODY)
-TILE_ENTRY(q3_k, Q3_K_BODY)
-TILE_ENTRY(q4_k, Q4_K_BODY)
-TILE_ENTRY(q5_k, Q5_K_BODY)
-TILE_ENTRY(q6_k, Q6_K_BODY)
-TILE_ENTRY(iq4_xs, IQ4_XS_BODY)
+B_ENTRY(q4_0, B_Q4_0)
+B_ENTRY(q4_1, B_Q4_1)
+B_ENTRY(q5_0, B_Q5_0)
+B_ENTRY(q5_1, B_Q5_1)
+B_ENTRY(q8_0, B_Q8_0)
+B_ENTRY(iq4_nl, B_IQ4_NL)
+K_ENTRY(q2_k, K_Q2)
+K_ENTRY(q3_k, K_Q3)
+K_ENTRY(q4_k, K_Q4)
+K_ENTRY(q5_k, K_Q5)
+K_ENTRY(q6_k, K_Q6)
+K_ENTRY(iq4_xs, K_IQ4XS)
 
 void cpu_kernels_avx2(cpu_kernel t[STRATA_TYPE_COUNT]) {
     t[STRATA_TYPE_F32] = (cpu_kernel){CPU_ACT_F32, tile_f32, 4, 4};
@@ -533,10 +577,10 @@ void cpu_kernels_avx2(cpu_kernel t[STRATA_TYPE_COUNT]) {
     t[STRATA_TYPE_Q5_1] = (cpu_kernel){CPU_ACT_Q8S, tile_q5_1, 4, 4};
     t[STRATA_TYPE_Q8_0] = (cpu_kernel){CPU_ACT_Q8, tile_q8_0, 4, 4};
     t[STRATA_TYPE_IQ4_NL] = (cpu_kernel){CPU_ACT_Q8, tile_iq4_nl, 4, 4};
-    t[STRATA_TYPE_Q2_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q2_k, 4, 4};
-    t[STRATA_TYPE_Q3_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q3_k, 4, 4};
-    t[STRATA_TYPE_Q4_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q4_k, 4, 4};
-    t[STRATA_TYPE_Q5_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q5_k, 4, 4};
-    t[STRATA_TYPE_Q6_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q6_k, 4, 4};
-    t[STRATA_TYPE_IQ4_XS] = (cpu_kernel){CPU_ACT_Q8K, tile_iq4_xs, 4, 4};
+    t[STRATA_TYPE_Q2_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q2_k, 4, 8};
+    t[STRATA_TYPE_Q3_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q3_k, 4, 8};
+    t[STRATA_TYPE_Q4_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q4_k, 4, 8};
+    t[STRATA_TYPE_Q5_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q5_k, 4, 8};
+    t[STRATA_TYPE_Q6_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q6_k, 4, 8};
+    t[STRATA_TYPE_IQ4_XS] = (cpu_kernel){CPU_ACT_Q8K, tile_iq4_xs, 4, 8};
 }
