@@ -151,12 +151,16 @@ static strata_status param_add_string(strata_param *p, const char *s) {
     return STRATA_OK;
 }
 
+/* Integers are limited to +-2^53: parameters travel as JSON numbers, which most clients
+ * (and cJSON) hold as doubles, so a larger value would not come back the same. */
+#define MAX_PARAM_INT 9007199254740992LL
+
 static bool parse_int(const char *s, int64_t *out) {
     if (!*s || isspace((unsigned char)*s)) return false;
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end) return false;
+    if (errno || *end || v > MAX_PARAM_INT || v < -MAX_PARAM_INT) return false;
     *out = v;
     return true;
 }
@@ -183,7 +187,8 @@ strata_status strata_modelfile_set_param(strata_modelfile *mf, const char *name,
     switch (param_table[ti].type) {
     case STRATA_PARAM_INT:
         if (!parse_int(value, &iv))
-            return strata_fail(STRATA_ERR_INVALID, "parameter %s needs an integer, not '%s'", name, value);
+            return strata_fail(STRATA_ERR_INVALID, "parameter %s needs an integer (at most 2^53 in size), not '%s'", name,
+                               value);
         break;
     case STRATA_PARAM_FLOAT:
         if (!parse_float(value, &fv))
@@ -642,7 +647,7 @@ strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char
         char num[64];
         double d = it->valuedouble;
         if (type == STRATA_PARAM_INT) {
-            if (d != floor(d) || fabs(d) > 9.0e15) {
+            if (d != floor(d) || fabs(d) > (double)MAX_PARAM_INT) {
                 st = strata_fail(STRATA_ERR_FORMAT, "parameter %s: expected an integer", it->string);
                 break;
             }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "gguf/gguf.h"
+#include "template/template.h"
 
 /* Writes w's file as dir/name; returns 0 on success. */
 static int write_seed(gguf_writer *w, const char *dir, const char *name) {
@@ -186,6 +187,62 @@ static int make_tokenizer_seeds(const char *dir) {
     return rc;
 }
 
+/* ---- modelfile ---------------------------------------------------------------------- */
+/* Inputs for fuzz_modelfile: Modelfiles using every instruction and quoting form. */
+
+static int make_modelfile_seeds(const char *dir) {
+    static const char *const texts[] = {
+        "FROM ./model.gguf\n",
+        "# comment\nFROM llama3:8b\nPARAMETER temperature 0.7\nPARAMETER num_ctx 4096\nPARAMETER stop <|eot_id|>\n"
+        "PARAMETER stop \"<|end|>\"\nSYSTEM You are terse.\nMESSAGE user hi\nMESSAGE assistant hello\nLICENSE MIT\n",
+        "from m\r\ntemplate \"\"\"{{ if .System }}<|system|>\n{{ .System }}<|end|>\n{{ end }}\"\"\"\r\n"
+        "system \"  padded  \"\r\nparameter seed -1\r\nparameter top_p 0.95\r\n",
+        "FROM m\nLICENSE \"\"\"line 1\nline \"2\"\n\"\"\"\nMESSAGE system \"two\nlines\"\n",
+    };
+    int rc = 0;
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "modelfile-%zu", t);
+        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
+    }
+    return rc;
+}
+
+/* ---- template ----------------------------------------------------------------------- */
+/* Inputs for fuzz_template: byte 0 picks the conversation and flags (see that file), the
+ * rest is a template: every built-in one, and samples of the language's features. */
+
+static int make_template_seeds(const char *dir) {
+    static const char *const samples[] = {
+        "{{ if .System }}<S>{{ .System }}</S>{{ end }}<U>{{ .Prompt }}</U><A>{{ .Response }}</A>",
+        "{{- range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}{{ if $last }}{{ .Content }}{{ end }}{{ end -}}",
+        "{{ with .Tools }}{{ json . }}{{ else with .Messages }}{{ len . }}{{ end }}{{/* c */}}",
+        "{{ $x := 0 }}{{ range 3 }}{{ $x = . }}{{ if eq . 1 }}{{ continue }}{{ end }}{{ printf \"%d-%s\" . `r` }}{{ end }}",
+        "{{ and .System (or .Prompt \"x\") | print }}{{ index .Messages 0 \"Role\" }}{{ 'a' }}{{ -1.5e3 }}",
+    };
+    int rc = 0;
+    unsigned char buf[4096];
+    for (int f = 0; f < STRATA_CHAT_COUNT; f++) {
+        const char *src = strata_chat_family_template((strata_chat_family)f);
+        size_t len = strlen(src);
+        if (len + 1 > sizeof buf) return -1;
+        buf[0] = (unsigned char)(f * 9); /* vary the conversation and flags */
+        memcpy(buf + 1, src, len);
+        char name[64];
+        snprintf(name, sizeof name, "builtin-%s", strata_chat_family_name((strata_chat_family)f));
+        rc |= write_bytes(dir, name, buf, len + 1);
+    }
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        size_t len = strlen(samples[i]);
+        buf[0] = (unsigned char)(i * 5 + 8);
+        memcpy(buf + 1, samples[i], len);
+        char name[32];
+        snprintf(name, sizeof name, "sample-%zu", i);
+        rc |= write_bytes(dir, name, buf, len + 1);
+    }
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------- */
 
 static const struct {
@@ -194,6 +251,8 @@ static const struct {
 } corpora[] = {
     {"gguf", make_gguf_seeds},
     {"tokenizer", make_tokenizer_seeds},
+    {"modelfile", make_modelfile_seeds},
+    {"template", make_template_seeds},
 };
 
 static int make_dir(const char *path) {

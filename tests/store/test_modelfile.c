@@ -138,6 +138,7 @@ static void test_errors(void **state) {
     parse_err("FROM m\nPARAMETER temperature nan\n", STRATA_ERR_FORMAT, "line 2: parameter temperature");
     parse_err("FROM m\nPARAMETER top_p 0x1p-3\n", STRATA_ERR_FORMAT, "line 2: parameter top_p");
     parse_err("FROM m\nPARAMETER seed 99999999999999999999999\n", STRATA_ERR_FORMAT, "line 2: parameter seed");
+    parse_err("FROM m\nPARAMETER seed 9007199254740993\n", STRATA_ERR_FORMAT, "at most 2^53");
     parse_err("FROM m\n# c\nPARAMETER mirostat 1\n", STRATA_ERR_FORMAT, "line 3: unknown parameter 'mirostat'");
     parse_err("FROM m\nPARAMETER num_ctx\n", STRATA_ERR_FORMAT, "line 2: PARAMETER needs a name and a value");
     parse_err("FROM m\nMESSAGE robot hi\n", STRATA_ERR_FORMAT, "line 2: message role must be one of");
