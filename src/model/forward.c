@@ -489,7 +489,10 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         apply_rope(hp, sg->q, n, hp->n_head, sg->rope);
         apply_rope(hp, sg->k, n, hp->n_head_kv, sg->rope);
         kv_store(ctx, sg, il, n, pos);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        /* Short attention (a decode step early in the context) is cheaper than waking the
+         * threads for it. */
+        const int64_t att_work = (int64_t)n * (pos + n) * hp->n_head * hp->head_dim;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (att_work > (1 << 18))
         for (int32_t h = 0; h < hp->n_head_kv; h++) attend_kv_head(ctx, sg, il, h, n, pos);
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
