@@ -18,6 +18,7 @@
 #include "gguf/gguf.h"
 #include "store/fsutil.h"
 #include "store/sha256.h"
+#include "template/template.h"
 
 #define MAX_MANIFEST_BYTES (1u << 20)
 #define MAX_TEXT_BLOB_BYTES (64u << 20)
@@ -416,6 +417,7 @@ typedef struct {
     char family[64];
     char file_type[32];
     char parameter_size[32];
+    strata_chat_family chat; /* from tokenizer.chat_template */
 } gguf_facts;
 
 static strata_status read_gguf_facts(const char *path, gguf_facts *f) {
@@ -432,6 +434,9 @@ static strata_status read_gguf_facts(const char *path, gguf_facts *f) {
     uint64_t params = 0;
     for (int64_t i = 0; i < gguf_tensor_count(g); i++) params += (uint64_t)gguf_tensor_elements(gguf_tensor_at(g, i));
     human_count(params, f->parameter_size, sizeof f->parameter_size);
+    gguf_str chat;
+    f->chat = gguf_get_str(g, "tokenizer.chat_template", &chat) ? strata_chat_family_detect(chat.ptr, (size_t)chat.len)
+                                                                  : STRATA_CHAT_UNKNOWN;
     gguf_close(g);
     return STRATA_OK;
 }
@@ -632,8 +637,8 @@ static strata_status create_locked(strata_store *s, const strata_model_name *nam
     } else {
         is_path = true;
     }
+    gguf_facts facts = {0};
     if (st == STRATA_OK && is_path) {
-        gguf_facts facts;
         if ((st = expand_path(mf->from, base_dir, path, sizeof path)) != STRATA_OK) goto done;
         struct stat sb;
         if (stat(path, &sb) != 0) {
@@ -656,6 +661,16 @@ static strata_status create_locked(strata_store *s, const strata_model_name *nam
     }
     if (st != STRATA_OK) goto done;
     if ((st = apply_overrides(&d, mf)) != STRATA_OK) goto done;
+    /* A GGUF imported without a TEMPLATE gets the built-in template of the chat format its
+     * tokenizer.chat_template writes, and that format's stop strings unless some are set
+     * (as Ollama's create does), so `show --template` and generation agree. */
+    if (is_path && !d.mf->template_text && facts.chat != STRATA_CHAT_UNKNOWN) {
+        st = strata_modelfile_set_string(&d.mf->template_text, strata_chat_family_template(facts.chat));
+        if (st == STRATA_OK && !strata_modelfile_get_param(d.mf, "stop"))
+            for (const char *const *stop = strata_chat_family_stops(facts.chat); st == STRATA_OK && *stop; stop++)
+                st = strata_modelfile_set_param(d.mf, "stop", *stop);
+        if (st != STRATA_OK) goto done;
+    }
 
     if (progress && !progress(user, "writing layers", 0, 0)) {
         st = strata_fail(STRATA_ERR_CANCELLED, "create cancelled");
@@ -684,7 +699,6 @@ static strata_status create_locked(strata_store *s, const strata_model_name *nam
     }
     if (st == STRATA_OK) {
         char blob[4096 + 128];
-        gguf_facts facts;
         st = strata_store_blob_path(s, d.model.digest, blob, sizeof blob);
         if (st == STRATA_OK) st = read_gguf_facts(blob, &facts);
         if (st == STRATA_OK) st = write_config(s, &m, &facts, &m.config);

@@ -20,8 +20,9 @@
  * template asks for but we do not provide (Tools, Images, ToolCalls, ...) reads as empty.
  *
  * Data (what Ollama passes): .System (all system messages joined by blank lines),
- * .Messages (each .Role and .Content; consecutive messages of one role merged, as Ollama
- * does), .Prompt and .Response; .Tools and anything else is nil. A template that names
+ * .Messages (every message, system ones included, each with .Role and .Content;
+ * consecutive messages of one role merged with a blank line, as current Ollama does),
+ * .Prompt and .Response; .Tools and anything else is nil. A template that names
  * Messages anywhere is rendered once with the whole conversation; any other template is
  * rendered once per turn with .System/.Prompt/.Response (Ollama's legacy mode), and a
  * template naming neither Messages nor Response gets {{ .Response }} appended.

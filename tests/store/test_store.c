@@ -21,6 +21,7 @@
 #include "gguf/gguf.h"
 #include "store/modelfile.h"
 #include "store/store.h"
+#include "template/template.h"
 
 typedef struct {
     char dir[256];    /* scratch folder */
@@ -34,10 +35,11 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-static void write_gguf(const char *path, uint32_t file_type, float fill) {
+static void write_gguf(const char *path, uint32_t file_type, float fill, const char *chat_template) {
     gguf_writer *w = gguf_writer_new();
     assert_non_null(w);
     assert_int_equal(gguf_writer_add_str(w, "general.architecture", "llama"), STRATA_OK);
+    if (chat_template) assert_int_equal(gguf_writer_add_str(w, "tokenizer.chat_template", chat_template), STRATA_OK);
     assert_int_equal(gguf_writer_add_u32(w, "general.file_type", file_type), STRATA_OK);
     static float data[32];
     for (int i = 0; i < 32; i++) data[i] = fill + (float)i;
@@ -53,7 +55,7 @@ static int setup(void **state) {
     if (!mkdtemp(f->dir)) return -1;
     snprintf(f->root, sizeof f->root, "%s/models", f->dir);
     snprintf(f->gguf, sizeof f->gguf, "%s/tiny.gguf", f->dir);
-    write_gguf(f->gguf, 7, 1.0f);
+    write_gguf(f->gguf, 7, 1.0f, NULL);
     if (strata_store_open(f->root, &f->s) != STRATA_OK) return -1;
     *state = f;
     return 0;
@@ -503,6 +505,41 @@ static void test_gc_waits_for_create(void **state) {
     }
 }
 
+static void test_template_from_gguf(void **state) {
+    fixture *f = *state;
+    char p[400];
+    snprintf(p, sizeof p, "%s/chat.gguf", f->dir);
+    write_gguf(p, 15, 2.0f, "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' }}{% endfor %}");
+    /* No TEMPLATE: the detected format's built-in template and stop strings. */
+    assert_int_equal(create_text(f, "chat", "FROM ./chat.gguf\n"), STRATA_OK);
+    strata_model_info *info;
+    assert_int_equal(strata_store_show(f->s, "chat", &info), STRATA_OK);
+    assert_string_equal(info->quantization, "Q4_K_M");
+    assert_non_null(info->modelfile->template_text);
+    assert_string_equal(info->modelfile->template_text, strata_chat_family_template(STRATA_CHAT_CHATML));
+    const strata_param *stop = strata_modelfile_get_param(info->modelfile, "stop");
+    assert_non_null(stop);
+    assert_int_equal(stop->n_strs, 2);
+    assert_string_equal(stop->strs[0], "<|im_start|>");
+    assert_string_equal(stop->strs[1], "<|im_end|>");
+    strata_model_info_free(info);
+    /* A TEMPLATE or stop given in the Modelfile wins. */
+    assert_int_equal(create_text(f, "chat2", "FROM ./chat.gguf\nTEMPLATE {{ .Prompt }}\n"), STRATA_OK);
+    assert_int_equal(strata_store_show(f->s, "chat2", &info), STRATA_OK);
+    assert_string_equal(info->modelfile->template_text, "{{ .Prompt }}");
+    assert_null(strata_modelfile_get_param(info->modelfile, "stop"));
+    strata_model_info_free(info);
+    assert_int_equal(create_text(f, "chat3", "FROM ./chat.gguf\nPARAMETER stop END\n"), STRATA_OK);
+    assert_int_equal(strata_store_show(f->s, "chat3", &info), STRATA_OK);
+    assert_int_equal(strata_modelfile_get_param(info->modelfile, "stop")->n_strs, 1);
+    strata_model_info_free(info);
+    /* No chat template in the file: no template layer. */
+    assert_int_equal(create_text(f, "plain", "FROM ./tiny.gguf\n"), STRATA_OK);
+    assert_int_equal(strata_store_show(f->s, "plain", &info), STRATA_OK);
+    assert_null(info->modelfile->template_text);
+    strata_model_info_free(info);
+}
+
 static bool cancel_progress(void *user, const char *status, uint64_t done, uint64_t total) {
     (void)user, (void)status, (void)done, (void)total;
     return false;
@@ -539,6 +576,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_killed_before_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_keeps_old_until_new_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_waits_for_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_from_gguf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_default_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
