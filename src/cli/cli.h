@@ -18,6 +18,18 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+/* Client commands (through `strata serve`; cli/remote.h). */
+int cmd_ps(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+/* `run` and `show` with a model name go through the server; these return the exit status, or
+ * -1 when the argument is a file to handle in-process (cmd_run, cmd_show go on). */
+int cmd_run_dispatch(int argc, char **argv);
+int cmd_show_dispatch(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 
 /* Prints "strata: " + message + newline to stderr; returns 1 for `return cli_error(...)`.

@@ -115,6 +115,10 @@ static char *read_stdin(size_t *len) {
 }
 
 int cmd_run(int argc, char **argv) {
+    /* A model name runs through the server (cmd_run_remote.c); a .gguf file too when a server
+     * serves it, otherwise it runs here. */
+    int remote = cmd_run_dispatch(argc, argv);
+    if (remote >= 0) return remote;
     run_options o;
     run_options_init(&o);
     const char *file = NULL;

@@ -493,6 +493,9 @@ static int print_json(const show_info *s, bool tensors) {
 }
 
 int cmd_show(int argc, char **argv) {
+    /* A name that is not a file is a model of the server's store (cmd_show_remote.c). */
+    int remote = cmd_show_dispatch(argc, argv);
+    if (remote >= 0) return remote;
     const char *path = NULL;
     bool tensors = false, json = false;
     for (int i = 1; i < argc; i++) {

@@ -15,9 +15,16 @@ typedef struct {
 
 /* Kept in the order `strata --help` lists them. */
 static const cli_command commands[] = {
-    {"run", cmd_run, "Generate text with a model (strata run FILE.gguf [PROMPT])"},
+    {"run", cmd_run, "Run a model: through the server, or a .gguf file in-process (strata run MODEL [PROMPT])"},
+    {"ps", cmd_ps, "List the models the server has loaded, and where (strata ps [--verbose])"},
+    {"list", cmd_list, "List the models in the server's store"},
+    {"create", cmd_create, "Create a model from a Modelfile (strata create NAME -f Modelfile)"},
+    {"pull", cmd_pull, "Download a model into the server's store (strata pull URL)"},
+    {"cp", cmd_cp, "Copy a model (strata cp SOURCE DESTINATION)"},
+    {"rm", cmd_rm, "Remove models (strata rm MODEL...)"},
+    {"stop", cmd_stop, "Unload a running model (strata stop MODEL)"},
     {"bench", cmd_bench, "Measure prompt and generation speed (strata bench FILE.gguf [-p 512] [-n 128])"},
-    {"show", cmd_show, "Show a GGUF model's architecture, sizes and tensors"},
+    {"show", cmd_show, "Show a model of the server (strata show MODEL) or a GGUF file's architecture, sizes and tensors"},
     {"plan", cmd_plan, "Plan where each layer of a model goes across the devices (strata plan FILE.gguf)"},
     {"devices", cmd_devices, "List the devices and the memory and speed the planner sees"},
     {"tokenize", cmd_tokenize, "Print the token ids of a text (strata tokenize FILE.gguf TEXT)"},

@@ -1,0 +1,168 @@
+/* `strata ps [--verbose] [PREFIX]`: the models the server has loaded (GET /api/ps), as Ollama's
+ * `ps` prints them: NAME ID SIZE PROCESSOR CONTEXT UNTIL. PROCESSOR is computed from the bytes
+ * each device holds ("100% GPU", "100% CPU", "48%/52% CPU/GPU"); --verbose adds one row per
+ * device under each model: the device, its layers, allocated and planned bytes. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/remote.h"
+#include "cli/util.h"
+
+static const char usage[] =
+    "Usage: strata ps [--verbose] [PREFIX]\n"
+    "\n"
+    "Lists the models loaded by the server at $STRATA_HOST: name, ID, size, where it runs\n"
+    "(PROCESSOR: the share of its bytes on the CPU and on GPUs), context length, and until when\n"
+    "it stays loaded. --verbose adds a row per device: its layers, allocated and planned bytes.\n";
+
+static const cJSON *field(const cJSON *o, const char *const *keys) {
+    for (; *keys; keys++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, *keys);
+        if (v && !cJSON_IsNull(v)) return v;
+    }
+    return NULL;
+}
+
+static double number(const cJSON *o, const char *const *keys) {
+    const cJSON *v = field(o, keys);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *const k_dev_name[] = {"name", "device", "id", NULL};
+static const char *const k_dev_kind[] = {"type", "kind", "backend", NULL};
+static const char *const k_alloc[] = {"allocated", "allocated_bytes", "size", NULL};
+static const char *const k_planned[] = {"planned", "planned_bytes", NULL};
+
+/* A device is the CPU when its kind (or, failing that, its name) says so; everything else
+ * (CUDA, simulated GPUs) counts as GPU, as Ollama counts VRAM. */
+static bool device_is_cpu(const cJSON *d) {
+    const char *kind = cJSON_GetStringValue((cJSON *)field(d, k_dev_kind));
+    if (!kind) kind = cJSON_GetStringValue((cJSON *)field(d, k_dev_name));
+    return kind && strncmp(kind, "cpu", 3) == 0;
+}
+
+/* The layer range of a device as "0-15", from "layers": [first, last] or first/last fields. */
+static void device_layers(const cJSON *d, char *buf, size_t cap) {
+    static const char *const k_first[] = {"layer_start", "first_layer", "layer_first", NULL};
+    static const char *const k_last[] = {"layer_end", "last_layer", "layer_last", NULL};
+    buf[0] = 0;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(d, "layers");
+    if (cJSON_IsString(l)) {
+        snprintf(buf, cap, "%s", l->valuestring);
+    } else if (cJSON_IsArray(l) && cJSON_GetArraySize(l) == 2) {
+        snprintf(buf, cap, "%d-%d", (int)cJSON_GetArrayItem(l, 0)->valuedouble,
+                 (int)cJSON_GetArrayItem(l, 1)->valuedouble);
+    } else if (cJSON_IsNumber(l)) {
+        snprintf(buf, cap, "%d", (int)l->valuedouble);
+    } else if (field(d, k_first) && field(d, k_last)) {
+        snprintf(buf, cap, "%d-%d", (int)number(d, k_first), (int)number(d, k_last));
+    }
+}
+
+/* Ollama's PROCESSOR column from total and GPU-resident bytes. */
+static void processor(double size, double vram, char *buf, size_t cap) {
+    if (vram == 0) {
+        snprintf(buf, cap, "100%% CPU");
+    } else if (vram == size) {
+        snprintf(buf, cap, "100%% GPU");
+    } else if (vram > size || size == 0) {
+        snprintf(buf, cap, "Unknown");
+    } else {
+        int cpu = (int)round((size - vram) / size * 100);
+        snprintf(buf, cap, "%d%%/%d%% CPU/GPU", cpu, 100 - cpu);
+    }
+}
+
+int cmd_ps(int argc, char **argv) {
+    const char *prefix = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (cli_opt_is(argv[i], "verbose") || strcmp(argv[i], "-v") == 0) {
+            verbose = true;
+            continue;
+        }
+        if (argv[i][0] == '-') return cli_error("ps: unknown option '%s' (see 'strata ps --help')", argv[i]);
+        if (prefix) return cli_error("ps: expected at most one PREFIX");
+        prefix = argv[i];
+    }
+    strata_client *c;
+    if (remote_open(&c)) return 1;
+    cJSON *resp = NULL;
+    if (strata_client_call(c, "GET", "/api/ps", NULL, &resp) != STRATA_OK) {
+        strata_client_free(c);
+        return cli_error("%s", strata_last_error());
+    }
+    strata_client_free(c);
+    remote_table t;
+    remote_table_init(&t, 6);
+    const char *header[] = {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"};
+    remote_table_add(&t, header);
+    double now = (double)time(NULL);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(resp, "models")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name"));
+        if (!name) continue;
+        if (prefix && strncmp(name, prefix, strlen(prefix)) != 0) continue;
+        static const char *const k_size[] = {"size", NULL}, *const k_vram[] = {"size_vram", NULL},
+                                 *const k_ctx[] = {"context_length", NULL};
+        double size = number(m, k_size), vram = number(m, k_vram);
+        /* With a per-device breakdown, the split comes from what each device really holds. */
+        const cJSON *devices = cJSON_GetObjectItemCaseSensitive(m, "devices");
+        if (cJSON_IsArray(devices) && cJSON_GetArraySize(devices) > 0) {
+            double total = 0, gpu = 0;
+            const cJSON *d;
+            cJSON_ArrayForEach(d, devices) {
+                double a = number(d, k_alloc);
+                total += a;
+                if (!device_is_cpu(d)) gpu += a;
+            }
+            if (total > 0) {
+                size = total;
+                vram = gpu;
+            }
+        }
+        char id[13], sz[32], proc[48], ctx[24], until[64];
+        remote_short_id(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "digest")), id);
+        remote_human_bytes((int64_t)number(m, k_size), sz, sizeof sz);
+        processor(size, vram, proc, sizeof proc);
+        snprintf(ctx, sizeof ctx, "%d", (int)number(m, k_ctx));
+        double exp = 0;
+        bool zero = true;
+        if (!remote_parse_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "expires_at")), &exp, &zero))
+            zero = true;
+        if (!zero && exp < now)
+            snprintf(until, sizeof until, "Stopping...");
+        else
+            remote_human_time(exp, zero, now, "Never", until, sizeof until);
+        const char *row[] = {name, id, sz, proc, ctx, until};
+        remote_table_add(&t, row);
+        if (!verbose || !cJSON_IsArray(devices)) continue;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, devices) {
+            char dname[128], layers[48], alloc[32], planned[48];
+            const char *n = cJSON_GetStringValue((cJSON *)field(d, k_dev_name));
+            device_layers(d, layers, sizeof layers);
+            if (layers[0])
+                snprintf(dname, sizeof dname, "  %s (layers %s)", n ? n : "?", layers);
+            else
+                snprintf(dname, sizeof dname, "  %s", n ? n : "?");
+            remote_human_bytes((int64_t)number(d, k_alloc), alloc, sizeof alloc);
+            char pb[32];
+            remote_human_bytes((int64_t)number(d, k_planned), pb, sizeof pb);
+            snprintf(planned, sizeof planned, "planned %s", pb);
+            const char *drow[] = {dname, "", alloc, device_is_cpu(d) ? "CPU" : "GPU", "", planned};
+            remote_table_add(&t, drow);
+        }
+    }
+    remote_table_print(&t, "");
+    cJSON_Delete(resp);
+    return 0;
+}
