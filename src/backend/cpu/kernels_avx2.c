@@ -304,8 +304,26 @@ typedef struct {
     __m256i hb;  /* high bits (Q3_K hmask, Q5_K qh, Q6_K qh of both halves as needed) */
 } kstate;
 
+/* Q4_K/Q5_K: the eight 6-bit scales and mins from their 12 bytes, as 32-bit word
+ * operations (scales 0-3 and mins 0-3 are the low 6 bits of bytes 0-3 and 4-7; scales and
+ * mins 4-7 take their low 4 bits from the nibbles of bytes 8-11 and their top 2 bits from
+ * the top of bytes 0-3 and 4-7), each repeated for the two 16-element halves of a group. */
+AI void q45k_scales(const uint8_t *s12, __m256i *sc16, __m256i *mn16) {
+    uint32_t a, b, c;
+    memcpy(&a, s12, 4);
+    memcpy(&b, s12 + 4, 4);
+    memcpy(&c, s12 + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    const __m128i v = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+    const __m128i dup_lo = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i dup_hi = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    *sc16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup_lo));
+    *mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup_hi));
+}
+
 AI void k_prepare(const int f, const uint8_t *p, kstate *s) {
-    int16_t sc[16], mn[16];
     switch (f) {
     case K_Q2: {
         const block_q2_K *k = (const block_q2_K *)p;
@@ -320,28 +338,33 @@ AI void k_prepare(const int f, const uint8_t *p, kstate *s) {
     case K_Q3: {
         const block_q3_K *k = (const block_q3_K *)p;
         s->d = h2f(k->d);
-        int8_t s8[16];
-        q3k_unpack_scales(k->scales, s8);
-        s->sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)s8));
+        /* low 4 bits: nibbles of bytes 0-7 (low: scales 0-7, high: 8-15); top 2 bits of
+         * scale 4m+k: bits 2m..2m+1 of byte 8+k */
+        const __m128i raw = _mm_loadl_epi64((const __m128i *)k->scales);
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(raw, m4), _mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+        uint32_t hw;
+        memcpy(&hw, k->scales + 8, 4);
+        const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)hw), _mm_setr_epi32(0, 2, 4, 6)),
+                                         _mm_set1_epi8(3));
+        const __m128i v = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        s->sc = _mm256_cvtepi8_epi16(v);
         s->hb = _mm256_loadu_si256((const __m256i *)k->hmask);
         return;
     }
-    case K_Q4:
+    case K_Q4: {
+        const block_q4_K *k = (const block_q4_K *)p;
+        s->d = h2f(k->d);
+        s->dmin = h2f(k->dmin);
+        q45k_scales(k->scales, &s->sc, &s->mn);
+        return;
+    }
     case K_Q5: {
-        const uint8_t *scales = f == K_Q4 ? ((const block_q4_K *)p)->scales : ((const block_q5_K *)p)->scales;
-        const uint16_t d = f == K_Q4 ? ((const block_q4_K *)p)->d : ((const block_q5_K *)p)->d;
-        const uint16_t dmin = f == K_Q4 ? ((const block_q4_K *)p)->dmin : ((const block_q5_K *)p)->dmin;
-        s->d = h2f(d);
-        s->dmin = h2f(dmin);
-        for (int g = 0; g < 8; g++) {
-            uint8_t a, m;
-            k_get_scale_min(g, scales, &a, &m);
-            sc[2 * g] = sc[2 * g + 1] = a;
-            mn[2 * g] = mn[2 * g + 1] = m;
-        }
-        s->sc = _mm256_loadu_si256((const __m256i *)sc);
-        s->mn = _mm256_loadu_si256((const __m256i *)mn);
-        if (f == K_Q5) s->hb = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)p)->qh);
+        const block_q5_K *k = (const block_q5_K *)p;
+        s->d = h2f(k->d);
+        s->dmin = h2f(k->dmin);
+        q45k_scales(k->scales, &s->sc, &s->mn);
+        s->hb = _mm256_loadu_si256((const __m256i *)k->qh);
         return;
     }
     case K_Q6: {
@@ -353,8 +376,16 @@ AI void k_prepare(const int f, const uint8_t *p, kstate *s) {
     default: {
         const block_iq4_xs *k = (const block_iq4_xs *)p;
         s->d = h2f(k->d);
-        for (int g = 0; g < 8; g++) sc[2 * g] = sc[2 * g + 1] = (int16_t)(iq4xs_scale(k, g) - 32);
-        s->sc = _mm256_loadu_si256((const __m256i *)sc);
+        /* group g: low 4 bits in nibble g%2 of scales_l[g/2], top 2 bits at 2g of scales_h */
+        uint32_t l;
+        memcpy(&l, k->scales_l, 4);
+        const __m128i lv = _mm_cvtsi32_si128((int)l);
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(lv, m4), _mm_and_si128(_mm_srli_epi16(lv, 4), m4));
+        const __m128i hi = _mm_cvtsi64_si128((long long)_pdep_u64(k->scales_h, 0x0303030303030303ull));
+        const __m128i ls = _mm_sub_epi8(_mm_or_si128(nib, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        s->sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(ls, dup));
         return;
     }
     }
@@ -534,6 +565,9 @@ AI void ktile1(const int f, const int NT, int64_t cols, const uint8_t *w, const 
         }                                                                                                         \
     }
 
+#ifndef K_NT8
+#define K_NT8 1
+#endif
 /* K-quants: one row at a time, tokens in tiles of up to 8. */
 #define K_ENTRY(name, fmt)                                                                                        \
     static void tile_##name(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt, \
@@ -543,7 +577,7 @@ AI void ktile1(const int f, const int NT, int64_t cols, const uint8_t *w, const 
                 const int left = nt - t;                                                                          \
                 const uint8_t *wr = w + r * ws, *xt = x + t * xs;                                                 \
                 float *yt = y + t * ys + r;                                                                       \
-                if (left >= 8) { ktile1(fmt, 8, cols, wr, xt, xs, yt, ys); t += 8; }                              \
+                if (left >= 8 && K_NT8) { ktile1(fmt, 8, cols, wr, xt, xs, yt, ys); t += 8; }                     \
                 else if (left >= 4) { ktile1(fmt, 4, cols, wr, xt, xs, yt, ys); t += 4; }                         \
                 else if (left >= 2) { ktile1(fmt, 2, cols, wr, xt, xs, yt, ys); t += 2; }                         \
                 else { ktile1(fmt, 1, cols, wr, xt, xs, yt, ys); t += 1; }                                        \
