@@ -47,17 +47,19 @@ static const model_case cases[] = {
 #define N_CASES (sizeof cases / sizeof cases[0])
 
 /* Native quantized kernels round activations exactly as the reference does, so before any
- * rounding decision differs we match it to float precision (most prompts below agree to
- * 1e-5). But one activation landing on the other side of a rounding boundary (from a 1-ulp
+ * rounding decision differs we match it to float precision (most prompts agree to 1e-5).
+ * But one activation landing on the other side of a rounding boundary (from a 1-ulp
  * difference in a norm, exp or sum order) changes a quantized block by a full step, and
  * through the KV cache every later position: differences then reach the size of the whole
- * activation-rounding effect, which the reference README bounds by ~0.4 (the MANIFEST's
- * dqf32 comparison: 0.18-0.42). Hence a bound of 0.35 on any logit, plus a statistical check
- * that we really round like the reference: over the prompt, our RMS difference must be well
- * below that of an F32 engine (its RMS is computed here from the reference files). */
-#define NATIVE_BASE 0.35f
-#define NATIVE_REL 0.0f
-#define NATIVE_RMS_RATIO 0.8
+ * activation-rounding effect. That effect is measured per model from the reference files
+ * (max |logits.bin - dqf32 logits|, 0.006-0.42, as the README says); any logit of ours may
+ * differ by up to 1.5 times it, plus 0.01 (F16 rounding of one activation, 2^-11 relative, is
+ * below that; F16/BF16 files have effects of only 0.006-0.07). The strong check is statistical: over the prompt, our RMS
+ * difference must stay below the F32 engine's (0.9 times), which only an engine that
+ * rounds activations like the reference achieves. */
+#define NATIVE_MAX_FACTOR 1.5
+#define NATIVE_MAX_FLOOR 0.01f
+#define NATIVE_RMS_RATIO 0.9
 #define NATIVE_RMS_FLOOR 0.001
 
 static float row_tol(const float *ref, int n, float base, float rel) {
@@ -204,42 +206,42 @@ static void test_native(void **state) {
     for (size_t c = 0; c < N_CASES; c++) {
         const model_case *mc = &cases[c];
         if (!mc->has_dq) continue;
-        ref_model m;
-        strata_status st = ref_model_open(&m, mc->name, 0, STRATA_TYPE_F32, 128);
-        if (st != STRATA_OK) fail_msg("%s: %s", mc->name, strata_last_error());
-        char prefix[256];
-        snprintf(prefix, sizeof prefix, "reference/%s", mc->name);
-        check_result r;
-        int f = check_model(&m, mc->name, prefix, NATIVE_BASE, NATIVE_REL, &r);
-        /* How far an F32 engine is from this file's reference: the whole effect of rounding
-         * activations (same rows: prompt and greedy path). */
-        double ref_sq = 0;
+        /* How far an F32 engine is from this file's reference over the prompt: the whole
+         * effect of rounding activations, measured from the two reference files. */
+        double ref_sq = 0, ref_max = 0;
         long ref_n = 0;
-        const char *kinds[] = {"logits"};
-        for (int k = 0; k < 1; k++) {
+        {
             char a[256], b[256];
-            snprintf(a, sizeof a, "reference/%s.%s.bin", mc->name, kinds[k]);
-            snprintf(b, sizeof b, "reference/dqf32/%s.dqf32.%s.bin", mc->name, kinds[k]);
+            snprintf(a, sizeof a, "reference/%s.logits.bin", mc->name);
+            snprintf(b, sizeof b, "reference/dqf32/%s.dqf32.logits.bin", mc->name);
             ref_logits la = ref_read_logits(a), lb = ref_read_logits(b);
             assert_non_null(la.data);
             assert_non_null(lb.data);
             for (size_t i = 0; i < (size_t)la.n_tokens * la.n_vocab; i++) {
                 double d = (double)la.data[i] - lb.data[i];
                 ref_sq += d * d;
+                if (fabs(d) > ref_max) ref_max = fabs(d);
             }
             ref_n += (long)la.n_tokens * la.n_vocab;
             free(la.blob);
             free(lb.blob);
         }
+        ref_model m;
+        strata_status st = ref_model_open(&m, mc->name, 0, STRATA_TYPE_F32, 128);
+        if (st != STRATA_OK) fail_msg("%s: %s", mc->name, strata_last_error());
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "reference/%s", mc->name);
+        check_result r;
+        float bound = (float)(NATIVE_MAX_FACTOR * ref_max) + NATIVE_MAX_FLOOR;
+        int f = check_model(&m, mc->name, prefix, bound, 0.0f, &r);
         double rms = sqrt(r.sq_sum / r.n_sq), ref_rms = sqrt(ref_sq / ref_n);
-        print_message("  %-22s rms %.4f vs F32-engine rms %.4f (ratio %.2f)\n", mc->name, rms, ref_rms, rms / ref_rms);
+        print_message("  %-20s max %.4f (bound %.3f), prompt rms %.4f vs F32 engine's %.4f (ratio %.2f); greedy %d/%d ids\n",
+                      mc->name, r.abs_worst, bound, rms, ref_rms, rms / ref_rms, r.greedy_checked, r.greedy_total);
         if (!(rms <= NATIVE_RMS_RATIO * ref_rms + NATIVE_RMS_FLOOR)) {
             print_error("%s: prompt RMS difference %.4f is not below %.1f x the F32 engine's %.4f\n", mc->name, rms,
                         NATIVE_RMS_RATIO, ref_rms);
             failures++;
         }
-        print_message("  %-22s native  abs %.4f worst prompt %.2f, teacher-forced %.2f of tol; greedy %d/%d ids checked\n",
-                      mc->name, r.abs_worst, r.worst_prompt, r.worst_forced, r.greedy_checked, r.greedy_total);
         failures += f;
         ref_model_close(&m);
     }
