@@ -617,7 +617,7 @@ strata_status strata_modelfile_params_to_json(const strata_modelfile *mf, char *
     return json_print(root, out);
 }
 
-strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char *json, size_t len) {
+static strata_status params_from_json(strata_modelfile *mf, const char *json, size_t len, bool skip_unknown) {
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -626,6 +626,7 @@ strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char
     strata_status st = STRATA_OK;
     for (cJSON *it = root->child; st == STRATA_OK && it; it = it->next) {
         strata_param_type type = STRATA_PARAM_INT;
+        if (skip_unknown && param_index(it->string) < 0) continue;
         if ((st = strata_param_type_of(it->string, &type)) != STRATA_OK) break;
         if (type == STRATA_PARAM_STRINGS) {
             if (cJSON_IsString(it)) {
@@ -659,6 +660,14 @@ strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char
     }
     cJSON_Delete(root);
     return st;
+}
+
+strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char *json, size_t len) {
+    return params_from_json(mf, json, len, false);
+}
+
+strata_status strata_modelfile_params_from_json_lenient(strata_modelfile *mf, const char *json, size_t len) {
+    return params_from_json(mf, json, len, true);
 }
 
 strata_status strata_modelfile_messages_to_json(const strata_modelfile *mf, char **out) {

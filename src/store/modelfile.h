@@ -95,6 +95,9 @@ strata_status strata_modelfile_params_to_json(const strata_modelfile *mf, char *
 /* Merges a JSON object of parameters into mf (keys validated as for PARAMETER; a JSON
  * number for a numeric parameter, a string or array of strings for stop). */
 strata_status strata_modelfile_params_from_json(strata_modelfile *mf, const char *json, size_t len);
+/* The same, skipping keys that are not in the parameter table (for params written by
+ * other tools, such as an Ollama store's mirostat or num_keep). */
+strata_status strata_modelfile_params_from_json_lenient(strata_modelfile *mf, const char *json, size_t len);
 
 /* Messages as a JSON array of {"role","content"} objects. *out malloc'd. */
 strata_status strata_modelfile_messages_to_json(const strata_modelfile *mf, char **out);

@@ -505,7 +505,7 @@ static strata_status load_layers(strata_store *s, const strata_manifest *m, draf
         if (strcmp(mt, STRATA_MEDIA_TEMPLATE) == 0) st = strata_modelfile_set_string(&d->mf->template_text, text);
         else if (strcmp(mt, STRATA_MEDIA_SYSTEM) == 0) st = strata_modelfile_set_string(&d->mf->system, text);
         else if (strcmp(mt, STRATA_MEDIA_LICENSE) == 0) st = strata_modelfile_add_license(d->mf, text);
-        else if (strcmp(mt, STRATA_MEDIA_PARAMS) == 0) st = strata_modelfile_params_from_json(d->mf, text, len);
+        else if (strcmp(mt, STRATA_MEDIA_PARAMS) == 0) st = strata_modelfile_params_from_json_lenient(d->mf, text, len);
         else st = strata_modelfile_messages_from_json(d->mf, text, len);
         free(text);
     }

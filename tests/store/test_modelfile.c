@@ -251,6 +251,14 @@ static void test_params_json(void **state) {
     const char *bad[] = {"{\"mirostat\":1}", "{\"num_ctx\":1.5}", "{\"num_ctx\":\"8\"}", "{\"stop\":[1]}", "[1]", "{"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_not_equal(strata_modelfile_params_from_json(back, bad[i], strlen(bad[i])), STRATA_OK);
+    /* Lenient reading skips unknown keys only. */
+    const char *ollama = "{\"mirostat\":1,\"num_keep\":24,\"num_ctx\":64}";
+    strata_modelfile *len_mf = strata_modelfile_new();
+    assert_int_equal(strata_modelfile_params_from_json_lenient(len_mf, ollama, strlen(ollama)), STRATA_OK);
+    assert_int_equal(len_mf->n_params, 1);
+    assert_int_equal(strata_modelfile_get_param(len_mf, "num_ctx")->i, 64);
+    assert_int_not_equal(strata_modelfile_params_from_json_lenient(len_mf, "{\"num_ctx\":\"x\"}", 14), STRATA_OK);
+    strata_modelfile_free(len_mf);
 
     assert_int_equal(strata_modelfile_messages_to_json(mf, &json), STRATA_OK);
     assert_string_equal(json, "[]");

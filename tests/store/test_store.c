@@ -5,6 +5,7 @@
 #include "testdata.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -540,6 +541,58 @@ static void test_template_from_gguf(void **state) {
     strata_model_info_free(info);
 }
 
+/* A manifest as Ollama writes it (extra layer types, parameters we do not know) reads. */
+static void test_ollama_shaped_manifest(void **state) {
+    fixture *f = *state;
+    char model[STRATA_DIGEST_SIZE], params[STRATA_DIGEST_SIZE], proj[STRATA_DIGEST_SIZE], cfg[STRATA_DIGEST_SIZE];
+    uint64_t size;
+    assert_int_equal(strata_store_import_file(f->s, f->gguf, NULL, NULL, model, &size), STRATA_OK);
+    const char *ptext = "{\"mirostat\":0,\"num_keep\":4,\"stop\":[\"<x>\"]}";
+    const char *ctext = "{\"model_format\":\"gguf\",\"model_family\":\"llama\",\"model_type\":\"8.0B\",\"file_type\":\"Q4_0\","
+                        "\"architecture\":\"amd64\",\"os\":\"linux\"}";
+    assert_int_equal(strata_store_put_blob(f->s, ptext, strlen(ptext), params), STRATA_OK);
+    assert_int_equal(strata_store_put_blob(f->s, "PROJ", 4, proj), STRATA_OK);
+    assert_int_equal(strata_store_put_blob(f->s, ctext, strlen(ctext), cfg), STRATA_OK);
+    char dir[600], path[700], text[2048];
+    snprintf(dir, sizeof dir, "%s/manifests/registry.ollama.ai/library/olla", f->root);
+    snprintf(path, sizeof path, "%s/latest", dir);
+    snprintf(text, sizeof text,
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
+             "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+             "\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.model\",\"digest\":\"%s\",\"size\":%llu},"
+             "{\"mediaType\":\"application/vnd.ollama.image.projector\",\"digest\":\"%s\",\"size\":4},"
+             "{\"mediaType\":\"application/vnd.ollama.image.params\",\"digest\":\"%s\",\"size\":%zu}]}",
+             cfg, strlen(ctext), model, (unsigned long long)size, proj, params, strlen(ptext));
+    const char *const parts[] = {"/registry.ollama.ai", "/library", "/olla"};
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/manifests", f->root);
+    for (int i = 0; i < 3; i++) {
+        strncat(sub, parts[i], sizeof sub - strlen(sub) - 1);
+        assert_true(mkdir(sub, 0755) == 0 || errno == EEXIST);
+    }
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    strata_model_info *info;
+    if (strata_store_show(f->s, "olla", &info) != STRATA_OK) fail_msg("%s", strata_last_error());
+    assert_string_equal(info->parameter_size, "8.0B");
+    assert_string_equal(info->quantization, "Q4_0");
+    assert_int_equal(info->modelfile->n_params, 1);
+    assert_string_equal(strata_modelfile_get_param(info->modelfile, "stop")->strs[0], "<x>");
+    strata_model_info_free(info);
+    /* A model derived from it keeps the layer we do not interpret. */
+    assert_int_equal(create_text(f, "derived", "FROM olla\nSYSTEM s\n"), STRATA_OK);
+    strata_manifest m;
+    assert_int_equal(strata_store_read_manifest(f->s, "derived", &m), STRATA_OK);
+    bool has_proj = false;
+    for (size_t i = 0; i < m.n_layers; i++)
+        if (strcmp(m.layers[i].media_type, "application/vnd.ollama.image.projector") == 0) has_proj = !strcmp(m.layers[i].digest, proj);
+    assert_true(has_proj);
+    strata_manifest_free(&m);
+    check_consistent(f);
+}
+
 static bool cancel_progress(void *user, const char *status, uint64_t done, uint64_t total) {
     (void)user, (void)status, (void)done, (void)total;
     return false;
@@ -577,6 +630,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_replace_keeps_old_until_new_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_waits_for_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_from_gguf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ollama_shaped_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_default_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
