@@ -55,6 +55,7 @@ size_t cpu_act_row_bytes(cpu_act act, int64_t cols);
  * same bytes). */
 void cpu_quantize_act_scalar(cpu_act act, const float *x, void *dst, int64_t cols);
 void cpu_quantize_act_avx2(cpu_act act, const float *x, void *dst, int64_t cols);
+void cpu_quantize_act_avx512(cpu_act act, const float *x, void *dst, int64_t cols);
 
 /* Fill `table` (indexed by weight type) for an ISA; entries left zero are unsupported
  * there (the driver then uses the scalar entry). */

@@ -117,10 +117,10 @@ void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows,
     if (k->act != CPU_ACT_F32) STRATA_ASSERT(work != NULL);
     uint8_t *wq = work;
     const int quantize = k->act != CPU_ACT_F32;
-    void (*quant)(cpu_act, const float *, void *, int64_t) =
-        isa >= CPU_ISA_AVX2 ? cpu_quantize_act_avx2 : cpu_quantize_act_scalar;
-#if !defined(__x86_64__)
-    quant = cpu_quantize_act_scalar;
+    void (*quant)(cpu_act, const float *, void *, int64_t) = cpu_quantize_act_scalar;
+#if defined(__x86_64__)
+    if (isa == CPU_ISA_AVX2) quant = cpu_quantize_act_avx2;
+    if (isa == CPU_ISA_AVX512) quant = cpu_quantize_act_avx512;
 #endif
     if (quantize) xq = wq;
 
