@@ -2,7 +2,7 @@
 # Installs the Debian packages Strata needs to build and test, when run as root;
 # otherwise prints the exact apt-get line and fails, so nothing half-builds.
 set -eu
-PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev libedit-dev"
+PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev libedit-dev libmicrohttpd-dev"
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

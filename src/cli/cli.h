@@ -18,6 +18,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* Client commands (through `strata serve`; cli/remote.h). */
 int cmd_ps(int argc, char **argv);
 int cmd_list(int argc, char **argv);

@@ -15,6 +15,7 @@ typedef struct {
 
 /* Kept in the order `strata --help` lists them. */
 static const cli_command commands[] = {
+    {"serve", cmd_serve, "Start the Ollama-compatible HTTP server (strata serve; STRATA_HOST, default 127.0.0.1:11434)"},
     {"run", cmd_run, "Run a model: through the server, or a .gguf file in-process (strata run MODEL [PROMPT])"},
     {"ps", cmd_ps, "List the models the server has loaded, and where (strata ps [--verbose])"},
     {"list", cmd_list, "List the models in the server's store"},

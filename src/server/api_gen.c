@@ -1,0 +1,690 @@
+/* Generation endpoints: /api/generate, /api/chat, /v1/chat/completions, /v1/completions.
+ *
+ * One job type serves all four: the request is checked and the prompt rendered on the
+ * connection's thread (so that every mistake gets its 4xx before anything is loaded), then
+ * the job takes its turn on the model (scheduler), generates, and gives the model back.
+ * Streamed jobs run on their own thread and write NDJSON lines (Ollama) or server-sent
+ * events (OpenAI); non-streamed jobs run on the connection's thread and answer once.
+ *
+ * Prompt: raw prompts are used as given. Otherwise the template is the request's
+ * ("template", /api/generate only), else the Modelfile's TEMPLATE, else the built-in one for
+ * the chat family detected from the GGUF's tokenizer.chat_template (template/template.h),
+ * whose turn markers then become default stop sequences; a model with none renders
+ * "{{ .Prompt }}" (the text as it is). The system prompt is the request's ("system", or
+ * the chat's system messages), else the Modelfile's SYSTEM; a chat gets the Modelfile's
+ * MESSAGEs before its own.
+ *
+ * "format": "json" (or a JSON schema object, treated the same): the engine has no hook to
+ * mask logits yet, so this is not a grammar. What it does: generation stops as soon as the
+ * output holds one complete JSON value (objects and arrays are tracked through strings and
+ * escapes), and text after it is never produced; whether the text before it is JSON is
+ * left to the model (prompt it to answer in JSON, as Ollama's documentation advises). */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+#include "template/template.h"
+
+typedef enum { K_GENERATE, K_CHAT, K_OAI_CHAT, K_OAI_COMPLETION } gen_kind;
+
+typedef struct {
+    strata_server *srv;
+    gen_kind kind;
+    bool stream;
+    bool include_usage;
+    char *model_name; /* as the request wrote it */
+    char *path, *digest, *family, *psize, *quant, *display;
+    sched_request req;
+    srv_options opt;
+    int64_t keep_alive_ns;
+    char *prompt;
+    size_t prompt_len;
+    int32_t *ctx_ids;
+    int32_t n_ctx_ids;
+    char id[48];
+    int64_t created; /* Unix seconds */
+    int64_t t_start;
+    /* Results. */
+    char *text;
+    size_t text_len, text_cap;
+    strata_status st;
+    char err[1024];
+    strata_gen_stats stats;
+    int64_t load_ns, total_ns;
+    int32_t *context_out;
+    int32_t n_context_out;
+    /* JSON-format tracking. */
+    int json_depth;
+    bool json_in_str, json_esc, json_started, json_done;
+    srv_stream *out; /* NULL when not streaming */
+} gen_job;
+
+static void job_free(void *p) {
+    gen_job *j = p;
+    if (!j) return;
+    free(j->model_name);
+    free(j->path);
+    free(j->digest);
+    free(j->family);
+    free(j->psize);
+    free(j->quant);
+    free(j->display);
+    srv_options_free(&j->opt);
+    free(j->prompt);
+    free(j->ctx_ids);
+    free(j->text);
+    free(j->context_out);
+    free(j);
+}
+
+static void now_text(char *buf, size_t cap) { sched_format_time(sched_unix_ns(), buf, cap); }
+
+/* ---- Chunks --------------------------------------------------------------------------- */
+
+static cJSON *ollama_object(const gen_job *j) {
+    cJSON *o = cJSON_CreateObject();
+    char t[64];
+    now_text(t, sizeof t);
+    cJSON_AddStringToObject(o, "model", j->model_name);
+    cJSON_AddStringToObject(o, "created_at", t);
+    return o;
+}
+
+static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
+    char *s = strndup(text, len);
+    if (j->kind == K_GENERATE) {
+        cJSON_AddStringToObject(o, "response", s ? s : "");
+    } else {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", s ? s : "");
+    }
+    free(s);
+}
+
+static cJSON *openai_object(const gen_job *j, bool chunk) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", j->id);
+    const char *object = j->kind == K_OAI_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddNumberToObject(o, "created", (double)j->created);
+    cJSON_AddStringToObject(o, "model", j->model_name);
+    cJSON_AddStringToObject(o, "system_fingerprint", "fp_strata");
+    return o;
+}
+
+/* choices[0] with text (NULL for an empty delta) and finish_reason (NULL = null). */
+static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
+                              const char *finish) {
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    char *s = text ? strndup(text, len) : NULL;
+    if (j->kind == K_OAI_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(c, chunk ? "delta" : "message");
+        if (text || !chunk) {
+            cJSON_AddStringToObject(m, "role", "assistant");
+            cJSON_AddStringToObject(m, "content", s ? s : "");
+        }
+    } else {
+        cJSON_AddStringToObject(c, "text", s ? s : "");
+    }
+    free(s);
+    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
+    else cJSON_AddNullToObject(c, "finish_reason");
+}
+
+static void add_usage(cJSON *o, const gen_job *j) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", j->stats.prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", j->stats.gen_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", j->stats.prompt_tokens + j->stats.gen_tokens);
+}
+
+static void add_stats(cJSON *o, const gen_job *j) {
+    srv_json_add_i64(o, "total_duration", j->total_ns);
+    srv_json_add_i64(o, "load_duration", j->load_ns);
+    cJSON_AddNumberToObject(o, "prompt_eval_count", j->stats.prompt_tokens);
+    srv_json_add_i64(o, "prompt_eval_duration", j->stats.prompt_ns);
+    cJSON_AddNumberToObject(o, "eval_count", j->stats.gen_tokens);
+    srv_json_add_i64(o, "eval_duration", j->stats.gen_ns);
+}
+
+static const char *finish_reason(const gen_job *j) {
+    return j->stats.done_reason && strcmp(j->stats.done_reason, "length") == 0 ? "length" : "stop";
+}
+
+/* The final Ollama object (streamed: empty text; not streamed: the whole text). */
+static cJSON *ollama_final(const gen_job *j, bool whole) {
+    cJSON *o = ollama_object(j);
+    add_ollama_text(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0);
+    cJSON_AddBoolToObject(o, "done", true);
+    cJSON_AddStringToObject(o, "done_reason", j->stats.done_reason ? j->stats.done_reason : "stop");
+    if (j->kind == K_GENERATE) {
+        cJSON *ctx = cJSON_AddArrayToObject(o, "context");
+        for (int32_t i = 0; i < j->n_context_out; i++) cJSON_AddItemToArray(ctx, cJSON_CreateNumber(j->context_out[i]));
+    }
+    add_stats(o, j);
+    return o;
+}
+
+/* ---- Generation ---------------------------------------------------------------------- */
+
+/* Tracks a JSON value in the output; returns how many bytes of s belong up to and including
+ * the end of the first complete value (len when it is not complete yet). */
+static size_t json_track(gen_job *j, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (j->json_in_str) {
+            if (j->json_esc) j->json_esc = false;
+            else if (c == '\\') j->json_esc = true;
+            else if (c == '"') j->json_in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            if (j->json_started) j->json_in_str = true;
+        } else if (c == '{' || c == '[') {
+            j->json_started = true;
+            j->json_depth++;
+        } else if ((c == '}' || c == ']') && j->json_started) {
+            if (--j->json_depth == 0) {
+                j->json_done = true;
+                return i + 1;
+            }
+        }
+    }
+    return len;
+}
+
+static bool text_append(gen_job *j, const char *s, size_t n) {
+    if (j->text_len + n + 1 > j->text_cap) {
+        size_t cap = j->text_cap ? j->text_cap : 1024;
+        while (cap < j->text_len + n + 1) cap *= 2;
+        char *nb = realloc(j->text, cap);
+        if (!nb) return false;
+        j->text = nb;
+        j->text_cap = cap;
+    }
+    memcpy(j->text + j->text_len, s, n);
+    j->text_len += n;
+    j->text[j->text_len] = 0;
+    return true;
+}
+
+static bool job_emit(void *user, const char *text, size_t len) {
+    gen_job *j = user;
+    if (j->json_done) return false;
+    if (j->opt.json_format) len = json_track(j, text, len);
+    if (atomic_load(&j->srv->stopping)) return false;
+    if (!j->out) {
+        if (!text_append(j, text, len)) return false;
+    } else if (len) {
+        cJSON *o;
+        if (j->kind == K_GENERATE || j->kind == K_CHAT) {
+            o = ollama_object(j);
+            add_ollama_text(o, j, text, len);
+            cJSON_AddBoolToObject(o, "done", false);
+            if (!srv_stream_json_line(j->out, o)) return false;
+        } else {
+            o = openai_object(j, true);
+            add_openai_choice(o, j, true, text, len, NULL);
+            if (!srv_stream_sse(j->out, o)) return false;
+        }
+    }
+    return !j->json_done;
+}
+
+/* Takes the model's turn, generates, gives the model back. Fills j's results. */
+static void job_run(gen_job *j) {
+    sched_runner *r = NULL;
+    atomic_bool *cancel = j->out ? srv_stream_cancel_flag(j->out) : NULL;
+    j->st = sched_acquire(j->srv->sched, &j->req, cancel, &r, &j->load_ns);
+    if (j->st != STRATA_OK) {
+        snprintf(j->err, sizeof j->err, "%s", strata_last_error());
+        j->total_ns = strata_now_ns() - j->t_start;
+        return;
+    }
+    strata_engine *e = sched_runner_engine(r);
+    int32_t n_ctx = sched_runner_n_ctx(r);
+    bool add_special = j->n_ctx_ids == 0;
+    int64_t n = strata_tokenize(e->vocab, j->prompt, j->prompt_len, add_special, true, NULL, 0);
+    int32_t *ids = NULL;
+    if (n >= 0 && n + j->n_ctx_ids < INT32_MAX) ids = malloc((size_t)(n + j->n_ctx_ids + 1) * sizeof *ids);
+    int32_t cap = n_ctx > 0 ? n_ctx : 4096;
+    int32_t *gen_ids = malloc((size_t)cap * sizeof *gen_ids);
+    if (!ids || !gen_ids) {
+        j->st = strata_fail(STRATA_ERR_NOMEM, "out of memory");
+    } else {
+        if (j->n_ctx_ids) memcpy(ids, j->ctx_ids, (size_t)j->n_ctx_ids * sizeof *ids);
+        strata_tokenize(e->vocab, j->prompt, j->prompt_len, add_special, true, ids + j->n_ctx_ids, (size_t)n);
+        int32_t n_prompt = (int32_t)n + j->n_ctx_ids;
+        for (int32_t i = 0; i < j->n_ctx_ids; i++) {
+            if (ids[i] < 0 || ids[i] >= e->desc.hp.n_vocab) {
+                j->st = strata_fail(STRATA_ERR_INVALID, "context holds token id %d, outside the vocabulary", ids[i]);
+                break;
+            }
+        }
+        if (j->st == STRATA_OK && n_prompt == 0) j->st = strata_fail(STRATA_ERR_INVALID, "the prompt has no tokens");
+        if (j->st == STRATA_OK)
+            j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
+        if (j->st == STRATA_ERR_CANCELLED && j->json_done) {
+            j->st = STRATA_OK; /* the JSON value is complete */
+            j->stats.done_reason = "stop";
+        }
+        if (j->st == STRATA_OK && j->kind == K_GENERATE) {
+            int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
+            /* An end-of-generation token is not part of the conversation. */
+            if (ng > 0 && strata_vocab_is_eog(e->vocab, gen_ids[ng - 1])) ng--;
+            int32_t np = n_prompt <= cap ? n_prompt : cap;
+            j->context_out = malloc((size_t)(np + ng + 1) * sizeof *j->context_out);
+            if (j->context_out) {
+                memcpy(j->context_out, ids + (n_prompt - np), (size_t)np * sizeof *ids);
+                memcpy(j->context_out + np, gen_ids, (size_t)ng * sizeof *ids);
+                j->n_context_out = np + ng;
+            }
+        }
+        if (j->st != STRATA_OK) snprintf(j->err, sizeof j->err, "%s", strata_last_error());
+    }
+    free(ids);
+    free(gen_ids);
+    if (j->st == STRATA_ERR_CANCELLED)
+        fprintf(stderr, "strata: generation cancelled for %s after %d tokens (client disconnected)\n", j->display,
+                j->stats.gen_tokens);
+    sched_release(j->srv->sched, r, j->keep_alive_ns);
+    j->total_ns = strata_now_ns() - j->t_start;
+}
+
+static void stream_job(void *p, srv_stream *st) {
+    gen_job *j = p;
+    j->out = st;
+    job_run(j);
+    if (j->st == STRATA_ERR_CANCELLED) return;
+    if (j->kind == K_GENERATE || j->kind == K_CHAT) {
+        if (j->st != STRATA_OK) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "error", j->err);
+            srv_stream_json_line(st, o);
+            return;
+        }
+        srv_stream_json_line(st, ollama_final(j, false));
+        return;
+    }
+    if (j->st != STRATA_OK) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "message", j->err);
+        cJSON_AddStringToObject(e, "type", "api_error");
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddNullToObject(e, "code");
+        srv_stream_sse(st, o);
+    } else {
+        cJSON *o = openai_object(j, true);
+        add_openai_choice(o, j, true, NULL, 0, finish_reason(j));
+        srv_stream_sse(st, o);
+        if (j->include_usage) {
+            o = openai_object(j, true);
+            cJSON_AddArrayToObject(o, "choices");
+            add_usage(o, j);
+            srv_stream_sse(st, o);
+        }
+    }
+    srv_stream_write(st, "data: [DONE]\n\n", 14);
+}
+
+/* ---- Request parsing ------------------------------------------------------------------ */
+
+static bool is_openai(gen_kind k) { return k == K_OAI_CHAT || k == K_OAI_COMPLETION; }
+
+static srv_reply bad(gen_kind k, unsigned status, const char *msg) {
+    return is_openai(k) ? srv_reply_openai_error(status, "%s", msg) : srv_reply_error(status, "%s", msg);
+}
+
+/* The text of a message's content: a string, or (OpenAI) an array of {type:"text",text}. */
+static const char *content_text(const cJSON *content, char **owned) {
+    *owned = NULL;
+    if (cJSON_IsString(content)) return content->valuestring;
+    if (!content || cJSON_IsNull(content)) return "";
+    if (!cJSON_IsArray(content)) return NULL;
+    size_t total = 1;
+    for (const cJSON *p = content->child; p; p = p->next) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(t)) total += strlen(t->valuestring);
+    }
+    char *buf = malloc(total);
+    if (!buf) return NULL;
+    buf[0] = 0;
+    for (const cJSON *p = content->child; p; p = p->next) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(t)) strcat(buf, t->valuestring);
+    }
+    *owned = buf;
+    return buf;
+}
+
+/* The chat family of the GGUF at path (from tokenizer.chat_template). */
+static strata_chat_family detect_family(const char *path) {
+    gguf_file *f = NULL;
+    if (gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return STRATA_CHAT_UNKNOWN;
+    gguf_str s;
+    strata_chat_family fam = STRATA_CHAT_UNKNOWN;
+    if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
+    gguf_close(f);
+    return fam;
+}
+
+/* Renders the prompt (not raw). messages/system as the template input wants them. */
+static strata_status render_prompt(gen_job *j, const strata_model_info *info, const char *req_template,
+                                   const char *system, const strata_chat_message *msgs, size_t n_msgs,
+                                   bool *used_builtin, strata_chat_family *fam) {
+    const char *src = req_template && *req_template ? req_template : NULL;
+    if (!src && info->modelfile && info->modelfile->template_text) src = info->modelfile->template_text;
+    *used_builtin = false;
+    *fam = STRATA_CHAT_UNKNOWN;
+    if (!src) {
+        *fam = detect_family(info->model_path);
+        src = strata_chat_family_template(*fam);
+        *used_builtin = *fam != STRATA_CHAT_UNKNOWN;
+    }
+    strata_template *t = NULL;
+    strata_status st = strata_template_parse(src, strlen(src), &t);
+    if (st != STRATA_OK) return st;
+    strata_template_input in = {.system = system, .messages = msgs, .n_messages = n_msgs, .add_generation_prompt = true};
+    st = strata_template_render(t, &in, &j->prompt, &j->prompt_len);
+    strata_template_free(t);
+    return st;
+}
+
+static char *dupz(const char *s) { return strdup(s ? s : ""); }
+
+/* Fills the job's model fields from the store. Returns 0 or an HTTP status (with *reply). */
+static unsigned resolve_model(gen_job *j, const char *name, strata_model_info **out_info, srv_reply *reply) {
+    strata_store *store = NULL;
+    strata_status st = srv_store_open(j->srv, &store);
+    if (st == STRATA_OK) st = strata_store_show(store, name, out_info);
+    strata_store_close(store);
+    if (st != STRATA_OK) {
+        char msg[1200];
+        if (st == STRATA_ERR_NOT_FOUND) snprintf(msg, sizeof msg, "model '%s' not found", name);
+        else snprintf(msg, sizeof msg, "%s", strata_last_error());
+        unsigned code = st == STRATA_ERR_NOT_FOUND ? 404 : (st == STRATA_ERR_INVALID ? 400 : 500);
+        *reply = bad(j->kind, code, msg);
+        return code;
+    }
+    strata_model_info *info = *out_info;
+    j->path = dupz(info->model_path);
+    j->digest = dupz(info->digest);
+    j->family = dupz(info->family);
+    j->psize = dupz(info->parameter_size);
+    j->quant = dupz(info->quantization);
+    j->display = dupz(info->name);
+    if (!j->path || !j->digest || !j->family || !j->psize || !j->quant || !j->display) {
+        *reply = bad(j->kind, 500, "out of memory");
+        return 500;
+    }
+    j->req.name = j->display;
+    j->req.model_path = j->path;
+    j->req.digest = j->digest;
+    j->req.family = j->family;
+    j->req.parameter_size = j->psize;
+    j->req.quantization = j->quant;
+    return 0;
+}
+
+static srv_reply load_only_reply(gen_job *j, const char *done_reason) {
+    cJSON *o = ollama_object(j);
+    add_ollama_text(o, j, "", 0);
+    cJSON_AddBoolToObject(o, "done", true);
+    cJSON_AddStringToObject(o, "done_reason", done_reason);
+    return srv_reply_json(200, o);
+}
+
+/* OpenAI request fields -> options. */
+static strata_status apply_openai(gen_job *j, const cJSON *body) {
+    const cJSON *v;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens")) && cJSON_IsNumber(v))
+        j->opt.gen.num_predict = (int32_t)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens")) && cJSON_IsNumber(v))
+        j->opt.gen.num_predict = (int32_t)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "temperature")) && cJSON_IsNumber(v))
+        j->opt.gen.sampler.temperature = (float)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "top_p")) && cJSON_IsNumber(v))
+        j->opt.gen.sampler.top_p = (float)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "seed")) && cJSON_IsNumber(v))
+        j->opt.gen.sampler.seed = (int64_t)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "frequency_penalty")) && cJSON_IsNumber(v))
+        j->opt.gen.sampler.frequency_penalty = (float)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "presence_penalty")) && cJSON_IsNumber(v))
+        j->opt.gen.sampler.presence_penalty = (float)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "stop")) && !cJSON_IsNull(v)) {
+        cJSON *wrap = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(wrap, "stop", (cJSON *)v);
+        strata_status st = srv_options_apply_json(&j->opt, wrap);
+        cJSON_Delete(wrap);
+        if (st != STRATA_OK) return st;
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "response_format")) && cJSON_IsObject(v)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+        if (cJSON_IsString(t) && (strcmp(t->valuestring, "json_object") == 0 || strcmp(t->valuestring, "json_schema") == 0))
+            j->opt.json_format = true;
+    }
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    if (cJSON_IsObject(so) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage")))
+        j->include_usage = true;
+    return STRATA_OK;
+}
+
+static srv_reply handle(const srv_request *rq, gen_kind kind) {
+    srv_reply reply;
+    cJSON *body = srv_parse_body(rq, &reply, is_openai(kind));
+    if (!body) return reply;
+    gen_job *j = calloc(1, sizeof *j);
+    strata_model_info *info = NULL;
+    strata_chat_message *msgs = NULL;
+    char **owned = NULL;
+    int n_owned = 0;
+    size_t n_msgs = 0;
+    if (!j) {
+        cJSON_Delete(body);
+        return bad(kind, 500, "out of memory");
+    }
+    j->srv = rq->srv;
+    j->kind = kind;
+    j->t_start = strata_now_ns();
+    j->created = sched_unix_ns() / 1000000000;
+    srv_options_init(&j->opt);
+    snprintf(j->id, sizeof j->id, "%s-%" PRIx64, kind == K_OAI_CHAT ? "chatcmpl" : "cmpl",
+             (uint64_t)sched_unix_ns() ^ (uint64_t)(uintptr_t)j);
+
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (!cJSON_IsString(model) || !*model->valuestring) model = cJSON_GetObjectItemCaseSensitive(body, "name");
+    if (!cJSON_IsString(model) || !*model->valuestring) {
+        reply = bad(kind, 400, "model is required");
+        goto out;
+    }
+    j->model_name = strdup(model->valuestring);
+    if (!j->model_name || resolve_model(j, model->valuestring, &info, &reply)) {
+        if (!j->model_name) reply = bad(kind, 500, "out of memory");
+        goto out;
+    }
+
+    /* Options: engine defaults < Modelfile PARAMETERs < request. */
+    strata_status st = srv_options_apply_modelfile(&j->opt, info->modelfile);
+    if (st == STRATA_OK) st = srv_options_apply_json(&j->opt, cJSON_GetObjectItemCaseSensitive(body, "options"));
+    if (st == STRATA_OK && is_openai(kind)) st = apply_openai(j, body);
+    if (st != STRATA_OK) {
+        reply = bad(kind, 400, strata_last_error());
+        goto out;
+    }
+    j->req.opts = j->opt.load;
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
+        reply = bad(kind, 400, "\"stream\" must be true or false");
+        goto out;
+    }
+    j->stream = is_openai(kind) ? cJSON_IsTrue(stream) : !cJSON_IsFalse(stream);
+    if (!sched_parse_keep_alive(cJSON_GetObjectItemCaseSensitive(body, "keep_alive"), &j->keep_alive_ns)) {
+        reply = bad(kind, 400, "keep_alive: not a duration (e.g. \"5m\", 300, 0, -1)");
+        goto out;
+    }
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(body, "format");
+    if (format && !cJSON_IsNull(format)) {
+        if (cJSON_IsString(format) && strcmp(format->valuestring, "json") == 0) j->opt.json_format = true;
+        else if (cJSON_IsObject(format)) j->opt.json_format = true;
+        else if (!(cJSON_IsString(format) && !*format->valuestring)) {
+            reply = bad(kind, 400, "format: must be \"json\" or a JSON schema object");
+            goto out;
+        }
+    }
+
+    /* The prompt. */
+    bool empty = false, builtin = false;
+    strata_chat_family fam = STRATA_CHAT_UNKNOWN;
+    const char *mf_system = info->modelfile ? info->modelfile->system : NULL;
+    if (kind == K_GENERATE || kind == K_OAI_COMPLETION) {
+        const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+        if (prompt && !cJSON_IsString(prompt) && !cJSON_IsNull(prompt)) {
+            reply = bad(kind, 400, "prompt must be a string");
+            goto out;
+        }
+        const char *p = cJSON_IsString(prompt) ? prompt->valuestring : "";
+        empty = !*p;
+        const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(body, "context");
+        if (ctx && cJSON_IsArray(ctx) && cJSON_GetArraySize(ctx) > 0) {
+            int n = cJSON_GetArraySize(ctx);
+            j->ctx_ids = malloc((size_t)n * sizeof *j->ctx_ids);
+            if (!j->ctx_ids) {
+                reply = bad(kind, 500, "out of memory");
+                goto out;
+            }
+            for (const cJSON *c = ctx->child; c; c = c->next) {
+                if (!cJSON_IsNumber(c)) {
+                    reply = bad(kind, 400, "context must be an array of token ids");
+                    goto out;
+                }
+                j->ctx_ids[j->n_ctx_ids++] = (int32_t)c->valuedouble;
+            }
+        } else if (ctx && !cJSON_IsArray(ctx) && !cJSON_IsNull(ctx)) {
+            reply = bad(kind, 400, "context must be an array of token ids");
+            goto out;
+        }
+        const cJSON *raw = cJSON_GetObjectItemCaseSensitive(body, "raw");
+        if (!empty && cJSON_IsTrue(raw)) {
+            j->prompt = strdup(p);
+            j->prompt_len = strlen(p);
+            if (!j->prompt) st = strata_fail(STRATA_ERR_NOMEM, "out of memory");
+        } else if (!empty) {
+            const cJSON *sys = cJSON_GetObjectItemCaseSensitive(body, "system");
+            const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(body, "template");
+            const char *system = cJSON_IsString(sys) && *sys->valuestring ? sys->valuestring : mf_system;
+            strata_chat_message m = {"user", p};
+            st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1, &builtin, &fam);
+        }
+    } else {
+        const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        if (messages && !cJSON_IsArray(messages) && !cJSON_IsNull(messages)) {
+            reply = bad(kind, 400, "messages must be an array");
+            goto out;
+        }
+        int n_req = cJSON_GetArraySize(messages);
+        size_t n_mf = info->modelfile ? info->modelfile->n_messages : 0;
+        empty = n_req == 0;
+        if (!empty) {
+            msgs = calloc(n_mf + (size_t)n_req, sizeof *msgs);
+            owned = calloc((size_t)n_req + 1, sizeof *owned);
+            n_owned = n_req;
+            if (!msgs || !owned) {
+                reply = bad(kind, 500, "out of memory");
+                goto out;
+            }
+            for (size_t i = 0; i < n_mf; i++) {
+                msgs[n_msgs].role = info->modelfile->messages[i].role;
+                msgs[n_msgs++].content = info->modelfile->messages[i].content;
+            }
+            int k = 0;
+            for (const cJSON *m = messages->child; m; m = m->next, k++) {
+                const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+                const char *content = cJSON_IsObject(m)
+                                          ? content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), &owned[k])
+                                          : NULL;
+                if (!cJSON_IsString(role) || !content) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "messages[%d]: needs a \"role\" and a text \"content\"", k);
+                    reply = bad(kind, 400, msg);
+                    goto out;
+                }
+                msgs[n_msgs].role = role->valuestring;
+                msgs[n_msgs++].content = content;
+            }
+            st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, &builtin, &fam);
+        }
+    }
+    if (st != STRATA_OK) {
+        reply = bad(kind, srv_status_http(st), strata_last_error());
+        goto out;
+    }
+    if (builtin && j->opt.gen.n_stop == 0) {
+        for (const char *const *s = strata_chat_family_stops(fam); s && *s; s++) srv_options_add_stop(&j->opt, *s);
+    }
+
+    if (empty) {
+        if (is_openai(kind)) {
+            reply = bad(kind, 400, kind == K_OAI_CHAT ? "messages must not be empty" : "prompt must not be empty");
+            goto out;
+        }
+        /* Ollama: an empty prompt loads the model (or, with keep_alive 0, unloads it). */
+        if (j->keep_alive_ns == 0) {
+            sched_unload(rq->srv->sched, j->display);
+            reply = load_only_reply(j, "unload");
+            goto out;
+        }
+        sched_runner *r = NULL;
+        int64_t load_ns = 0;
+        st = sched_acquire(rq->srv->sched, &j->req, NULL, &r, &load_ns);
+        if (st != STRATA_OK) {
+            reply = bad(kind, srv_status_http(st), strata_last_error());
+            goto out;
+        }
+        sched_release(rq->srv->sched, r, j->keep_alive_ns);
+        reply = load_only_reply(j, "load");
+        goto out;
+    }
+
+    if (j->stream) {
+        const char *ct = is_openai(kind) ? "text/event-stream" : "application/x-ndjson";
+        reply = srv_reply_stream(rq->srv, ct, stream_job, j, job_free);
+        j = NULL; /* owned by the stream now */
+        goto out;
+    }
+    job_run(j);
+    if (j->st != STRATA_OK) {
+        reply = bad(kind, srv_status_http(j->st), j->err);
+        goto out;
+    }
+    if (!is_openai(kind)) {
+        reply = srv_reply_json(200, ollama_final(j, true));
+    } else {
+        cJSON *o = openai_object(j, false);
+        add_openai_choice(o, j, false, j->text ? j->text : "", j->text_len, finish_reason(j));
+        add_usage(o, j);
+        reply = srv_reply_json(200, o);
+    }
+out:
+    if (owned) {
+        for (int i = 0; i < n_owned; i++) free(owned[i]);
+        free(owned);
+    }
+    free(msgs);
+    strata_model_info_free(info);
+    cJSON_Delete(body);
+    job_free(j);
+    return reply;
+}
+
+srv_reply api_generate(const srv_request *rq) { return handle(rq, K_GENERATE); }
+srv_reply api_chat(const srv_request *rq) { return handle(rq, K_CHAT); }
+srv_reply api_openai_chat(const srv_request *rq) { return handle(rq, K_OAI_CHAT); }
+srv_reply api_openai_completions(const srv_request *rq) { return handle(rq, K_OAI_COMPLETION); }

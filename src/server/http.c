@@ -1,0 +1,561 @@
+/* The HTTP side: the libmicrohttpd daemon, request bodies, routing, replies and streams.
+ *
+ * Threading: MHD_USE_THREAD_PER_CONNECTION. A streamed generation answers through a
+ * content-reader callback that blocks until the next token is ready; MHD's thread pool
+ * multiplexes many connections on each pool thread, so one blocked reader would stall every
+ * other connection of its thread (a /api/ps, another model's generation). Suspend/resume
+ * avoids that but spreads each stream over resume calls from other threads. One thread per
+ * connection lets a reader (and a non-streamed request waiting for its model's turn) simply
+ * block; generations run on their own thread (one per streamed request) and hand text to
+ * the reader through a small locked buffer (srv_stream). Connections are few (a local
+ * runtime), so a thread each is cheap.
+ *
+ * Cancellation: when a client goes away, MHD fails a send, closes the connection and frees
+ * the response; the response's free callback sets the stream's cancel flag, the next emit of
+ * the generation returns false, and the engine stops (STRATA_ERR_CANCELLED). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "server/internal.h"
+
+/* ---- Replies ------------------------------------------------------------------------------ */
+
+static srv_reply reply_buffer(unsigned status, const char *content_type, char *data, size_t len) {
+    srv_reply r = {status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)};
+    if (!r.resp) {
+        free(data);
+        return r;
+    }
+    MHD_add_response_header(r.resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return r;
+}
+
+srv_reply srv_reply_json(unsigned status, cJSON *obj) {
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!text) return srv_reply_error(500, "out of memory");
+    return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
+}
+
+srv_reply srv_reply_text(unsigned status, const char *content_type, const char *text) {
+    char *copy = strdup(text);
+    if (!copy) return (srv_reply){500, NULL};
+    return reply_buffer(status, content_type, copy, strlen(copy));
+}
+
+static srv_reply error_v(unsigned status, bool openai, const char *fmt, va_list ap) {
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    cJSON *o = cJSON_CreateObject();
+    if (openai) {
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "message", msg);
+        cJSON_AddStringToObject(e, "type", status >= 500 ? "api_error" : "invalid_request_error");
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddNullToObject(e, "code");
+    } else {
+        cJSON_AddStringToObject(o, "error", msg);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return (srv_reply){500, NULL};
+    return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
+}
+
+srv_reply srv_reply_error(unsigned status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    srv_reply r = error_v(status, false, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+srv_reply srv_reply_openai_error(unsigned status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    srv_reply r = error_v(status, true, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+unsigned srv_status_http(strata_status st) {
+    switch (st) {
+    case STRATA_ERR_NOT_FOUND: return 404;
+    case STRATA_ERR_INVALID:
+    case STRATA_ERR_FORMAT:
+    case STRATA_ERR_UNSUPPORTED:
+    case STRATA_ERR_NO_FIT: return 400;
+    default: return 500;
+    }
+}
+
+cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai) {
+    const char *end = NULL;
+    cJSON *j = rq->body_len ? cJSON_ParseWithLengthOpts(rq->body, rq->body_len, &end, false) : NULL;
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        if (openai) *err = srv_reply_openai_error(400, "invalid JSON in request body");
+        else *err = srv_reply_error(400, rq->body_len ? "invalid JSON in request body" : "missing request body");
+        return NULL;
+    }
+    /* Trailing non-space text after the object is malformed too. */
+    while (end && end < rq->body + rq->body_len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+        end++;
+    if (end && end < rq->body + rq->body_len) {
+        cJSON_Delete(j);
+        *err = openai ? srv_reply_openai_error(400, "invalid JSON in request body: trailing data")
+                      : srv_reply_error(400, "invalid JSON in request body: trailing data");
+        return NULL;
+    }
+    return j;
+}
+
+strata_status srv_store_open(strata_server *srv, strata_store **out) {
+    return strata_store_open(srv->models_dir, out);
+}
+
+/* ---- Streams ------------------------------------------------------------------------------ */
+
+struct srv_stream {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    char *buf;
+    size_t len, off, cap;
+    bool finished;
+    atomic_bool cancel;
+    int refs;
+    strata_server *srv;
+    srv_stream_job run;
+    void *job;
+    void (*job_free)(void *);
+};
+
+static void stream_unref(srv_stream *st) {
+    pthread_mutex_lock(&st->mu);
+    int left = --st->refs;
+    pthread_mutex_unlock(&st->mu);
+    if (left) return;
+    if (st->job_free) st->job_free(st->job);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->mu);
+    free(st->buf);
+    free(st);
+}
+
+bool srv_stream_write(srv_stream *st, const char *data, size_t len) {
+    if (atomic_load(&st->cancel) || atomic_load(&st->srv->stopping)) return false;
+    pthread_mutex_lock(&st->mu);
+    if (st->off > 0 && st->off == st->len) st->off = st->len = 0;
+    if (st->len + len > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        while (cap < st->len + len) cap *= 2;
+        char *nb = realloc(st->buf, cap);
+        if (!nb) {
+            pthread_mutex_unlock(&st->mu);
+            return false;
+        }
+        st->buf = nb;
+        st->cap = cap;
+    }
+    memcpy(st->buf + st->len, data, len);
+    st->len += len;
+    pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    return true;
+}
+
+bool srv_stream_json_line(srv_stream *st, cJSON *obj) {
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!text) return false;
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) {
+        free(text);
+        return false;
+    }
+    line[n] = '\n';
+    line[n + 1] = 0;
+    bool ok = srv_stream_write(st, line, n + 1);
+    free(line);
+    return ok;
+}
+
+bool srv_stream_sse(srv_stream *st, cJSON *obj) {
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!text) return false;
+    bool ok = srv_stream_write(st, "data: ", 6) && srv_stream_write(st, text, strlen(text)) &&
+              srv_stream_write(st, "\n\n", 2);
+    free(text);
+    return ok;
+}
+
+atomic_bool *srv_stream_cancel_flag(srv_stream *st) { return &st->cancel; }
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    srv_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    while (st->off == st->len && !st->finished) pthread_cond_wait(&st->cond, &st->mu);
+    if (st->off < st->len) {
+        size_t n = st->len - st->off;
+        if (n > max) n = max;
+        memcpy(buf, st->buf + st->off, n);
+        st->off += n;
+        pthread_mutex_unlock(&st->mu);
+        return (ssize_t)n;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* MHD is done with the response: sent whole, or the client went away. */
+static void stream_reader_free(void *cls) {
+    srv_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    bool early = !st->finished;
+    pthread_mutex_unlock(&st->mu);
+    if (early) {
+        atomic_store(&st->cancel, true);
+        fprintf(stderr, "strata: client disconnected; cancelling its request\n");
+    }
+    stream_unref(st);
+}
+
+static void *stream_thread(void *arg) {
+    srv_stream *st = arg;
+    strata_server *srv = st->srv;
+    st->run(st->job, st);
+    pthread_mutex_lock(&st->mu);
+    st->finished = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    stream_unref(st);
+    atomic_fetch_sub(&srv->active_streams, 1); /* last: strata_server_stop waits for this */
+    return NULL;
+}
+
+srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_stream_job run, void *job,
+                           void (*job_free)(void *job)) {
+    srv_stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        if (job_free) job_free(job);
+        return srv_reply_error(500, "out of memory");
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    st->srv = srv;
+    st->run = run;
+    st->job = job;
+    st->job_free = job_free;
+    st->refs = 2; /* the producer thread and the response */
+    atomic_init(&st->cancel, false);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, st,
+                                                                  stream_reader_free);
+    if (!resp) {
+        st->refs = 1;
+        stream_unref(st);
+        return srv_reply_error(500, "out of memory");
+    }
+    atomic_fetch_add(&srv->active_streams, 1);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (strncmp(content_type, "text/event-stream", 17) == 0) MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, stream_thread, st) != 0) {
+        pthread_attr_destroy(&attr);
+        pthread_mutex_lock(&st->mu);
+        st->finished = true;
+        st->refs--; /* the thread's reference */
+        pthread_mutex_unlock(&st->mu);
+        atomic_fetch_sub(&srv->active_streams, 1);
+        MHD_destroy_response(resp); /* frees st through the response's callback */
+        return srv_reply_error(500, "cannot start a thread");
+    }
+    pthread_attr_destroy(&attr);
+    return (srv_reply){200, resp};
+}
+
+/* ---- Routing ------------------------------------------------------------------------------ */
+
+typedef srv_reply (*handler_fn)(const srv_request *rq);
+
+typedef struct {
+    const char *method;
+    const char *path;
+    handler_fn fn;
+} route;
+
+static srv_reply api_root(const srv_request *rq) {
+    (void)rq;
+    return srv_reply_text(200, "text/plain; charset=utf-8", "Ollama is running");
+}
+
+static const route routes[] = {
+    {"GET", "/", api_root},
+    {"GET", "/api/version", api_version},
+    {"POST", "/api/generate", api_generate},
+    {"POST", "/api/chat", api_chat},
+    {"POST", "/api/embed", api_embed},
+    {"POST", "/api/embeddings", api_embeddings},
+    {"GET", "/api/tags", api_tags},
+    {"POST", "/api/show", api_show},
+    {"GET", "/api/ps", api_ps},
+    {"POST", "/api/create", api_create},
+    {"POST", "/api/copy", api_copy},
+    {"DELETE", "/api/delete", api_delete},
+    {"POST", "/api/pull", api_pull},
+    {"POST", "/v1/chat/completions", api_openai_chat},
+    {"POST", "/v1/completions", api_openai_completions},
+    {"GET", "/v1/models", api_openai_models},
+};
+
+static srv_reply dispatch(const srv_request *rq) {
+    const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
+    bool path_known = false;
+    /* /api/blobs/sha256:<hex>: HEAD (exists?) and POST (upload). */
+    if (strncmp(rq->url, "/api/blobs/", 11) == 0) {
+        const char *digest = rq->url + 11;
+        if (strcmp(rq->method, "HEAD") == 0) return api_blob_head(rq, digest);
+        if (strcmp(rq->method, "POST") == 0) return api_blob_post(rq, digest);
+        return srv_reply_error(405, "method %s not allowed on %s", rq->method, rq->url);
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].path, rq->url) != 0) continue;
+        path_known = true;
+        if (strcmp(routes[i].method, method) == 0) return routes[i].fn(rq);
+    }
+    /* Ollama also answers HEAD on /api/version and GET on the old /api/delete body-less forms. */
+    if (path_known) return srv_reply_error(405, "method %s not allowed on %s", rq->method, rq->url);
+    return srv_reply_error(404, "404 page not found: %s %s", rq->method, rq->url);
+}
+
+/* ---- MHD callbacks ----------------------------------------------------------------------- */
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool replied;
+} conn_state;
+
+static enum MHD_Result queue(struct MHD_Connection *conn, srv_reply r) {
+    if (!r.resp) return MHD_NO; /* out of memory: MHD closes the connection */
+    enum MHD_Result ok = MHD_queue_response(conn, r.status, r.resp);
+    MHD_destroy_response(r.resp);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    strata_server *srv = cls;
+    conn_state *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        *con_cls = c;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+            /* Refused before reading it; MHD closes the connection after the reply. */
+            c->replied = true;
+            return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!c->replied && !c->too_large) {
+            size_t n = *upload_data_size;
+            if (c->len + n > srv->max_body) {
+                c->too_large = true;
+                free(c->body);
+                c->body = NULL;
+                c->len = c->cap = 0;
+            } else {
+                if (c->len + n + 1 > c->cap) {
+                    size_t cap = c->cap ? c->cap : 4096;
+                    while (cap < c->len + n + 1) cap *= 2;
+                    char *nb = realloc(c->body, cap);
+                    if (!nb) return MHD_NO;
+                    c->body = nb;
+                    c->cap = cap;
+                }
+                memcpy(c->body + c->len, upload_data, n);
+                c->len += n;
+                c->body[c->len] = 0;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (c->replied) return MHD_YES;
+    c->replied = true;
+    if (c->too_large) return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
+    srv_request rq = {.srv = srv, .conn = conn, .method = method, .url = url, .body = c->body ? c->body : "",
+                      .body_len = c->len};
+    return queue(conn, dispatch(&rq));
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    conn_state *c = *con_cls;
+    if (!c) return;
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    fprintf(stderr, "strata: http: %s\n", msg);
+}
+
+/* ---- Configuration and lifetime ----------------------------------------------------------- */
+
+strata_status strata_server_parse_host(const char *text, char *host, size_t cap, uint16_t *port) {
+    snprintf(host, cap, "%s", STRATA_SERVER_DEFAULT_HOST);
+    *port = STRATA_SERVER_DEFAULT_PORT;
+    if (!text || !*text) return STRATA_OK;
+    const char *s = text;
+    if (strncmp(s, "http://", 7) == 0) s += 7;
+    else if (strncmp(s, "https://", 8) == 0) s += 8;
+    char buf[300];
+    snprintf(buf, sizeof buf, "%s", s);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '/') buf[--n] = 0;
+    const char *port_text = NULL;
+    char *h = buf;
+    if (buf[0] == '[') {
+        char *close = strchr(buf, ']');
+        if (!close) return strata_fail(STRATA_ERR_INVALID, "STRATA_HOST '%s': missing ']'", text);
+        *close = 0;
+        h = buf + 1;
+        if (close[1] == ':') port_text = close + 2;
+        else if (close[1]) return strata_fail(STRATA_ERR_INVALID, "STRATA_HOST '%s': junk after ']'", text);
+    } else {
+        char *colon = strrchr(buf, ':');
+        bool all_digits = true;
+        for (const char *p = buf; *p; p++)
+            if (*p < '0' || *p > '9') all_digits = false;
+        if (all_digits && buf[0]) { /* a port alone */
+            port_text = buf;
+            h = NULL;
+        } else if (colon && strchr(buf, ':') == colon) {
+            *colon = 0;
+            port_text = colon + 1;
+        }
+    }
+    if (h && *h) snprintf(host, cap, "%s", h);
+    if (port_text) {
+        char *end = NULL;
+        errno = 0;
+        long p = strtol(port_text, &end, 10);
+        if (!*port_text || *end || errno || p < 0 || p > 65535)
+            return strata_fail(STRATA_ERR_INVALID, "STRATA_HOST '%s': bad port '%s'", text, port_text);
+        *port = (uint16_t)p;
+    }
+    return STRATA_OK;
+}
+
+strata_status strata_server_config_default(strata_server_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    return strata_server_parse_host(getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
+}
+
+strata_status strata_server_start(const strata_server_config *cfg, strata_server **out) {
+    *out = NULL;
+    strata_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return strata_fail(STRATA_ERR_NOMEM, "out of memory");
+    atomic_init(&srv->stopping, false);
+    atomic_init(&srv->active_streams, 0);
+    srv->max_body = cfg->max_body ? cfg->max_body : STRATA_SERVER_MAX_BODY;
+    if (cfg->models_dir && !(srv->models_dir = strdup(cfg->models_dir))) {
+        free(srv);
+        return strata_fail(STRATA_ERR_NOMEM, "out of memory");
+    }
+    /* The store must be usable before we accept requests. */
+    strata_store *store = NULL;
+    strata_status st = srv_store_open(srv, &store);
+    strata_store_close(store);
+    backend_inventory *inv = NULL;
+    if (st == STRATA_OK) {
+        const char *spec = cfg->devices ? cfg->devices : getenv("STRATA_DEVICES");
+        st = backend_inventory_from_spec(spec, &inv);
+    }
+    int max_loaded = cfg->max_loaded;
+    if (max_loaded <= 0) {
+        const char *env = getenv("STRATA_MAX_LOADED_MODELS");
+        max_loaded = env && *env ? atoi(env) : 3;
+        if (max_loaded <= 0) max_loaded = 3;
+    }
+    if (st == STRATA_OK) st = sched_new(inv, max_loaded, &srv->sched);
+    if (st != STRATA_OK) {
+        free(srv->models_dir);
+        free(srv);
+        return st;
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%u", cfg->port);
+    int gai = getaddrinfo(cfg->host, port, &hints, &ai);
+    if (gai != 0 || !ai) {
+        sched_free(srv->sched);
+        free(srv->models_dir);
+        free(srv);
+        return strata_fail(STRATA_ERR_INVALID, "cannot resolve host '%s': %s", cfg->host, gai_strerror(gai));
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                                   NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                   NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        int e = errno;
+        sched_free(srv->sched);
+        free(srv->models_dir);
+        free(srv);
+        return strata_fail(STRATA_ERR_IO, "cannot listen on %s:%u: %s", cfg->host, cfg->port,
+                           e ? strerror(e) : "libmicrohttpd refused to start");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info && info->port ? info->port : cfg->port;
+    *out = srv;
+    return STRATA_OK;
+}
+
+uint16_t strata_server_port(const strata_server *s) { return s->port; }
+
+void strata_server_stop(strata_server *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    MHD_stop_daemon(s->daemon);
+    /* Generations whose client left are still finishing (they see `stopping` at their next
+     * token); the scheduler must outlive them. */
+    while (atomic_load(&s->active_streams) > 0) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    sched_free(s->sched);
+    free(s->models_dir);
+    free(s);
+}

@@ -1,0 +1,114 @@
+/* Declarations shared by the server's files (not part of the public interface). */
+#ifndef STRATA_SERVER_INTERNAL_H
+#define STRATA_SERVER_INTERNAL_H
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/generate.h"
+#include "server/scheduler.h"
+#include "server/server.h"
+#include "server/util.h"
+#include "store/store.h"
+
+struct strata_server {
+    struct MHD_Daemon *daemon;
+    sched *sched;
+    char *models_dir;  /* NULL = the store's default */
+    size_t max_body;
+    uint16_t port;
+    atomic_bool stopping;
+    atomic_int active_streams;
+};
+
+typedef struct {
+    strata_server *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    const char *body;     /* NUL-terminated */
+    size_t body_len;
+} srv_request;
+
+/* What a handler answers: a status and a response (MHD takes it over). */
+typedef struct {
+    unsigned status;
+    struct MHD_Response *resp;
+} srv_reply;
+
+srv_reply srv_reply_json(unsigned status, cJSON *obj); /* deletes obj */
+srv_reply srv_reply_text(unsigned status, const char *content_type, const char *text);
+srv_reply srv_reply_error(unsigned status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* OpenAI's error shape: {"error":{"message","type","param","code"}}. */
+srv_reply srv_reply_openai_error(unsigned status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The HTTP status for a strata_status (NOT_FOUND 404, INVALID/FORMAT/UNSUPPORTED/NO_FIT 400, else 500). */
+unsigned srv_status_http(strata_status st);
+
+/* ---- Streams: a producer thread writes, the connection's content reader sends ---------- */
+
+typedef struct srv_stream srv_stream;
+typedef void (*srv_stream_job)(void *job, srv_stream *st);
+
+/* Starts `run(job, stream)` on a new thread and returns a reply whose body is what it writes
+ * (chunked). When the client goes away, srv_stream_write returns false and the cancel flag
+ * (srv_stream_cancel_flag) is set; `job_free` is called once both sides are done. */
+srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_stream_job run, void *job,
+                           void (*job_free)(void *job));
+bool srv_stream_write(srv_stream *st, const char *data, size_t len);
+/* Writes one JSON value and a newline (NDJSON); deletes obj. */
+bool srv_stream_json_line(srv_stream *st, cJSON *obj);
+/* Writes "data: <json>\n\n" (SSE); deletes obj. */
+bool srv_stream_sse(srv_stream *st, cJSON *obj);
+atomic_bool *srv_stream_cancel_flag(srv_stream *st);
+
+/* Opens the store (caller closes). */
+strata_status srv_store_open(strata_server *srv, strata_store **out);
+
+/* Parses the body as a JSON object; on failure fills *err with a 400 reply. */
+cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai);
+
+/* ---- Handlers ---------------------------------------------------------------------------- */
+
+srv_reply api_generate(const srv_request *rq);
+srv_reply api_chat(const srv_request *rq);
+srv_reply api_embed(const srv_request *rq);
+srv_reply api_embeddings(const srv_request *rq);
+srv_reply api_openai_chat(const srv_request *rq);
+srv_reply api_openai_completions(const srv_request *rq);
+
+srv_reply api_tags(const srv_request *rq);
+srv_reply api_show(const srv_request *rq);
+srv_reply api_ps(const srv_request *rq);
+srv_reply api_create(const srv_request *rq);
+srv_reply api_copy(const srv_request *rq);
+srv_reply api_delete(const srv_request *rq);
+srv_reply api_pull(const srv_request *rq);
+srv_reply api_version(const srv_request *rq);
+srv_reply api_openai_models(const srv_request *rq);
+srv_reply api_blob_head(const srv_request *rq, const char *digest);
+srv_reply api_blob_post(const srv_request *rq, const char *digest);
+
+/* ---- Options (options.c) ------------------------------------------------------------------ */
+
+typedef struct {
+    sched_load_opts load;
+    strata_gen_params gen;
+    char *stops[STRATA_MAX_STOP]; /* owned copies behind gen.stop */
+    bool json_format;
+} srv_options;
+
+void srv_options_init(srv_options *o);
+void srv_options_free(srv_options *o);
+/* Applies a Modelfile's parameters (may be NULL). */
+strata_status srv_options_apply_modelfile(srv_options *o, const strata_modelfile *mf);
+/* Applies a request's "options" object (may be NULL); errors name the option. */
+strata_status srv_options_apply_json(srv_options *o, const cJSON *options);
+/* Adds one stop string (ignored beyond STRATA_MAX_STOP). */
+strata_status srv_options_add_stop(srv_options *o, const char *stop);
+void srv_options_clear_stops(srv_options *o);
+
+#endif

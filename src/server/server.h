@@ -1,0 +1,46 @@
+/* `strata serve`: the Ollama-compatible HTTP server.
+ *
+ * Owns: the libmicrohttpd daemon, request routing, the Ollama API (/api/...), the
+ * OpenAI-compatible API (/v1/...), streaming (NDJSON and server-sent events) and, through
+ * server/scheduler.h, the loaded models. See README ("strata serve and the API") for the
+ * routes and what Strata adds to Ollama's shapes. */
+#ifndef STRATA_SERVER_SERVER_H
+#define STRATA_SERVER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+#define STRATA_SERVER_DEFAULT_HOST "127.0.0.1"
+#define STRATA_SERVER_DEFAULT_PORT 11434
+/* What /api/version answers; kept equal to the CLI's STRATA_VERSION (cli/cli.h). */
+#define STRATA_SERVER_VERSION "0.1.0"
+#define STRATA_SERVER_MAX_BODY (32u << 20) /* request bodies above this get 413 */
+
+typedef struct {
+    char host[256];        /* IPv4/IPv6 literal or a name to resolve */
+    uint16_t port;
+    const char *models_dir; /* NULL = $STRATA_MODELS or ~/.strata/models */
+    const char *devices;    /* device spec; NULL = $STRATA_DEVICES or discovery */
+    int max_loaded;         /* 0 = $STRATA_MAX_LOADED_MODELS or 3 */
+    size_t max_body;        /* 0 = STRATA_SERVER_MAX_BODY */
+} strata_server_config;
+
+/* Defaults, with host and port from $STRATA_HOST when set. */
+strata_status strata_server_config_default(strata_server_config *cfg);
+
+/* Parses an OLLAMA_HOST-style address: "host:port", "host", ":port", "port", with an
+ * optional "http://" and "[v6]:port". */
+strata_status strata_server_parse_host(const char *text, char *host, size_t cap, uint16_t *port);
+
+typedef struct strata_server strata_server;
+
+/* Binds and starts serving in background threads. */
+strata_status strata_server_start(const strata_server_config *cfg, strata_server **out);
+/* The port actually bound (useful with port 0). */
+uint16_t strata_server_port(const strata_server *s);
+/* Stops accepting, cancels running generations, waits for connections, frees. */
+void strata_server_stop(strata_server *s);
+
+#endif
