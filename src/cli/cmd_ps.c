@@ -1,7 +1,8 @@
 /* `strata ps [--verbose] [PREFIX]`: the models the server has loaded (GET /api/ps), as Ollama's
  * `ps` prints them: NAME ID SIZE PROCESSOR CONTEXT UNTIL. PROCESSOR is computed from the bytes
  * each device holds ("100% GPU", "100% CPU", "48%/52% CPU/GPU"); --verbose adds one row per
- * device under each model: the device, its layers, allocated and planned bytes. */
+ * device under each model: the device, its layers, allocated and planned bytes (the
+ * "devices" array /api/ps carries beside Ollama's fields). */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -34,8 +35,8 @@ static double number(const cJSON *o, const char *const *keys) {
 
 static const char *const k_dev_name[] = {"name", "device", "id", NULL};
 static const char *const k_dev_kind[] = {"type", "kind", "backend", NULL};
-static const char *const k_alloc[] = {"allocated", "allocated_bytes", "size", NULL};
-static const char *const k_planned[] = {"planned", "planned_bytes", NULL};
+static const char *const k_alloc[] = {"allocated_bytes", "allocated", NULL};
+static const char *const k_planned[] = {"planned_bytes", "planned", NULL};
 
 /* A device is the CPU when its kind (or, failing that, its name) says so; everything else
  * (CUDA, simulated GPUs) counts as GPU, as Ollama counts VRAM. */
@@ -45,22 +46,25 @@ static bool device_is_cpu(const cJSON *d) {
     return kind && strncmp(kind, "cpu", 3) == 0;
 }
 
-/* The layer range of a device as "0-15", from "layers": [first, last] or first/last fields. */
+/* The layers a device holds, as an inclusive range "0-15", from the server's half-open
+ * [layer_start, layer_end); "none" when it holds none. */
 static void device_layers(const cJSON *d, char *buf, size_t cap) {
-    static const char *const k_first[] = {"layer_start", "first_layer", "layer_first", NULL};
-    static const char *const k_last[] = {"layer_end", "last_layer", "layer_last", NULL};
+    static const char *const k_first[] = {"layer_start", NULL};
+    static const char *const k_end[] = {"layer_end", NULL};
     buf[0] = 0;
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(d, "layers");
-    if (cJSON_IsString(l)) {
-        snprintf(buf, cap, "%s", l->valuestring);
-    } else if (cJSON_IsArray(l) && cJSON_GetArraySize(l) == 2) {
-        snprintf(buf, cap, "%d-%d", (int)cJSON_GetArrayItem(l, 0)->valuedouble,
-                 (int)cJSON_GetArrayItem(l, 1)->valuedouble);
-    } else if (cJSON_IsNumber(l)) {
-        snprintf(buf, cap, "%d", (int)l->valuedouble);
-    } else if (field(d, k_first) && field(d, k_last)) {
-        snprintf(buf, cap, "%d-%d", (int)number(d, k_first), (int)number(d, k_last));
-    }
+    if (!field(d, k_first) || !field(d, k_end)) return;
+    int a = (int)number(d, k_first), b = (int)number(d, k_end);
+    if (b > a)
+        snprintf(buf, cap, "%d-%d", a, b - 1);
+    else
+        snprintf(buf, cap, "none");
+}
+
+/* The bytes of the model a device holds: what was allocated on it, plus, for the CPU, the
+ * weights it reads from the mapped file (a GPU's weights are inside its allocation). */
+static double device_bytes(const cJSON *d) {
+    static const char *const k_weights[] = {"weights_bytes", NULL};
+    return number(d, k_alloc) + (device_is_cpu(d) ? number(d, k_weights) : 0);
 }
 
 /* Ollama's PROCESSOR column from total and GPU-resident bytes. */
@@ -120,7 +124,7 @@ int cmd_ps(int argc, char **argv) {
             double total = 0, gpu = 0;
             const cJSON *d;
             cJSON_ArrayForEach(d, devices) {
-                double a = number(d, k_alloc);
+                double a = device_bytes(d);
                 total += a;
                 if (!device_is_cpu(d)) gpu += a;
             }

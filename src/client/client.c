@@ -51,6 +51,11 @@ strata_status strata_client_open(const char *host, strata_client **out) {
     /* Split host and port; "[::1]:port" keeps its brackets for the URL. */
     const char *port = NULL;
     char *colon = NULL;
+    if (h[0] && strspn(h, "0123456789") == strlen(h)) {
+        /* A port alone, as the server reads it. */
+        memmove(h + 1, h, strlen(h) + 1);
+        h[0] = ':';
+    }
     if (h[0] == '[') {
         char *close = strchr(h, ']');
         if (!close) return strata_fail(STRATA_ERR_INVALID, "server address '%s': unclosed '['", host);

@@ -1,7 +1,7 @@
 /* A small client for the Ollama-compatible HTTP API that `strata serve` speaks, over libcurl.
  *
  * Owns: where the server is (STRATA_HOST, as Ollama reads OLLAMA_HOST: "host", "host:port",
- * ":port", "http://host:port"; default 127.0.0.1:11434), one reused connection, JSON request
+ * ":port", a port alone, "http://host:port"; default 127.0.0.1:11434), one reused connection, JSON request
  * bodies, and NDJSON response streams split into lines and parsed before they reach the caller.
  *
  * Errors: a server answer of {"error": "..."} (with any status, or as a line in the middle of a

@@ -1,0 +1,261 @@
+/* The client commands end to end: the real binary against a real `strata serve` on a free
+ * loopback port, with its own model store (client_fixture.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_fixture.h"
+
+static test_server srv;
+
+static int setup(void **state) {
+    (void)state;
+    if (!testdata_dir()) return 0; /* each test skips (or fails under CI) through TESTDATA_REQUIRE */
+    server_start(&srv, NULL);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    server_stop(&srv);
+    return 0;
+}
+
+/* The line of `text` that starts with `prefix`, copied into buf; NULL when there is none. */
+static const char *line_starting(const char *text, const char *prefix, char *buf, size_t cap) {
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            snprintf(buf, cap, "%.*s", (int)n, p);
+            return buf;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void test_create_list_show(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    create_model(&srv, "stories", "stories260K-f32", "PARAMETER temperature 0\nPARAMETER stop \"<|end|>\"\nSYSTEM \"\"\"You tell stories.\"\"\"\n");
+    proc_result r = strata("list", NULL);
+    assert_int_equal(r.exit_code, 0);
+    char line[512];
+    /* Ollama's columns: NAME ID SIZE MODIFIED, padded to the widest cell plus four spaces. */
+    assert_non_null(line_starting(r.out, "NAME              ID              SIZE      MODIFIED", line, sizeof line));
+    if (!line_starting(r.out, "stories:latest    ", line, sizeof line)) fail_msg("list: [%s]", r.out);
+    assert_non_null(strstr(line, " MB    ")); /* 1.2 MB of F32 weights */
+    assert_non_null(strstr(line, "ago"));
+    proc_result_free(&r);
+
+    r = strata("show", "stories", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "  Model\n"));
+    assert_non_null(line_starting(r.out, "    architecture        llama", line, sizeof line));
+    assert_non_null(line_starting(r.out, "    context length      ", line, sizeof line));
+    assert_non_null(strstr(r.out, "  Parameters\n"));
+    assert_non_null(strstr(r.out, "    temperature    0\n"));
+    assert_non_null(strstr(r.out, "  System\n    You tell stories.\n"));
+    proc_result_free(&r);
+
+    r = strata("show", "stories", "--modelfile", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "\nFROM "));
+    assert_non_null(strstr(r.out, "PARAMETER temperature 0"));
+    proc_result_free(&r);
+    r = strata("show", "stories", "--system", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "You tell stories.");
+    proc_result_free(&r);
+    r = strata("show", "stories", "--parameters", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "temperature"));
+    assert_non_null(strstr(r.out, "<|end|>"));
+    proc_result_free(&r);
+    r = strata("show", "stories", "--template", NULL);
+    assert_int_equal(r.exit_code, 0);
+    proc_result_free(&r);
+    r = strata("show", "stories", "--system", "--template", NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "only one of"));
+    proc_result_free(&r);
+
+    /* A .gguf file is still shown from its header, without the server. */
+    char *file = testdata_path("models/stories260K-f32.gguf");
+    r = strata("show", file, NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "llama"));
+    proc_result_free(&r);
+    free(file);
+}
+
+static void test_run_reproduces_reference(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    create_model(&srv, "stories", "stories260K-f32", NULL);
+    /* One-shot through /api/generate: only the generated text on stdout. */
+    proc_result r = strata("run", "stories", "Once upon a time", "--temperature", "0", "--num-predict", "64", NULL);
+    if (r.exit_code != 0 || strcmp(r.out, client_greedy_ref) != 0)
+        fail_msg("rc %d, stdout [%s], stderr [%s]", r.exit_code, r.out, r.err);
+    proc_result_free(&r);
+
+    /* Piped standard input is the prompt; --verbose adds Ollama's statistics on stderr. */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "printf 'Once upon a time' | '%s' run stories --temperature 0 --num_predict 64 --verbose 2>'%s/err.txt'",
+             STRATA_BINARY, srv.dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(out, client_greedy_ref);
+    char *errpath = tmpdir_path(srv.dir, "err.txt");
+    size_t elen = 0;
+    char *err = testdata_read_file(errpath, &elen);
+    assert_non_null(err);
+    char line[256];
+    static const char *const stats[] = {"total duration:       ", "load duration:        ", "prompt eval count:    ",
+                                        "prompt eval duration: ", "prompt eval rate:     ", "eval count:           ",
+                                        "eval duration:        ", "eval rate:            "};
+    for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++)
+        if (!line_starting(err, stats[i], line, sizeof line)) fail_msg("no '%s' in stderr [%s]", stats[i], err);
+    /* 64 tokens were asked for and the reference text is that long. */
+    assert_non_null(line_starting(err, "eval count:           64 token(s)", line, sizeof line));
+    free(err);
+    free(errpath);
+}
+
+static void test_ps_stop(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    create_model(&srv, "stories", "stories260K-f32", NULL);
+    proc_result r = strata("ps", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "NAME    ID    SIZE    PROCESSOR    CONTEXT    UNTIL\n");
+    proc_result_free(&r);
+
+    STRATA_OK_RUN("run", "stories", "Once", "--num_predict", "2", "--num_ctx", "96");
+    r = strata("ps", NULL);
+    assert_int_equal(r.exit_code, 0);
+    char line[512];
+    assert_non_null(line_starting(r.out, "NAME              ID              SIZE      PROCESSOR    CONTEXT    UNTIL", line,
+                                  sizeof line));
+    if (!line_starting(r.out, "stories:latest    ", line, sizeof line)) fail_msg("ps: [%s]", r.out);
+    /* The CPU holds everything; the context is the one asked for; five minutes by default. */
+    assert_non_null(strstr(line, "    100% CPU     96         "));
+    assert_non_null(strstr(line, "minutes from now"));
+    proc_result_free(&r);
+
+    /* --verbose: a row per device with its layers, allocated and planned bytes. */
+    r = strata("ps", "--verbose", NULL);
+    assert_int_equal(r.exit_code, 0);
+    if (!line_starting(r.out, "  cpu (layers 0-", line, sizeof line)) fail_msg("ps --verbose: [%s]", r.out);
+    assert_non_null(strstr(line, "CPU"));
+    assert_non_null(strstr(line, "planned "));
+    proc_result_free(&r);
+
+    /* stop unloads (keep_alive 0); stopping what is not loaded is an error. */
+    STRATA_OK_RUN("stop", "stories");
+    r = strata("ps", NULL);
+    assert_string_equal(r.out, "NAME    ID    SIZE    PROCESSOR    CONTEXT    UNTIL\n");
+    proc_result_free(&r);
+    r = strata("stop", "stories", NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_string_equal(r.err, "strata: couldn't find model \"stories\" to stop\n");
+    proc_result_free(&r);
+}
+
+static void test_cp_rm_and_server_errors(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    create_model(&srv, "stories", "stories260K-Q8_0", NULL);
+    proc_result r = strata("cp", "stories", "copy:v1", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "copied 'stories' to 'copy:v1'\n");
+    proc_result_free(&r);
+    r = strata("list", "copy", NULL);
+    char line[512];
+    assert_non_null(line_starting(r.out, "copy:v1    ", line, sizeof line));
+    assert_null(strstr(r.out, "stories"));
+    proc_result_free(&r);
+    r = strata("rm", "copy:v1", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(r.out, "deleted 'copy:v1'\n");
+    proc_result_free(&r);
+    r = strata("list", NULL);
+    assert_null(strstr(r.out, "copy:v1"));
+    proc_result_free(&r);
+
+    /* Errors the server sends come out as one line, its message verbatim. */
+    r = strata("rm", "nosuch", NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "strata: "));
+    assert_non_null(strstr(r.err, "nosuch"));
+    assert_int_equal(proc_count_lines(r.err), 1);
+    proc_result_free(&r);
+    r = strata("run", "nosuch", "hello", NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "nosuch"));
+    assert_string_equal(r.out, "");
+    proc_result_free(&r);
+    r = strata("show", "nosuch", NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "nosuch"));
+    proc_result_free(&r);
+
+    /* A Modelfile error is found before anything is sent, with its line number. */
+    char *mf = tmpdir_path(srv.dir, "Bad");
+    assert_int_equal(tmpdir_write(mf, "FROM x.gguf\nPARAMETER nonsense 1\n", 33), 0);
+    r = strata("create", "bad", "-f", mf, NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "line 2"));
+    proc_result_free(&r);
+    free(mf);
+}
+
+static void test_no_server(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    /* Nothing listens on the port of a stopped server. */
+    char host[64];
+    snprintf(host, sizeof host, "%s", srv.host);
+    server_stop(&srv);
+    setenv("STRATA_HOST", host, 1);
+    static const char *const cmds[][3] = {{"list", NULL, NULL}, {"ps", NULL, NULL}, {"run", "stories", "hi"},
+                                          {"show", "stories", NULL}, {"stop", "stories", NULL}};
+    char expect[256];
+    snprintf(expect, sizeof expect, "strata: could not connect to the strata server at %s (is `strata serve` running?)\n",
+             host);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        proc_result r = strata(cmds[i][0], cmds[i][1], cmds[i][2], NULL);
+        assert_int_equal(r.exit_code, 1);
+        assert_string_equal(r.err, expect);
+        proc_result_free(&r);
+    }
+    /* A .gguf path with no server runs in-process. */
+    char *file = testdata_path("models/stories260K-f32.gguf");
+    proc_result r = strata("run", file, "Once upon a time", "--temperature", "0", "--num_predict", "64", NULL);
+    if (r.exit_code != 0 || strcmp(r.out, client_greedy_ref) != 0)
+        fail_msg("rc %d, stdout [%s], stderr [%s]", r.exit_code, r.out, r.err);
+    proc_result_free(&r);
+    free(file);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_list_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_reproduces_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ps_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cp_rm_and_server_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
