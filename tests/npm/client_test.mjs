@@ -1,0 +1,136 @@
+// Drives a running `strata serve` with the official Ollama JavaScript client (npm "ollama")
+// and the OpenAI client (npm "openai"): generate, chat (streamed and not), list, show, ps and
+// /v1/chat/completions, asserting real results (the reference greedy text of stories260K).
+//
+// Environment: STRATA_URL (http://127.0.0.1:PORT), STRATA_MODEL (a model created from
+// stories260K-f32, f16 or Q8_0). Run by tests/e2e/test_client_npm.c; exits non-zero on failure.
+import assert from 'node:assert/strict';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+
+const url = process.env.STRATA_URL;
+const model = process.env.STRATA_MODEL;
+assert.ok(url && model, 'STRATA_URL and STRATA_MODEL must be set');
+
+// ../shared/testdata/README.md: "Once upon a time" (BOS added), greedy.
+const reference =
+  ', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a ' +
+  "big, red ball. She wanted to play with it, but it was too high.\nLily's mom said";
+const greedy = { temperature: 0, num_predict: 64 };
+
+const ollama = new Ollama({ host: url });
+const steps = [];
+async function step(name, fn) {
+  await fn();
+  steps.push(name);
+  console.log(`ok - ${name}`);
+}
+
+await step('generate (not streamed) reproduces the reference text', async () => {
+  const r = await ollama.generate({ model, prompt: 'Once upon a time', options: greedy, stream: false });
+  assert.equal(r.response, reference);
+  assert.equal(r.done, true);
+  assert.equal(r.eval_count, 64);
+  assert.ok(r.prompt_eval_count > 0 && r.total_duration > 0 && r.eval_duration > 0);
+  assert.equal(r.done_reason, 'length');
+});
+
+await step('generate (streamed) gives the same text in pieces', async () => {
+  let text = '';
+  let parts = 0;
+  let last;
+  for await (const part of await ollama.generate({ model, prompt: 'Once upon a time', options: greedy, stream: true })) {
+    text += part.response;
+    parts++;
+    last = part;
+  }
+  assert.equal(text, reference);
+  assert.ok(parts > 2, `only ${parts} parts`);
+  assert.equal(last.done, true);
+  assert.equal(last.eval_count, 64);
+});
+
+const messages = [{ role: 'user', content: 'Once upon a time' }];
+let chatText;
+await step('chat (not streamed)', async () => {
+  const r = await ollama.chat({ model, messages, options: greedy, stream: false });
+  assert.equal(r.message.role, 'assistant');
+  assert.equal(typeof r.message.content, 'string');
+  assert.ok(r.message.content.length > 0);
+  assert.equal(r.done, true);
+  chatText = r.message.content;
+});
+
+await step('chat (streamed) gives the same answer in pieces', async () => {
+  let text = '';
+  let parts = 0;
+  let last;
+  for await (const part of await ollama.chat({ model, messages, options: greedy, stream: true })) {
+    assert.equal(part.message.role, 'assistant');
+    text += part.message.content;
+    parts++;
+    last = part;
+  }
+  assert.equal(text, chatText);
+  assert.ok(parts > 2, `only ${parts} parts`);
+  assert.equal(last.done, true);
+  assert.ok(last.eval_count > 0);
+});
+
+await step('list names the model', async () => {
+  const r = await ollama.list();
+  const m = r.models.find((x) => x.name === model || x.name === `${model}:latest`);
+  assert.ok(m, `model not in ${JSON.stringify(r.models.map((x) => x.name))}`);
+  assert.ok(m.size > 1000000, `size ${m.size}`); // 1.2 MB of weights at least
+  assert.match(m.digest, /^[0-9a-f]{64}$/);
+  assert.equal(m.details.format, 'gguf');
+  assert.equal(m.details.family, 'llama');
+});
+
+await step('show describes the model', async () => {
+  const r = await ollama.show({ model });
+  assert.equal(r.details.family, 'llama');
+  assert.match(r.modelfile, /\nFROM /);
+  assert.equal(r.model_info['general.architecture'], 'llama');
+  assert.equal(r.model_info['llama.embedding_length'], 64);
+});
+
+await step('ps lists the loaded model on the CPU', async () => {
+  const r = await ollama.ps();
+  const m = r.models.find((x) => x.name === model || x.name === `${model}:latest`);
+  assert.ok(m, `model not loaded: ${JSON.stringify(r)}`);
+  assert.ok(m.size > 0);
+  assert.equal(m.size_vram, 0);
+  assert.ok(m.context_length > 0);
+  assert.ok(new Date(m.expires_at).getTime() > Date.now());
+});
+
+const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'strata' });
+await step('OpenAI chat completion gives the Ollama chat answer', async () => {
+  const r = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 64 });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(r.choices[0].message.content, chatText);
+  assert.ok(r.usage.completion_tokens > 0 && r.usage.prompt_tokens > 0);
+});
+
+await step('OpenAI chat completion (streamed) gives it in pieces', async () => {
+  let text = '';
+  let chunks = 0;
+  const stream = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 64, stream: true });
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    text += chunk.choices[0]?.delta?.content ?? '';
+    chunks++;
+  }
+  assert.equal(text, chatText);
+  assert.ok(chunks > 2, `only ${chunks} chunks`);
+});
+
+await step('OpenAI models lists the model', async () => {
+  const ids = [];
+  for await (const m of openai.models.list()) ids.push(m.id);
+  assert.ok(ids.includes(model) || ids.includes(`${model}:latest`), JSON.stringify(ids));
+});
+
+console.log(`all ${steps.length} steps passed`);
