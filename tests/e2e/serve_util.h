@@ -30,6 +30,32 @@ typedef struct {
     char *log;    /* the server's stderr */
 } test_server;
 
+/* Servers still running, so that a failed test (cmocka jumps out of it) still kills its own:
+ * every test is registered with server_teardown. */
+static pid_t g_server_pids[16];
+
+static inline void track_pid(pid_t pid, bool add) {
+    for (int i = 0; i < 16; i++) {
+        if (add && g_server_pids[i] == 0) {
+            g_server_pids[i] = pid;
+            return;
+        }
+        if (!add && g_server_pids[i] == pid) g_server_pids[i] = 0;
+    }
+}
+
+static inline int server_teardown(void **state) {
+    (void)state;
+    for (int i = 0; i < 16; i++) {
+        if (g_server_pids[i] > 0) {
+            kill(g_server_pids[i], SIGKILL);
+            waitpid(g_server_pids[i], NULL, 0);
+            g_server_pids[i] = 0;
+        }
+    }
+    return 0;
+}
+
 static inline void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -69,6 +95,7 @@ static inline void server_start_in(test_server *s, const char *const *env, const
         execl(STRATA_BINARY, STRATA_BINARY, "serve", (char *)NULL);
         _exit(127);
     }
+    track_pid(s->pid, true);
     /* Wait for "listening on 127.0.0.1:PORT" (or the server's death). */
     for (;;) {
         char *t = read_text(s->log);
@@ -80,6 +107,7 @@ static inline void server_start_in(test_server *s, const char *const *env, const
         }
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            track_pid(s->pid, false);
             s->pid = 0;
             fail_msg("server exited before listening: %s", t ? t : "(no log)");
         }
@@ -102,6 +130,7 @@ static inline void remove_tree(const char *path) {
 static inline int server_stop_keep(test_server *s) {
     int status = 0;
     if (s->pid > 0) {
+        track_pid(s->pid, false);
         kill(s->pid, SIGTERM);
         int i;
         for (i = 0; i < 2000; i++) {

@@ -231,8 +231,8 @@ static void test_modelfile_template_and_params(void **state) {
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate_and_chat),
-        cmocka_unit_test(test_modelfile_template_and_params),
+        cmocka_unit_test_teardown(test_generate_and_chat, server_teardown),
+        cmocka_unit_test_teardown(test_modelfile_template_and_params, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
