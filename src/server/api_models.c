@@ -491,22 +491,25 @@ srv_reply api_create(const srv_request *rq) {
         if (st == STRATA_OK) st = strata_modelfile_set_string(&j->mf->from, blob);
     }
     const cJSON *v;
+    /* With a legacy Modelfile, list-valued fields sent beside it (as clients that send both
+     * forms do) would be added twice: the Modelfile's own lists win. */
+    bool have_mf = cJSON_IsString(modelfile) && *modelfile->valuestring;
     if (st == STRATA_OK && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(body, "template")))
         st = strata_modelfile_set_string(&j->mf->template_text, v->valuestring);
     if (st == STRATA_OK && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(body, "system")))
         st = strata_modelfile_set_string(&j->mf->system, v->valuestring);
-    if (st == STRATA_OK && (v = cJSON_GetObjectItemCaseSensitive(body, "license"))) {
+    if (st == STRATA_OK && !have_mf && (v = cJSON_GetObjectItemCaseSensitive(body, "license"))) {
         if (cJSON_IsString(v)) st = strata_modelfile_add_license(j->mf, v->valuestring);
         else if (cJSON_IsArray(v))
             for (const cJSON *l = v->child; st == STRATA_OK && l; l = l->next)
                 if (cJSON_IsString(l)) st = strata_modelfile_add_license(j->mf, l->valuestring);
     }
-    if (st == STRATA_OK && cJSON_IsObject(v = cJSON_GetObjectItemCaseSensitive(body, "parameters"))) {
+    if (st == STRATA_OK && !have_mf && cJSON_IsObject(v = cJSON_GetObjectItemCaseSensitive(body, "parameters"))) {
         char *text = cJSON_PrintUnformatted(v);
         st = text ? strata_modelfile_params_from_json(j->mf, text, strlen(text)) : strata_fail(STRATA_ERR_NOMEM, "out of memory");
         free(text);
     }
-    if (st == STRATA_OK && cJSON_IsArray(v = cJSON_GetObjectItemCaseSensitive(body, "messages"))) {
+    if (st == STRATA_OK && !have_mf && cJSON_IsArray(v = cJSON_GetObjectItemCaseSensitive(body, "messages"))) {
         char *text = cJSON_PrintUnformatted(v);
         st = text ? strata_modelfile_messages_from_json(j->mf, text, strlen(text)) : strata_fail(STRATA_ERR_NOMEM, "out of memory");
         free(text);
@@ -553,16 +556,19 @@ srv_reply api_blob_head(const srv_request *rq, const char *digest) {
     return has ? srv_reply_text(200, "text/plain", "") : srv_reply_error(404, "blob %s not found", digest);
 }
 
-srv_reply api_blob_post(const srv_request *rq, const char *digest) {
+srv_reply api_blob_upload(const srv_request *rq, const char *digest, const char *path) {
     if (!strata_digest_valid(digest)) return srv_reply_error(400, "invalid digest '%s'", digest);
     strata_store *store = NULL;
     char got[STRATA_DIGEST_SIZE];
+    uint64_t size = 0;
     strata_status st = srv_store_open(rq->srv, &store);
     if (st == STRATA_OK && strata_store_has_blob(store, digest)) {
         strata_store_close(store);
         return srv_reply_text(200, "text/plain", "");
     }
-    if (st == STRATA_OK) st = strata_store_put_blob(store, rq->body, rq->body_len, got);
+    /* Hashes while it copies; a blob whose bytes do not match the name asked for is removed
+     * again by the next garbage collection (nothing names it). */
+    if (st == STRATA_OK) st = strata_store_import_file(store, path, NULL, NULL, got, &size);
     strata_store_close(store);
     if (st != STRATA_OK) return srv_reply_error(500, "%s", strata_last_error());
     if (strcmp(got, digest) != 0)

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server/internal.h"
 
@@ -327,7 +328,6 @@ static srv_reply dispatch(const srv_request *rq) {
     if (strncmp(rq->url, "/api/blobs/", 11) == 0) {
         const char *digest = rq->url + 11;
         if (strcmp(rq->method, "HEAD") == 0) return api_blob_head(rq, digest);
-        if (strcmp(rq->method, "POST") == 0) return api_blob_post(rq, digest);
         return srv_reply_error(405, "method %s not allowed on %s", rq->method, rq->url);
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -347,6 +347,10 @@ typedef struct {
     size_t len, cap;
     bool too_large;
     bool replied;
+    /* POST /api/blobs/:digest: the body goes to a temporary file (GGUFs exceed any body limit). */
+    FILE *upload;
+    char upload_path[4096];
+    bool upload_failed;
 } conn_state;
 
 static enum MHD_Result queue(struct MHD_Connection *conn, srv_reply r) {
@@ -366,12 +370,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c = calloc(1, sizeof *c);
         if (!c) return MHD_NO;
         *con_cls = c;
+        if (strcmp(method, "POST") == 0 && strncmp(url, "/api/blobs/", 11) == 0) {
+            const char *tmp = getenv("TMPDIR");
+            snprintf(c->upload_path, sizeof c->upload_path, "%s/strata-upload-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+            int fd = mkstemp(c->upload_path);
+            c->upload = fd >= 0 ? fdopen(fd, "wb") : NULL;
+            if (!c->upload) {
+                if (fd >= 0) close(fd);
+                c->upload_path[0] = 0;
+                c->replied = true;
+                return queue(conn, srv_reply_error(500, "cannot create a temporary file for the upload"));
+            }
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
             /* Refused before reading it; MHD closes the connection after the reply. */
             c->replied = true;
             return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
         }
+        return MHD_YES;
+    }
+    if (*upload_data_size && c->upload) {
+        if (fwrite(upload_data, 1, *upload_data_size, c->upload) != *upload_data_size) c->upload_failed = true;
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -404,6 +426,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (c->too_large) return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
     srv_request rq = {.srv = srv, .conn = conn, .method = method, .url = url, .body = c->body ? c->body : "",
                       .body_len = c->len};
+    if (c->upload) {
+        bool ok = fclose(c->upload) == 0 && !c->upload_failed;
+        c->upload = NULL;
+        enum MHD_Result r = queue(conn, ok ? api_blob_upload(&rq, url + 11, c->upload_path)
+                                           : srv_reply_error(500, "cannot write the upload"));
+        unlink(c->upload_path);
+        c->upload_path[0] = 0;
+        return r;
+    }
     return queue(conn, dispatch(&rq));
 }
 
@@ -413,6 +444,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     conn_state *c = *con_cls;
     if (!c) return;
+    if (c->upload) fclose(c->upload);
+    if (c->upload_path[0]) unlink(c->upload_path);
     free(c->body);
     free(c);
     *con_cls = NULL;

@@ -90,7 +90,8 @@ srv_reply api_pull(const srv_request *rq);
 srv_reply api_version(const srv_request *rq);
 srv_reply api_openai_models(const srv_request *rq);
 srv_reply api_blob_head(const srv_request *rq, const char *digest);
-srv_reply api_blob_post(const srv_request *rq, const char *digest);
+/* The body of POST /api/blobs/:digest, already written to the file at `path`. */
+srv_reply api_blob_upload(const srv_request *rq, const char *digest, const char *path);
 
 /* ---- Options (options.c) ------------------------------------------------------------------ */
 
