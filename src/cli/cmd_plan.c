@@ -35,7 +35,8 @@ static void usage(void) {
            "  --num_parallel N     sequences served at once (default 1)\n"
            "  --kv_type T          f16 (default), q8_0 or f32\n"
            "  --json               print JSON\n"
-           "Options may be spelt --num-gpu or --num_gpu.\n");
+           "Options may be spelt --num-gpu or --num_gpu. In JSON, layer ranges are [layer_start,\n"
+           "layer_end); the last layer is the output layer.\n");
 }
 
 static bool parse_i32(const char *s, int32_t lo, int32_t *out) {

@@ -335,12 +335,42 @@ static void test_order_matters(void **state) {
     assert_non_null(strstr(res.explanation, "layer 0 needs"));
 }
 
+/* More GPUs than the exact search takes: one fixed chain order (fastest GPU last, with the
+ * output), still a valid plan that uses what fits. */
+static void test_many_gpus_heuristic(void **state) {
+    (void)state;
+    rcase r;
+    memset(&r, 0, sizeof r);
+    r.n = 7;
+    for (int i = 0; i < 7; i++) r.gw[i] = r.cw[i] = r.rd[i] = 100;
+    static const char *const names[] = {"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"};
+    plan_device devs[11];
+    for (int k = 0; k < 10; k++)
+        devs[k] = (plan_device){.label = names[k], .kind = BACKEND_DEVICE_SIM, .free_bytes = 150,
+                                .gbps = 100 + 10 * k};
+    devs[10] = (plan_device){.label = "cpu", .kind = BACKEND_DEVICE_CPU, .free_bytes = 100000, .gbps = 10};
+    plan_profile prof = profile_of(&r);
+    plan_options o = plan_default_options();
+    plan_result res;
+    assert_int_equal(plan_compute(&prof, devs, 11, &o, &res), STRATA_OK);
+    assert_false(res.exact);
+    check_plan(&r, devs, 11, &res);
+    assert_int_equal(res.layers_offloaded, 7);
+    assert_int_equal(res.gpus_used, 7);
+    assert_int_equal(res.dev[9].layer_end, 7); /* the fastest holds the output layer */
+    o.num_gpu = 3;
+    assert_int_equal(plan_compute(&prof, devs, 11, &o, &res), STRATA_OK);
+    assert_int_equal(res.layers_offloaded, 3);
+    check_plan(&r, devs, 11, &res);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_matches_brute_force),
         cmocka_unit_test(test_num_gpu_honoured_or_refused),
         cmocka_unit_test(test_spread_and_split_valid),
         cmocka_unit_test(test_order_matters),
+        cmocka_unit_test(test_many_gpus_heuristic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
