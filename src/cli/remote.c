@@ -195,7 +195,11 @@ void remote_progress_update(remote_progress *p, const char *status, uint64_t don
         }
         return;
     }
-    if (changed && p->line_open) fputc('\n', stderr);
+    if (changed && p->line_open) {
+        /* The finished status stays on screen without its spinner. */
+        if (!p->bar) fprintf(stderr, "\r\033[K%s", p->status);
+        fputc('\n', stderr);
+    }
     snprintf(p->status, sizeof p->status, "%s", status);
     p->bar = total > 0;
     if (total > 0) {

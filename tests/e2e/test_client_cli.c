@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "client_fixture.h"
 
 static test_server srv;
@@ -221,6 +224,93 @@ static void test_cp_rm_and_server_errors(void **state) {
     free(mf);
 }
 
+/* A one-file HTTP server on a free loopback port, in a child process: GET /model.gguf answers
+ * the file, anything else 404. Returns its pid; *port is where it listens. */
+static pid_t serve_file(const char *path, unsigned *port) {
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    socklen_t alen = sizeof a;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    size_t size = 0;
+    char *data = testdata_read_file(path, &size);
+    assert_non_null(data);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        close(ls);
+        free(data);
+        return pid;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    for (;;) {
+        int c = accept(ls, NULL, NULL);
+        if (c < 0) continue;
+        char req[4096];
+        size_t n = 0;
+        while (n < sizeof req - 1 && !memmem(req, n, "\r\n\r\n", 4)) {
+            ssize_t r = read(c, req + n, sizeof req - 1 - n);
+            if (r <= 0) break;
+            n += (size_t)r;
+        }
+        req[n] = 0;
+        char head[256];
+        if (strncmp(req, "GET /model.gguf ", 16) == 0) {
+            int h = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", size);
+            if (write(c, head, (size_t)h) == h) {
+                for (size_t off = 0; off < size;) {
+                    ssize_t w = write(c, data + off, size - off);
+                    if (w <= 0) break;
+                    off += (size_t)w;
+                }
+            }
+        } else {
+            int h = snprintf(head, sizeof head, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if (write(c, head, (size_t)h) != h) { /* the client went away */ }
+        }
+        close(c);
+    }
+}
+
+static void test_pull(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *file = testdata_path("models/stories260K-Q8_0.gguf");
+    unsigned port = 0;
+    pid_t web = serve_file(file, &port);
+    char url[128], missing[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/model.gguf", port);
+    snprintf(missing, sizeof missing, "http://127.0.0.1:%u/nothing.gguf", port);
+    proc_result r = strata("pull", url, NULL);
+    proc_result r404 = strata("pull", missing, NULL);
+    proc_result gen = strata("run", "model", "Once upon a time", "--temperature", "0", "--num_predict", "64", NULL);
+    kill(web, SIGKILL);
+    waitpid(web, NULL, 0);
+    /* Not a terminal: one plain line per status on stderr, nothing on stdout. */
+    if (r.exit_code != 0) fail_msg("pull: rc %d, stderr [%s]", r.exit_code, r.err);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "success\n"));
+    assert_null(strstr(r.err, "\r"));
+    proc_result_free(&r);
+    assert_int_equal(r404.exit_code, 1);
+    assert_non_null(strstr(r404.err, "404"));
+    proc_result_free(&r404);
+    /* The pulled model is named after the file and generates the reference text. */
+    if (gen.exit_code != 0 || strcmp(gen.out, client_greedy_ref) != 0)
+        fail_msg("run model: rc %d, stdout [%s], stderr [%s]", gen.exit_code, gen.out, gen.err);
+    proc_result_free(&gen);
+    r = strata("list", "model", NULL);
+    char line[256];
+    assert_non_null(line_starting(r.out, "model:latest    ", line, sizeof line));
+    proc_result_free(&r);
+    free(file);
+}
+
 static void test_no_server(void **state) {
     (void)state;
     TESTDATA_REQUIRE();
@@ -255,6 +345,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_run_reproduces_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ps_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cp_rm_and_server_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
