@@ -101,7 +101,7 @@ static void test_output_loads_and_dequantizes_close(void **state) {
         free(src);
         skip();
     }
-    static const char *const types[] = {"Q4_K_M", "Q4_0", "Q8_0", "Q6_K", "Q5_K_M"};
+    static const char *const types[] = {"Q4_K_M", "Q8_0"};
     char *out = tmp_path("load.gguf");
     gguf_file *orig;
     assert_int_equal(gguf_open(src, GGUF_OPEN_DEFAULT, &orig), STRATA_OK);
