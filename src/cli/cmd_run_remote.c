@@ -444,6 +444,8 @@ int cmd_run_dispatch(int argc, char **argv) {
     if (!model_at) return -1; /* cmd_run reports the missing model */
     const char *model = argv[model_at];
     bool file = is_file(model);
+    /* A path to no file: cmd_run reports it. */
+    if (!file && remote_arg_is_path(model)) return -1;
 
     run_state s = {0};
     s.model = model;

@@ -5,7 +5,6 @@
 #include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/remote.h"
@@ -139,13 +138,12 @@ int cmd_show_dispatch(int argc, char **argv) {
             return -1; /* the .gguf usage follows */
         }
     }
-    /* The first argument that is not an option: an existing file is shown from its header. */
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) continue;
-        struct stat sb;
-        if (stat(argv[i], &sb) == 0) return -1;
-        break;
-    }
+    /* The first argument that is not an option: a file (or what can only be a file path) is
+     * shown from its header by cmd_show, which also reports a missing argument. */
+    int first = 0;
+    for (int i = 1; i < argc && !first; i++)
+        if (!(argv[i][0] == '-' && argv[i][1])) first = i;
+    if (!first || remote_arg_is_path(argv[first])) return -1;
     const char *model = NULL, *part = NULL;
     static const char *const parts[] = {"modelfile", "parameters", "template", "system", "license"};
     for (int i = 1; i < argc; i++) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -23,6 +25,13 @@ void remote_short_id(const char *digest, char out[13]) {
     if (!digest) digest = "";
     if (strncmp(digest, "sha256:", 7) == 0) digest += 7;
     snprintf(out, 13, "%s", digest);
+}
+
+bool remote_arg_is_path(const char *arg) {
+    struct stat sb;
+    if (stat(arg, &sb) == 0) return true;
+    size_t n = strlen(arg);
+    return arg[0] == '/' || arg[0] == '.' || arg[0] == '~' || (n > 5 && strcasecmp(arg + n - 5, ".gguf") == 0);
 }
 
 void remote_human_bytes(int64_t b, char *buf, size_t cap) {

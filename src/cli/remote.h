@@ -16,6 +16,10 @@ struct cJSON;
 /* Opens a client for $STRATA_HOST. Returns 0, or prints the error and returns 1. */
 int remote_open(strata_client **out);
 
+/* True when a MODEL argument means a file rather than a store name: an existing path, or
+ * text that can only be a path (starts with '/', '.' or '~', or ends with ".gguf"). */
+bool remote_arg_is_path(const char *arg);
+
 /* Ollama's format.HumanBytes: decimal units, "4.7 GB", "12 MB", "512 B". */
 void remote_human_bytes(int64_t bytes, char *buf, size_t cap);
 /* Ollama's format.HumanTime: "4 minutes from now", "2 days ago", "Forever"; `zero` when
