@@ -190,7 +190,7 @@ static void test_threads_bitwise_equal(void **state) {
 static void compare_isa(cpu_isa isa) {
     for (size_t i = 0; i < N_WTYPES; i++) {
         const strata_type t = wtypes[i];
-        const int64_t shapes[][3] = {{1, 256, 1}, {7, 512, 1}, {33, 1024, 3}, {45, 512, 13}, {16, 2048, 67}};
+        const int64_t shapes[][3] = {{1, 256, 1}, {7, 512, 1}, {33, 1024, 3}, {45, 512, 13}, {16, 2048, 67}, {6, 4352, 6}};
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2];
             problem p;
