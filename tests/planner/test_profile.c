@@ -280,11 +280,55 @@ static void test_70b_scenario(void **state) {
     gguf_close(f);
 }
 
+/* Budgets are exact to the byte: a sim of exactly the planned total plus its reserve holds
+ * the plan, one byte less does not; and the planned arena can be allocated on that sim. */
+static void test_tight_to_the_byte(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    static const char *const models[] = {"models/stories260K-f32.gguf", "models/micro-qwen3-Q4_K_M.gguf",
+                                         "models/micro-llama-Q8_0.gguf"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char *path = testdata_path(models[i]);
+        gguf_file *f;
+        assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+        plan_model_options mo = plan_default_model_options();
+        plan_model *m;
+        assert_int_equal(plan_model_init(f, &mo, &m), STRATA_OK);
+        const plan_profile *p = plan_model_profile(m);
+        plan_device devs[2] = {
+            {.label = "gpu", .kind = BACKEND_DEVICE_SIM, .free_bytes = 64 * GiB, .reserve_bytes = 256 * MiB, .gbps = 300},
+            {.label = "cpu", .kind = BACKEND_DEVICE_CPU, .free_bytes = 64 * GiB, .gbps = 20},
+        };
+        plan_options po = plan_default_options();
+        plan_result r;
+        assert_int_equal(plan_compute(p, devs, 2, &po, &r), STRATA_OK);
+        assert_int_equal(r.layers_offloaded, p->n_layers);
+        uint64_t total = r.dev[0].total_bytes;
+        devs[0].free_bytes = total + 256 * MiB;
+        assert_int_equal(plan_compute(p, devs, 2, &po, &r), STRATA_OK);
+        assert_int_equal(r.layers_offloaded, p->n_layers);
+        assert_true(r.dev[0].headroom_bytes == 0);
+        /* the planned arena fits a sim device of that capacity less the reserve, exactly */
+        backend_device *sim = backend_sim_device_new("gpu", total, 300);
+        void *arena;
+        assert_int_equal(backend_device_arena_alloc(sim, r.dev[0].arena_bytes, &arena), STRATA_OK);
+        backend_device_free(sim);
+        devs[0].free_bytes = total + 256 * MiB - 1;
+        assert_int_equal(plan_compute(p, devs, 2, &po, &r), STRATA_OK);
+        assert_true(r.layers_offloaded < p->n_layers);
+        assert_true(r.dev[0].total_bytes <= total - 1);
+        plan_model_free(m);
+        gguf_close(f);
+        free(path);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_per_token_by_hand),
         cmocka_unit_test(test_planned_equals_allocated_cpu),
         cmocka_unit_test(test_70b_scenario),
+        cmocka_unit_test(test_tight_to_the_byte),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
