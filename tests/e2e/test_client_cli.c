@@ -12,6 +12,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cJSON.h>
+#include <math.h>
+
+#include "client/client.h"
 #include "client_fixture.h"
 
 static test_server srv;
@@ -174,6 +178,64 @@ static void test_ps_stop(void **state) {
     assert_int_equal(r.exit_code, 1);
     assert_string_equal(r.err, "strata: couldn't find model \"stories\" to stop\n");
     proc_result_free(&r);
+}
+
+/* On a simulated GPU beside the CPU: the per-device rows of `ps --verbose` are the server's plan
+ * (layers and planned bytes of /api/ps "devices"), and PROCESSOR is Ollama's rule applied to the
+ * bytes each device holds (allocated, plus the mapped weights for the CPU). */
+static void test_ps_devices(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    server_stop(&srv);
+    server_start(&srv, "STRATA_DEVICES=sim:1GiB:100:gpu0,cpu");
+    create_model(&srv, "stories", "stories260K-f32", NULL);
+    STRATA_OK_RUN("run", "stories", "Once", "--num_predict", "2", "--num_gpu", "3");
+
+    strata_client *c = NULL;
+    assert_int_equal(strata_client_open(srv.host, &c), STRATA_OK);
+    cJSON *ps = NULL;
+    assert_int_equal(strata_client_call(c, "GET", "/api/ps", NULL, &ps), STRATA_OK);
+    strata_client_free(c);
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ps, "models"), 0);
+    const cJSON *devs = cJSON_GetObjectItemCaseSensitive(m, "devices");
+    assert_int_equal(cJSON_GetArraySize(devs), 2);
+    double total = 0, gpu = 0;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, devs) {
+        bool cpu = strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "kind")), "cpu") == 0;
+        double b = cJSON_GetObjectItemCaseSensitive(d, "allocated_bytes")->valuedouble;
+        if (cpu) b += cJSON_GetObjectItemCaseSensitive(d, "weights_bytes")->valuedouble;
+        total += b;
+        if (!cpu) gpu += b;
+    }
+    char expect[64];
+    if (gpu == 0)
+        snprintf(expect, sizeof expect, "    100%% CPU ");
+    else if (gpu == total)
+        snprintf(expect, sizeof expect, "    100%% GPU ");
+    else
+        snprintf(expect, sizeof expect, "    %d%%/%d%% CPU/GPU ", (int)round((total - gpu) / total * 100),
+                 100 - (int)round((total - gpu) / total * 100));
+
+    proc_result r = strata("ps", "--verbose", NULL);
+    assert_int_equal(r.exit_code, 0);
+    char line[512];
+    if (!line_starting(r.out, "stories:latest    ", line, sizeof line)) fail_msg("ps: [%s]", r.out);
+    if (!strstr(line, expect)) fail_msg("ps: [%s] lacks [%s]", line, expect);
+    cJSON_ArrayForEach(d, devs) {
+        char row[128], planned[64];
+        snprintf(row, sizeof row, "  %s (layers %d-%d)", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name")),
+                 (int)cJSON_GetObjectItemCaseSensitive(d, "layer_start")->valuedouble,
+                 (int)cJSON_GetObjectItemCaseSensitive(d, "layer_end")->valuedouble - 1);
+        if (!line_starting(r.out, row, line, sizeof line)) fail_msg("no row [%s] in [%s]", row, r.out);
+        snprintf(planned, sizeof planned, "planned ");
+        assert_non_null(strstr(line, planned));
+    }
+    /* num_gpu 3 of 6: the simulated GPU holds the last three. */
+    assert_non_null(line_starting(r.out, "  gpu0 (layers 3-5)", line, sizeof line));
+    assert_non_null(strstr(line, "GPU"));
+    proc_result_free(&r);
+    cJSON_Delete(ps);
 }
 
 static void test_cp_rm_and_server_errors(void **state) {
@@ -344,6 +406,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_create_list_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_reproduces_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ps_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ps_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cp_rm_and_server_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
