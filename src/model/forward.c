@@ -215,7 +215,8 @@ struct model_context {
     model_params p;
     size_t head_row; /* bytes of one cached head row */
     size_t kv_block; /* bytes of one layer's K (or V) block */
-    model_segment seg;
+    model_segment *segs; /* in layer order; the last one holds the output layer */
+    int32_t n_segs;
     int32_t n_out;
 };
 
@@ -268,33 +269,65 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     return st;
 }
 
-strata_status model_context_init(const model_desc *d, const model_params *params, strata_device *dev,
-                                 model_context **out) {
+static void release_all(model_context *ctx) {
+    for (int32_t i = 0; i < ctx->n_segs; i++)
+        if (ctx->segs[i].dev) strata_device_release(ctx->segs[i].dev);
+}
+
+strata_status model_context_init_placed(const model_desc *d, const model_params *params,
+                                        const model_placement *place, int32_t n_place, model_context **out) {
     *out = NULL;
+    if (n_place < 1) return strata_fail(STRATA_ERR_INVALID, "model: no device to place the layers on");
+    int32_t next = 0;
+    for (int32_t i = 0; i < n_place; i++) {
+        const model_placement *pl = &place[i];
+        if (!pl->dev || pl->layer_start != next || pl->layer_end < pl->layer_start || pl->layer_end > d->hp.n_layer ||
+            pl->has_output != (i == n_place - 1))
+            return strata_fail(STRATA_ERR_INVALID,
+                               "model: placement %d (layers %d..%d) is not the contiguous continuation of layer %d "
+                               "with the output layer on the last device",
+                               (int)i, pl->layer_start, pl->layer_end, next);
+        for (int32_t k = 0; k < i; k++)
+            if (place[k].dev == pl->dev)
+                return strata_fail(STRATA_ERR_INVALID, "model: device %s placed twice (one arena per device)",
+                                   pl->dev->name);
+        next = pl->layer_end;
+    }
+    if (next != d->hp.n_layer)
+        return strata_fail(STRATA_ERR_INVALID, "model: placement covers layers 0..%d of %d", next, d->hp.n_layer);
+
     model_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
+    model_segment *segs = calloc((size_t)n_place, sizeof *segs);
+    if (!ctx || !segs) {
+        free(ctx);
+        free(segs);
+        return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
+    }
     ctx->d = d;
     ctx->p = *params;
+    ctx->segs = segs;
     strata_status st = model_params_resolve(&d->hp, &ctx->p);
-    if (st != STRATA_OK) {
-        free(ctx);
-        return st;
-    }
     ctx->head_row = head_row_bytes(&d->hp, ctx->p.kv_type);
     ctx->kv_block = kv_block_bytes(&d->hp, ctx->p.kv_type, ctx->p.n_ctx);
-    model_segment *sg = &ctx->seg;
-    sg->dev = dev;
-    sg->layer_start = 0;
-    sg->layer_end = d->hp.n_layer;
-    sg->has_output = true;
-    size_t bytes = model_segment_bytes(d, &ctx->p, 0, d->hp.n_layer, true);
-    st = strata_device_reserve(dev, bytes);
-    if (st == STRATA_OK) st = segment_init(ctx, sg);
-    if (st == STRATA_OK && dev->arena.used != dev->arena.size)
-        st = strata_fail(STRATA_ERR_INVALID, "model: planned %zu bytes on %s but allocated %zu", dev->arena.size,
-                         dev->name, dev->arena.used);
+    for (int32_t i = 0; i < n_place && st == STRATA_OK; i++) {
+        model_segment *sg = &segs[i];
+        sg->layer_start = place[i].layer_start;
+        sg->layer_end = place[i].layer_end;
+        sg->has_output = place[i].has_output;
+        size_t bytes = model_segment_bytes(d, &ctx->p, sg->layer_start, sg->layer_end, sg->has_output);
+        st = strata_device_reserve(place[i].dev, bytes);
+        if (st != STRATA_OK) break;
+        sg->dev = place[i].dev;
+        ctx->n_segs = i + 1;
+        st = segment_init(ctx, sg);
+        /* The plan is the allocation: the arena is exactly what the sizing functions said. */
+        if (st == STRATA_OK && sg->dev->arena.used != sg->dev->arena.size)
+            st = strata_fail(STRATA_ERR_INVALID, "model: planned %zu bytes on %s but allocated %zu",
+                             sg->dev->arena.size, sg->dev->name, sg->dev->arena.used);
+    }
     if (st != STRATA_OK) {
-        strata_device_release(dev);
+        release_all(ctx);
+        free(segs);
         free(ctx);
         return st;
     }
@@ -302,15 +335,22 @@ strata_status model_context_init(const model_desc *d, const model_params *params
     return STRATA_OK;
 }
 
+strata_status model_context_init(const model_desc *d, const model_params *params, strata_device *dev,
+                                 model_context **out) {
+    model_placement all = {dev, 0, d->hp.n_layer, true};
+    return model_context_init_placed(d, params, &all, 1, out);
+}
+
 void model_context_free(model_context *ctx) {
     if (!ctx) return;
-    strata_device_release(ctx->seg.dev);
+    release_all(ctx);
+    free(ctx->segs);
     free(ctx);
 }
 
 const float *model_logits(const model_context *ctx, int32_t i) {
     STRATA_ASSERT(i >= 0 && i < ctx->n_out);
-    return ctx->seg.logits + (size_t)i * ctx->d->hp.n_vocab;
+    return ctx->segs[ctx->n_segs - 1].logits + (size_t)i * ctx->d->hp.n_vocab;
 }
 
 int32_t model_logits_count(const model_context *ctx) { return ctx->n_out; }
@@ -521,13 +561,18 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return strata_fail(STRATA_ERR_INVALID, "model: token id %d out of range (vocabulary of %d)", tokens[i],
                                hp->n_vocab);
-    model_segment *sg = &ctx->seg;
     const int64_t E = hp->n_embd;
     const size_t row = strata_type_row_bytes(d->tok_embd->type, E);
+    model_segment *sg = &ctx->segs[0];
     for (int32_t i = 0; i < n; i++)
         strata_dequantize_row(d->tok_embd->type, (const uint8_t *)d->tok_embd->data + (size_t)tokens[i] * row,
                               sg->x + i * E, E);
-    run_layers(ctx, sg, n, pos);
+    /* Layer ranges device by device; only the hidden state crosses a boundary. */
+    for (int32_t s = 0; s < ctx->n_segs; s++) {
+        sg = &ctx->segs[s];
+        if (s > 0) memcpy(sg->x, ctx->segs[s - 1].x, (size_t)n * E * sizeof(float));
+        if (sg->layer_end > sg->layer_start) run_layers(ctx, sg, n, pos);
+    }
 
     /* Output layer: only the rows whose logits are kept. */
     int32_t n_out = n < ctx->p.n_logits ? n : ctx->p.n_logits;

@@ -135,6 +135,21 @@ typedef struct model_context model_context;
  * model_context_params). The context borrows d and dev. */
 strata_status model_context_init(const model_desc *d, const model_params *p, strata_device *dev,
                                  model_context **out);
+
+/* One device's share of the model: layers [layer_start, layer_end) and, for the last
+ * device, the output layer. Placements are given in layer order, contiguous, covering every
+ * layer, one per device. */
+typedef struct {
+    strata_device *dev;
+    int32_t layer_start, layer_end;
+    bool has_output;
+} model_placement;
+
+/* Reserves each device's arena (exactly model_segment_bytes of its share) and carves its KV
+ * cache and scratch. model_decode then runs the layer ranges device by device, handing the
+ * hidden state across. On failure nothing stays reserved. The context borrows the devices. */
+strata_status model_context_init_placed(const model_desc *d, const model_params *p,
+                                        const model_placement *place, int32_t n_place, model_context **out);
 void model_context_free(model_context *ctx);
 
 const model_params *model_context_params(const model_context *ctx);

@@ -358,6 +358,72 @@ static void test_q4_0_reference_ids(void **state) {
     free(greedy.ids);
 }
 
+/* Layer ranges on several devices give the single-device logits exactly (same kernels, the
+ * hidden state copied across), each arena exactly its planned share; bad placements are
+ * refused before anything is reserved. */
+static void test_placement(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    ref_ids prompt = ref_read_ids("reference/micro-qwen2-Q8_0.prompt_ids.txt");
+    gguf_file *f = open_model_file("micro-qwen2-Q8_0");
+    model_desc d;
+    assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+    model_params p = model_default_params();
+    p.n_threads = 2;
+    p.n_logits = 64;
+    p.n_batch = 64;
+    strata_device one;
+    strata_device_init_cpu(&one);
+    model_context *ref = NULL;
+    assert_int_equal(model_context_init(&d, &p, &one, &ref), STRATA_OK);
+    assert_int_equal(model_decode(ref, prompt.ids, prompt.n, 0), STRATA_OK);
+
+    const int32_t splits[][4] = {{0, 1, 3, 4}, {0, 4, 4, 4}, {0, 0, 2, 4}};
+    for (int sidx = 0; sidx < 3; sidx++) {
+        strata_device devs[3];
+        model_placement pl[3];
+        for (int k = 0; k < 3; k++) {
+            strata_device_init_cpu(&devs[k]);
+            snprintf(devs[k].name, sizeof devs[k].name, "cpu%d", k);
+            pl[k] = (model_placement){&devs[k], splits[sidx][k], splits[sidx][k + 1], k == 2};
+        }
+        model_context *ctx = NULL;
+        assert_int_equal(model_context_init_placed(&d, &p, pl, 3, &ctx), STRATA_OK);
+        const model_params *rp = model_context_params(ctx);
+        for (int k = 0; k < 3; k++) {
+            size_t planned = model_segment_bytes(&d, rp, pl[k].layer_start, pl[k].layer_end, pl[k].has_output);
+            assert_int_equal(devs[k].arena.size, planned);
+            assert_int_equal(devs[k].arena.used, planned);
+        }
+        assert_int_equal(model_decode(ctx, prompt.ids, prompt.n, 0), STRATA_OK);
+        for (int i = 0; i < prompt.n; i++) assert_true(max_abs_diff(model_logits(ctx, i), model_logits(ref, i), 512) == 0.0f);
+        int32_t tok = 5;
+        assert_int_equal(model_decode(ctx, &tok, 1, prompt.n), STRATA_OK);
+        assert_int_equal(model_decode(ref, &tok, 1, prompt.n), STRATA_OK);
+        assert_true(max_abs_diff(model_logits(ctx, 0), model_logits(ref, 0), 512) == 0.0f);
+        assert_int_equal(model_decode(ref, prompt.ids, prompt.n, 0), STRATA_OK);
+        model_context_free(ctx);
+        for (int k = 0; k < 3; k++) assert_null(devs[k].arena.base);
+    }
+    /* a gap, an output not on the last device, a device used twice */
+    strata_device a, b;
+    strata_device_init_cpu(&a);
+    strata_device_init_cpu(&b);
+    model_context *ctx = NULL;
+    model_placement gap[2] = {{&a, 0, 1, false}, {&b, 2, 4, true}};
+    assert_int_equal(model_context_init_placed(&d, &p, gap, 2, &ctx), STRATA_ERR_INVALID);
+    model_placement out_first[2] = {{&a, 0, 1, true}, {&b, 1, 4, false}};
+    assert_int_equal(model_context_init_placed(&d, &p, out_first, 2, &ctx), STRATA_ERR_INVALID);
+    model_placement twice[2] = {{&a, 0, 1, false}, {&a, 1, 4, true}};
+    assert_int_equal(model_context_init_placed(&d, &p, twice, 2, &ctx), STRATA_ERR_INVALID);
+    assert_null(ctx);
+    assert_null(a.arena.base);
+    model_context_free(ref);
+    model_desc_free(&d);
+    gguf_close(f);
+    free(prompt.ids);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
@@ -366,6 +432,7 @@ int main(void) {
         cmocka_unit_test(test_context_bounds),
         cmocka_unit_test(test_tied_embeddings_and_rope_scaling),
         cmocka_unit_test(test_q4_0_reference_ids),
+        cmocka_unit_test(test_placement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
