@@ -21,6 +21,7 @@
  * left to the model (prompt it to answer in JSON, as Ollama's documentation advises). */
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,19 +443,26 @@ static srv_reply load_only_reply(gen_job *j, const char *done_reason) {
     return srv_reply_json(200, o);
 }
 
+/* A JSON number as an int32 (clamped: a cast of an out-of-range double is undefined). */
+static int32_t clamp_i32(double v) {
+    if (!(v >= -2147483648.0)) return INT32_MIN;
+    if (v > 2147483647.0) return INT32_MAX;
+    return (int32_t)v;
+}
+
 /* OpenAI request fields -> options. */
 static strata_status apply_openai(gen_job *j, const cJSON *body) {
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens")) && cJSON_IsNumber(v))
-        j->opt.gen.num_predict = (int32_t)v->valuedouble;
+        j->opt.gen.num_predict = clamp_i32(v->valuedouble);
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens")) && cJSON_IsNumber(v))
-        j->opt.gen.num_predict = (int32_t)v->valuedouble;
+        j->opt.gen.num_predict = clamp_i32(v->valuedouble);
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "temperature")) && cJSON_IsNumber(v))
         j->opt.gen.sampler.temperature = (float)v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "top_p")) && cJSON_IsNumber(v))
         j->opt.gen.sampler.top_p = (float)v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "seed")) && cJSON_IsNumber(v))
-        j->opt.gen.sampler.seed = (int64_t)v->valuedouble;
+        j->opt.gen.sampler.seed = fabs(v->valuedouble) < 9.2e18 ? (int64_t)v->valuedouble : -1;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "frequency_penalty")) && cJSON_IsNumber(v))
         j->opt.gen.sampler.frequency_penalty = (float)v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "presence_penalty")) && cJSON_IsNumber(v))
@@ -565,7 +573,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
                     reply = bad(kind, 400, "context must be an array of token ids");
                     goto out;
                 }
-                j->ctx_ids[j->n_ctx_ids++] = (int32_t)c->valuedouble;
+                j->ctx_ids[j->n_ctx_ids++] = clamp_i32(c->valuedouble);
             }
         } else if (ctx && !cJSON_IsArray(ctx) && !cJSON_IsNull(ctx)) {
             reply = bad(kind, 400, "context must be an array of token ids");
