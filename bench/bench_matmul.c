@@ -90,11 +90,15 @@ int main(int argc, char **argv) {
     const size_t probe_bytes = (size_t)256 << 20;
     uint8_t *probe = malloc(probe_bytes);
     memset(probe, 1, probe_bytes);
-    for (int ti = 0; ti < nthreads; ti++)
-        printf("read bandwidth, %d thread(s): %.1f GB/s\n", threads[ti], read_bandwidth(probe, probe_bytes, threads[ti]));
+    double bw[8];
+    for (int ti = 0; ti < nthreads; ti++) {
+        bw[ti] = read_bandwidth(probe, probe_bytes, threads[ti]);
+        printf("read bandwidth, %d thread(s): %.1f GB/s\n", threads[ti], bw[ti]);
+    }
     free(probe);
 
-    printf("%-6s %8s %4s %10s %9s %10s %12s\n", "type", "MiB", "thr", "tg GB/s", "tg ms", "pp GOP/s", "pp tok/s@1.1B");
+    printf("%-6s %8s %4s %10s %7s %9s %10s %12s\n", "type", "MiB", "thr", "tg GB/s", "of bw", "tg ms", "pp GOP/s",
+           "pp tok/s@1.1B");
     char *types = strdup(types_arg);
     for (char *name = strtok(types, ","); name; name = strtok(NULL, ",")) {
         strata_type t;
@@ -134,8 +138,8 @@ int main(int argc, char **argv) {
                 if (dt < pp_s) pp_s = dt;
             } while (now() - start < 1.5);
             const double gops = 2.0 * rows * cols * ptok / pp_s / 1e9;
-            printf("%-6s %8.1f %4d %10.1f %9.3f %10.1f %12.1f\n", name, mbytes / 1048576.0, th, mbytes / tg_s / 1e9,
-                   tg_s * 1e3, gops, gops * 1e9 / (2.0 * 1.1e9));
+            printf("%-6s %8.1f %4d %10.1f %6.0f%% %9.3f %10.1f %12.1f\n", name, mbytes / 1048576.0, th,
+                   mbytes / tg_s / 1e9, 100.0 * mbytes / tg_s / 1e9 / bw[ti], tg_s * 1e3, gops, gops * 1e9 / (2.0 * 1.1e9));
             fflush(stdout);
         }
         free(work);
