@@ -16,8 +16,17 @@ strata_status strata_device_reserve(strata_device *dev, size_t bytes) {
         return strata_fail(STRATA_ERR_INVALID, "device %s: arena already reserved", dev->name);
     size_t size = strata_arena_round(bytes ? bytes : 1);
     void *p = NULL;
-    if (posix_memalign(&p, STRATA_ARENA_ALIGN, size) != 0 || !p)
+    if (dev->source.alloc) {
+        strata_status st = dev->source.alloc(dev->source.owner, size, &p);
+        if (st != STRATA_OK) return st;
+        if (!p || ((uintptr_t)p & (STRATA_ARENA_ALIGN - 1)) != 0) {
+            if (p && dev->source.free) dev->source.free(dev->source.owner, p);
+            return strata_fail(STRATA_ERR_INVALID, "device %s: arena base is not %d-byte aligned", dev->name,
+                               STRATA_ARENA_ALIGN);
+        }
+    } else if (posix_memalign(&p, STRATA_ARENA_ALIGN, size) != 0 || !p) {
         return strata_fail(STRATA_ERR_NOMEM, "device %s: cannot reserve %zu bytes", dev->name, size);
+    }
     dev->arena.base = p;
     dev->arena.size = bytes;
     dev->arena.used = 0;
@@ -37,7 +46,11 @@ void *strata_device_alloc(strata_device *dev, size_t bytes, const char *what) {
 }
 
 void strata_device_release(strata_device *dev) {
-    free(dev->arena.base);
+    if (dev->arena.base && dev->source.alloc) {
+        if (dev->source.free) dev->source.free(dev->source.owner, dev->arena.base);
+    } else {
+        free(dev->arena.base);
+    }
     dev->arena.base = NULL;
     dev->arena.size = 0;
     dev->arena.used = 0;

@@ -32,10 +32,20 @@ typedef struct {
 
 typedef enum { STRATA_DEVICE_CPU = 0 } strata_device_kind;
 
+/* Where an arena's memory comes from. NULL hooks = host memory (posix_memalign). A device
+ * of the backend (src/backend/device.h: cpu, sim with its hard capacity, cuda) plugs in
+ * here, so that the arena is allocated, and fails, exactly as that device does. */
+typedef struct {
+    strata_status (*alloc)(void *owner, size_t bytes, void **base); /* base aligned to 64 */
+    void (*free)(void *owner, void *base);
+    void *owner;
+} strata_arena_source;
+
 typedef struct {
     char name[32];           /* "cpu" */
     strata_device_kind kind;
     strata_arena arena;
+    strata_arena_source source;
 } strata_device;
 
 /* Fills a CPU device with an empty arena (nothing reserved yet). */

@@ -2,6 +2,7 @@
  * sizing (planned == allocated, header-only), KV cache types, batching, context bounds,
  * tied embeddings, RoPE scaling, and the stories260K-Q4_0 reference ids. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,27 @@ static void test_q4_0_reference_ids(void **state) {
     free(greedy.ids);
 }
 
+/* A capacity-limited arena source, as a simulated GPU provides one. */
+typedef struct {
+    size_t capacity, live;
+    int allocs, frees;
+} fake_source;
+
+static strata_status fake_alloc(void *owner, size_t bytes, void **base) {
+    fake_source *f = owner;
+    if (bytes > f->capacity) return strata_fail(STRATA_ERR_NOMEM, "fake device: %zu bytes > capacity", bytes);
+    if (posix_memalign(base, 64, bytes) != 0) return STRATA_ERR_NOMEM;
+    f->live += bytes;
+    f->allocs++;
+    return STRATA_OK;
+}
+
+static void fake_free(void *owner, void *base) {
+    fake_source *f = owner;
+    f->frees++;
+    free(base);
+}
+
 /* Layer ranges on several devices give the single-device logits exactly (same kernels, the
  * hidden state copied across), each arena exactly its planned share; bad placements are
  * refused before anything is reserved. */
@@ -418,6 +440,24 @@ static void test_placement(void **state) {
     assert_int_equal(model_context_init_placed(&d, &p, twice, 2, &ctx), STRATA_ERR_INVALID);
     assert_null(ctx);
     assert_null(a.arena.base);
+
+    /* arenas from a device's own allocator; the second device too small: refused, and the
+     * first device's arena is given back */
+    fake_source fa = {SIZE_MAX, 0, 0, 0}, fb = {1000, 0, 0, 0};
+    a.source = (strata_arena_source){fake_alloc, fake_free, &fa};
+    b.source = (strata_arena_source){fake_alloc, fake_free, &fb};
+    model_placement two[2] = {{&a, 0, 2, false}, {&b, 2, 4, true}};
+    assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
+    assert_int_equal(fa.allocs, 1);
+    assert_int_equal(fa.frees, 1);
+    assert_int_equal(fb.allocs, 0);
+    assert_null(a.arena.base);
+    fb.capacity = SIZE_MAX;
+    assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_OK);
+    assert_int_equal(fb.live, model_segment_bytes(&d, model_context_params(ctx), 2, 4, true));
+    model_context_free(ctx);
+    assert_int_equal(fa.frees, 2);
+    assert_int_equal(fb.frees, 1);
     model_context_free(ref);
     model_desc_free(&d);
     gguf_close(f);
