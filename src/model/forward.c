@@ -237,9 +237,10 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     strata_device *dev = sg->dev;
     strata_status st = STRATA_OK;
     size_t kvb = model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, sg->layer_start, sg->layer_end);
-    void *ptr;
+    void *ptr = NULL;
 #define CARVE(field, size, what)                                                     \
     do {                                                                             \
+        ptr = NULL;                                                                  \
         if (st == STRATA_OK) st = carve(dev, size, what, &ptr);                      \
         sg->field = ptr;                                                             \
     } while (0)
