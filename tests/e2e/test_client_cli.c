@@ -93,6 +93,32 @@ static void test_create_list_show(void **state) {
     assert_non_null(strstr(r.err, "only one of"));
     proc_result_free(&r);
 
+    /* FROM an existing model inherits it; a relative FROM path is taken from the Modelfile's
+     * folder (here a copy of the weights next to it). */
+    char *mf = tmpdir_path(srv.dir, "Derived");
+    assert_int_equal(tmpdir_write(mf, "FROM stories\nPARAMETER num_ctx 64\n", 34), 0);
+    STRATA_OK_RUN("create", "derived", "-f", mf);
+    r = strata("show", "derived", "--parameters", NULL);
+    assert_non_null(strstr(r.out, "num_ctx"));
+    assert_non_null(strstr(r.out, "temperature"));
+    proc_result_free(&r);
+    free(mf);
+    char *src = testdata_path("models/stories260K-Q8_0.gguf"), *dst = tmpdir_path(srv.dir, "local.gguf");
+    size_t size = 0;
+    void *bytes = testdata_read_file(src, &size);
+    assert_non_null(bytes);
+    assert_int_equal(tmpdir_write(dst, bytes, size), 0);
+    free(bytes);
+    mf = tmpdir_path(srv.dir, "Relative");
+    assert_int_equal(tmpdir_write(mf, "FROM ./local.gguf\n", 18), 0);
+    STRATA_OK_RUN("create", "relative", "-f", mf);
+    r = strata("show", "relative", NULL);
+    assert_non_null(strstr(r.out, "quantization        Q8_0"));
+    proc_result_free(&r);
+    free(mf);
+    free(src);
+    free(dst);
+
     /* A .gguf file is still shown from its header, without the server. */
     char *file = testdata_path("models/stories260K-f32.gguf");
     r = strata("show", file, NULL);
