@@ -221,12 +221,43 @@ static void compare_isa(cpu_isa isa) {
     }
 }
 
+/* Activation rows with ties for the largest magnitude (+m and -m: the first decides the
+ * sign of the Q8_K scale), exact halves, zeros and an all-zero block: every ISA must give
+ * the scalar quantizer's bytes. */
+static void check_act_edges(cpu_isa isa) {
+    const int64_t cols = 512;
+    float x[512];
+    for (int64_t i = 0; i < cols; i++) x[i] = (float)((i * 37) % 23) * 0.25f - 2.75f;
+    x[5] = 3.0f;
+    x[9] = -3.0f;   /* tie with x[5]: the first (positive) one sets the sign */
+    x[300] = -4.0f; /* second block: negative extreme first */
+    x[301] = 4.0f;
+    for (int64_t i = 384; i < 416; i++) x[i] = 0.0f; /* an all-zero Q8 block */
+    for (size_t k = 0; k < N_WTYPES; k++) {
+        const strata_type t = wtypes[k];
+        const size_t wb = cpu_matmul_work_bytes(t, cols, 1);
+        if (!wb) continue;
+        problem p;
+        problem_init(&p, t, 4, cols, 1);
+        memcpy(p.x, x, sizeof x);
+        uint8_t *w1 = malloc(wb), *w2 = malloc(wb);
+        float y1[4], y2[4];
+        cpu_matmul_isa(CPU_ISA_SCALAR, t, p.w, 4, cols, p.x, 1, y1, w1, 1);
+        cpu_matmul_isa(isa, t, p.w, 4, cols, p.x, 1, y2, w2, 1);
+        assert_memory_equal(w1, w2, wb);
+        free(w1);
+        free(w2);
+        problem_free(&p);
+    }
+}
+
 static void test_avx2_equals_scalar(void **state) {
     (void)state;
     if (cpu_isa_detect() < CPU_ISA_AVX2) {
         print_message("[  SKIP    ] this CPU has no AVX2: AVX2 kernels not tested here\n");
         skip();
     }
+    check_act_edges(CPU_ISA_AVX2);
     compare_isa(CPU_ISA_AVX2);
 }
 
@@ -236,6 +267,7 @@ static void test_avx512_equals_scalar(void **state) {
         print_message("[  SKIP    ] this CPU (or STRATA_CPU_ISA) has no AVX-512: AVX-512 kernels not tested here\n");
         skip();
     }
+    check_act_edges(CPU_ISA_AVX512);
     compare_isa(CPU_ISA_AVX512);
 }
 
