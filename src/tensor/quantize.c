@@ -19,7 +19,6 @@
 #define GROUP_EPS 1e-15f
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int iclamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* ---- plain types -------------------------------------------------------------------- */

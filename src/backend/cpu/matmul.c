@@ -20,18 +20,36 @@ static cpu_kernel kernel_tables[3][STRATA_TYPE_COUNT];
 static cpu_isa detected_isa = CPU_ISA_SCALAR;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* The OS saves the register state named by `mask` in XCR0 (checked via XGETBV). */
+static int os_saves(unsigned mask) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    (void)edx;
+    return (eax & mask) == mask;
+}
+#endif
+
+/* CPUID leaf 1 and leaf 7 feature bits, plus the OS's XSAVE support for YMM (and, for
+ * AVX-512, opmask and ZMM) state. */
 static cpu_isa detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                     __builtin_cpu_supports("bmi2");
-    const int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                       __builtin_cpu_supports("avx512vnni");
-    if (avx512) return CPU_ISA_AVX512;
-    if (avx2) return CPU_ISA_AVX2;
-#endif
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return CPU_ISA_SCALAR;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(osxsave && avx && fma && f16c && os_saves(0x6))) return CPU_ISA_SCALAR;
+    if (__get_cpuid_max(0, NULL) < 7) return CPU_ISA_SCALAR;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int avx2 = (b >> 5) & 1, bmi2 = (b >> 8) & 1;
+    const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && /* F DQ BW VL */
+                       ((c >> 11) & 1) && os_saves(0xe6);                                      /* VNNI, ZMM state */
+    if (!(avx2 && bmi2)) return CPU_ISA_SCALAR;
+    return avx512 ? CPU_ISA_AVX512 : CPU_ISA_AVX2;
+#else
     return CPU_ISA_SCALAR;
+#endif
 }
 
 static void init_tables(void) {
