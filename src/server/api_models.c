@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gguf/gguf.h"
+#include "quantize/quantize.h"
 #include "server/internal.h"
 #include "template/template.h"
 
@@ -330,6 +331,8 @@ typedef struct {
     char *base_dir;
     srv_stream *out;
     char last_status[128];
+    char quantize[16];     /* recipe to quantize the model to ("" = none), canonical spelling */
+    char quant_status[64]; /* "quantizing F16 model to Q4_K_M" */
 } create_job;
 
 static void create_job_free(void *p) {
@@ -355,10 +358,44 @@ static bool create_progress(void *user, const char *status, uint64_t done, uint6
     return srv_stream_json_line(j->out, o);
 }
 
+static bool quantize_progress(void *user, const strata_quantize_progress *p) {
+    create_job *j = user;
+    return !atomic_load(&j->srv->stopping) && create_progress(j, j->quant_status, p->bytes_done, p->bytes_total);
+}
+
+static strata_status refuse_quantized(const char *what, const strata_quantize_source *info) {
+    return strata_fail(STRATA_ERR_UNSUPPORTED,
+                       "quantization is only supported for F16, BF16 and F32 models: %s is already quantized "
+                       "(tensor %s is %s)",
+                       what, info->first_quantized, info->file_type);
+}
+
+/* The store's rewrite step for "quantize": src is FROM's GGUF (a file or the base model's
+ * blob), dst a temporary file in the blob folder that the store then hashes and adopts.
+ * The source was checked before the reply started; it is checked again here because the
+ * store resolves FROM anew (a model replaced in between must not be requantized). */
+static strata_status quantize_rewrite(void *user, const char *src, const char *dst) {
+    create_job *j = user;
+    strata_quantize_source info;
+    strata_status st = strata_quantize_inspect(src, &info);
+    if (st != STRATA_OK) return st;
+    if (info.quantized) return refuse_quantized(j->mf->from, &info);
+    snprintf(j->quant_status, sizeof j->quant_status, "quantizing %s model to %s", info.file_type, j->quantize);
+    fprintf(stderr, "strata: create %s: %s\n", j->name, j->quant_status);
+    if (!create_progress(j, j->quant_status, 0, 0)) return strata_fail(STRATA_ERR_CANCELLED, "create cancelled");
+    strata_quantize_params qp = strata_quantize_default_params();
+    qp.progress = quantize_progress;
+    qp.user = j;
+    qp.cancel = j->out ? srv_stream_cancel_flag(j->out) : &j->srv->stopping;
+    return strata_quantize_file(src, dst, j->quantize, &qp, NULL);
+}
+
 static strata_status create_run(create_job *j) {
     strata_store *store = NULL;
     strata_status st = srv_store_open(j->srv, &store);
-    if (st == STRATA_OK) st = strata_store_create(store, j->name, j->mf, j->base_dir, create_progress, j);
+    const strata_store_create_params cp = {
+        .progress = create_progress, .user = j, .rewrite = j->quantize[0] ? quantize_rewrite : NULL, .rewrite_user = j};
+    if (st == STRATA_OK) st = strata_store_create_ex(store, j->name, j->mf, j->base_dir, &cp);
     strata_store_close(store);
     if (st == STRATA_OK) fprintf(stderr, "strata: created %s\n", j->name);
     return st;
@@ -383,14 +420,18 @@ static bool looks_like_path(const char *from) {
            (n > 5 && strcasecmp(from + n - 5, ".gguf") == 0);
 }
 
+static void from_path(const char *from, const char *base_dir, char *path, size_t cap) {
+    if (from[0] == '/') snprintf(path, cap, "%s", from);
+    else if (from[0] == '~') snprintf(path, cap, "%s%s", getenv("HOME") ? getenv("HOME") : "", from + 1);
+    else snprintf(path, cap, "%s/%s", base_dir ? base_dir : ".", from);
+}
+
 /* FROM must name a readable file or a model in the store: checked before streaming so that a
  * bad Modelfile gets its 4xx. */
 static srv_reply check_from(const srv_request *rq, const char *from, const char *base_dir, bool *ok) {
     *ok = false;
     char path[4096];
-    if (from[0] == '/') snprintf(path, sizeof path, "%s", from);
-    else if (from[0] == '~') snprintf(path, sizeof path, "%s%s", getenv("HOME") ? getenv("HOME") : "", from + 1);
-    else snprintf(path, sizeof path, "%s/%s", base_dir ? base_dir : ".", from);
+    from_path(from, base_dir, path, sizeof path);
     struct stat sb;
     if (looks_like_path(from)) {
         if (stat(path, &sb) != 0) return srv_reply_error(400, "FROM %s: no such file", from);
@@ -410,6 +451,46 @@ static srv_reply check_from(const srv_request *rq, const char *from, const char 
     if (st == STRATA_ERR_NOT_FOUND || st == STRATA_ERR_INVALID)
         return srv_reply_error(400, "FROM %s: no model of that name and no such file", from);
     return srv_reply_error(500, "%s", strata_last_error());
+}
+
+/* The GGUF that FROM names, resolved as the store resolves it: a model of that name (its
+ * model blob) unless FROM looks like a path, else a file. */
+static strata_status source_gguf(const srv_request *rq, const char *from, const char *base_dir, char *path, size_t cap) {
+    if (!looks_like_path(from)) {
+        strata_store *store = NULL;
+        strata_manifest m = {0};
+        strata_status st = srv_store_open(rq->srv, &store);
+        if (st == STRATA_OK) st = strata_store_read_manifest(store, from, &m);
+        const char *digest = NULL;
+        for (size_t i = 0; st == STRATA_OK && i < m.n_layers; i++)
+            if (strcmp(m.layers[i].media_type, STRATA_MEDIA_MODEL) == 0) digest = m.layers[i].digest;
+        if (st == STRATA_OK && !digest) st = strata_fail(STRATA_ERR_FORMAT, "model %s has no model layer", from);
+        if (st == STRATA_OK) st = strata_store_blob_path(store, digest, path, cap);
+        strata_manifest_free(&m);
+        strata_store_close(store);
+        if (st != STRATA_ERR_NOT_FOUND && st != STRATA_ERR_INVALID) return st;
+    }
+    from_path(from, base_dir, path, cap);
+    return STRATA_OK;
+}
+
+/* "quantize" as Ollama checks it before anything is written: the source must be F32, F16 or
+ * BF16 (400 otherwise); quantizing to the type the source already has is nothing to do. */
+static srv_reply check_quantize_source(const srv_request *rq, create_job *j, bool *ok) {
+    *ok = false;
+    char path[4200];
+    strata_quantize_source info;
+    strata_status st = source_gguf(rq, j->mf->from, j->base_dir, path, sizeof path);
+    if (st != STRATA_OK) return srv_reply_error(srv_status_http(st), "%s", strata_last_error());
+    if ((st = strata_quantize_inspect(path, &info)) != STRATA_OK)
+        return srv_reply_error(400, "FROM %s: not a usable GGUF file: %s", j->mf->from, strata_last_error());
+    if (info.quantized) {
+        refuse_quantized(j->mf->from, &info);
+        return srv_reply_error(400, "%s", strata_last_error());
+    }
+    if (strcasecmp(info.file_type, j->quantize) == 0) j->quantize[0] = 0;
+    *ok = true;
+    return (srv_reply){0, NULL};
 }
 
 srv_reply api_create(const srv_request *rq) {
@@ -435,8 +516,10 @@ srv_reply api_create(const srv_request *rq) {
     }
     j->name = strdup(name);
     const cJSON *quantize = cJSON_GetObjectItemCaseSensitive(body, "quantize");
-    if (cJSON_IsString(quantize) && *quantize->valuestring) {
-        reply = srv_reply_error(400, "quantize: not supported by this server yet (use 'strata quantize' on the GGUF, then create from it)");
+    if (cJSON_IsString(quantize) && *quantize->valuestring &&
+        !strata_quantize_type_known(quantize->valuestring, j->quantize, sizeof j->quantize)) {
+        reply = srv_reply_error(400, "unsupported quantization type %s - supported types are %s", quantize->valuestring,
+                                strata_quantize_type_names());
         goto out;
     }
     if (cJSON_GetObjectItemCaseSensitive(body, "adapters")) {
@@ -525,6 +608,10 @@ srv_reply api_create(const srv_request *rq) {
     bool ok;
     reply = check_from(rq, j->mf->from, j->base_dir, &ok);
     if (!ok) goto out;
+    if (j->quantize[0]) {
+        reply = check_quantize_source(rq, j, &ok);
+        if (!ok) goto out;
+    }
     if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "stream"))) {
         reply = srv_reply_stream(rq->srv, "application/x-ndjson", create_stream, j, create_job_free);
         j = NULL;

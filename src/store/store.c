@@ -612,8 +612,61 @@ static strata_status write_config(strata_store *s, const strata_manifest *m, con
     return st;
 }
 
+/* A create's rewrite step: src -> a temporary file in the blob folder (so the writer lock
+ * held by the create protects it) -> hashed in place and renamed to its digest. */
+static strata_status rewrite_model(strata_store *s, const char *src, const strata_store_create_params *p,
+                                   strata_layer *out) {
+    char tmp[4096 + 128];
+    int fd = fs_temp_open(s->blobs, tmp, sizeof tmp);
+    if (fd < 0) return STRATA_ERR_IO;
+    close(fd);
+    strata_status st = p->rewrite(p->rewrite_user, src, tmp);
+    if (st != STRATA_OK) {
+        unlink(tmp);
+        return st;
+    }
+    fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        st = strata_fail(STRATA_ERR_IO, "%s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    char *buf = malloc(COPY_CHUNK);
+    strata_sha256 *h = NULL;
+    st = !buf ? strata_fail(STRATA_ERR_NOMEM, "out of memory") : strata_sha256_new(&h);
+    uint64_t done = 0;
+    while (st == STRATA_OK) {
+        ssize_t r = read(fd, buf, COPY_CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            st = strata_fail(STRATA_ERR_IO, "reading %s: %s", tmp, strerror(errno));
+            break;
+        }
+        if (r == 0) break;
+        st = strata_sha256_update(h, buf, (size_t)r);
+        done += (uint64_t)r;
+    }
+    free(buf);
+    char digest[STRATA_DIGEST_SIZE];
+    if (st == STRATA_OK) st = strata_sha256_final(h, digest);
+    strata_sha256_free(h);
+    if (st == STRATA_OK && done == 0) st = strata_fail(STRATA_ERR_FORMAT, "the rewritten model file is empty");
+    if (st != STRATA_OK) {
+        close(fd);
+        unlink(tmp);
+        return st;
+    }
+    if ((st = install_blob(s, fd, tmp, digest)) != STRATA_OK) return st;
+    snprintf(out->media_type, sizeof out->media_type, "%s", STRATA_MEDIA_MODEL);
+    snprintf(out->digest, sizeof out->digest, "%s", digest);
+    out->size = done;
+    return STRATA_OK;
+}
+
 static strata_status create_locked(strata_store *s, const strata_model_name *name, const strata_modelfile *mf,
-                                   const char *base_dir, strata_store_progress progress, void *user) {
+                                   const char *base_dir, const strata_store_create_params *p) {
+    strata_store_progress progress = p->progress;
+    void *user = p->user;
     draft d = {0};
     strata_manifest m = {0};
     d.mf = strata_modelfile_new();
@@ -651,13 +704,23 @@ static strata_status create_locked(strata_store *s, const strata_model_name *nam
             st = strata_fail(st, "FROM %s: not a usable GGUF file: %s", mf->from, why);
             goto done;
         }
-        char digest[STRATA_DIGEST_SIZE];
-        uint64_t size;
-        if ((st = strata_store_import_file(s, path, progress, user, digest, &size)) != STRATA_OK) goto done;
-        snprintf(d.model.media_type, sizeof d.model.media_type, "%s", STRATA_MEDIA_MODEL);
-        snprintf(d.model.digest, sizeof d.model.digest, "%s", digest);
-        d.model.size = size;
+        if (p->rewrite) {
+            if ((st = rewrite_model(s, path, p, &d.model)) != STRATA_OK) goto done;
+        } else {
+            char digest[STRATA_DIGEST_SIZE];
+            uint64_t size;
+            if ((st = strata_store_import_file(s, path, progress, user, digest, &size)) != STRATA_OK) goto done;
+            snprintf(d.model.media_type, sizeof d.model.media_type, "%s", STRATA_MEDIA_MODEL);
+            snprintf(d.model.digest, sizeof d.model.digest, "%s", digest);
+            d.model.size = size;
+        }
         d.have_model = true;
+    }
+    if (st == STRATA_OK && !is_path && p->rewrite) {
+        /* FROM a model: its model blob is the input, the rewritten file replaces it. */
+        char blob[4096 + 128];
+        st = strata_store_blob_path(s, d.model.digest, blob, sizeof blob);
+        if (st == STRATA_OK) st = rewrite_model(s, blob, p, &d.model);
     }
     if (st != STRATA_OK) goto done;
     if ((st = apply_overrides(&d, mf)) != STRATA_OK) goto done;
@@ -715,12 +778,20 @@ done:
 
 strata_status strata_store_create(strata_store *s, const char *name, const strata_modelfile *mf, const char *base_dir,
                                   strata_store_progress progress, void *user) {
+    const strata_store_create_params p = {.progress = progress, .user = user};
+    return strata_store_create_ex(s, name, mf, base_dir, &p);
+}
+
+strata_status strata_store_create_ex(strata_store *s, const char *name, const strata_modelfile *mf, const char *base_dir,
+                                     const strata_store_create_params *params) {
+    const strata_store_create_params none = {0};
+    const strata_store_create_params *p = params ? params : &none;
     strata_model_name n;
     strata_status st = strata_model_name_parse(name, &n);
     if (st != STRATA_OK) return st;
     if (!mf || !mf->from) return strata_fail(STRATA_ERR_INVALID, "create %s: the Modelfile has no FROM", name);
     if ((st = lock_store(s, LOCK_SH)) != STRATA_OK) return st;
-    st = create_locked(s, &n, mf, base_dir, progress, user);
+    st = create_locked(s, &n, mf, base_dir, p);
     unlock_store(s);
     return st;
 }

@@ -151,6 +151,29 @@ strata_status strata_model_info_modelfile(const strata_model_info *info, char **
  * replace the base's, PARAMETERs are merged over the base's. */
 strata_status strata_store_create(strata_store *s, const char *name, const strata_modelfile *mf, const char *base_dir,
                                   strata_store_progress progress, void *user);
+
+/* Rewrites the model file during a create (quantization): reads the GGUF at src and writes
+ * a complete new one at dst (with a temporary file and a rename of its own, or directly).
+ * Runs with the store's writer lock held. */
+typedef strata_status (*strata_store_model_rewrite)(void *user, const char *src, const char *dst);
+
+typedef struct {
+    strata_store_progress progress; /* may be NULL */
+    void *user;                     /* passed to progress */
+    /* May be NULL. When set, the new model's model layer is not FROM's GGUF itself (a path,
+     * or the model blob of the model FROM names) but what rewrite writes from it. dst is a
+     * temporary name in the blob folder, protected from garbage collection and from the
+     * leftover cleanup of other writers while the create runs; once rewrite returns STRATA_OK
+     * the store hashes that file and renames it to its digest (no copy). A failure, a cancel
+     * or a kill leaves no manifest naming it: the temporary file is removed at once or by the
+     * next cleanup. */
+    strata_store_model_rewrite rewrite;
+    void *rewrite_user;
+} strata_store_create_params;
+
+/* strata_store_create with a rewrite step (p may be NULL: same as strata_store_create). */
+strata_status strata_store_create_ex(strata_store *s, const char *name, const strata_modelfile *mf, const char *base_dir,
+                                     const strata_store_create_params *p);
 /* Copies a model under another name (blobs are shared). */
 strata_status strata_store_copy(strata_store *s, const char *src, const char *dst);
 /* Removes a model's manifest, then collects its blobs if nothing else names them. */
