@@ -13,10 +13,8 @@
  * The tokenizer is a synthetic SentencePiece vocabulary (<unk>, <s>, </s>, the 256 byte
  * tokens, then made-up pieces) so that `strata run` works on the file too.
  *
- * Weights: each distinct (shape, type) is filled once from a pool of 64 quantized random
- * rows (uniform in [-0.05, 0.05]) and every layer's tensor of that shape borrows the same
- * bytes, so the maker needs one layer's memory; the file still holds every layer, so reading
- * it streams as much memory as a real model of that size. */
+ * Weights: uniform in [-0.05, 0.05]; see fill() for how every tensor gets distinct bytes.
+ * The maker holds the whole model in memory while writing (2.2 GB for TinyLlama F16). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,42 +36,67 @@ static float frand(void) {
     return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-/* A cache of filled tensors by (type, cols, rows), so layers share bytes. */
+/* Pools of quantized random rows by (type, cols). Every tensor gets its own bytes: rows
+ * drawn at random from a pool of 1024 (block types: rows are not page-sized, so pages are
+ * distinct combinations) or, for F32/F16/BF16 (rows that can be exactly a page), fresh
+ * values. No two layers share pages: a host that merges identical pages (KSM) would
+ * otherwise serve repeated layers from cache and inflate generation speed. */
+enum { POOL = 1024 };
 typedef struct {
     strata_type type;
-    int64_t cols, rows;
-    void *data;
-} filled;
-static filled cache[64];
-static int n_cache;
+    int64_t cols;
+    uint8_t *rows;
+} pool;
+static pool pools[32];
+static int n_pools;
 
-static void *fill(strata_type type, int64_t cols, int64_t rows) {
-    for (int i = 0; i < n_cache; i++)
-        if (cache[i].type == type && cache[i].cols == cols && cache[i].rows == rows) return cache[i].data;
-    size_t rb = strata_type_row_bytes(type, cols);
-    if (rb == 0) {
-        fprintf(stderr, "make_model: rows of %lld are not whole %s blocks\n", (long long)cols, strata_type_name(type));
-        exit(1);
-    }
-    enum { POOL = 64 };
-    uint8_t *pool = malloc(rb * POOL);
+static const pool *get_pool(strata_type type, int64_t cols, size_t rb) {
+    for (int i = 0; i < n_pools; i++)
+        if (pools[i].type == type && pools[i].cols == cols) return &pools[i];
     float *row = malloc((size_t)cols * sizeof *row);
-    uint8_t *data = malloc(rb * (size_t)rows);
-    if (!pool || !row || !data || n_cache == 64) {
+    uint8_t *rows = malloc(rb * POOL);
+    if (!row || !rows || n_pools == 32) {
         fprintf(stderr, "make_model: out of memory\n");
         exit(1);
     }
     for (int r = 0; r < POOL; r++) {
         for (int64_t c = 0; c < cols; c++) row[c] = 0.05f * frand();
-        strata_quantize_row(type, row, pool + rb * r, cols);
+        strata_quantize_row(type, row, rows + rb * r, cols);
     }
+    free(row);
+    pools[n_pools] = (pool){type, cols, rows};
+    return &pools[n_pools++];
+}
+
+static void *blobs[4096];
+static int n_blobs;
+
+static void *fill(strata_type type, int64_t cols, int64_t rows) {
+    size_t rb = strata_type_row_bytes(type, cols);
+    if (rb == 0) {
+        fprintf(stderr, "make_model: rows of %lld are not whole %s blocks\n", (long long)cols, strata_type_name(type));
+        exit(1);
+    }
+    uint8_t *data = malloc(rb * (size_t)rows);
+    if (!data || n_blobs == 4096) {
+        fprintf(stderr, "make_model: out of memory\n");
+        exit(1);
+    }
+    blobs[n_blobs++] = data;
+    if (!strata_type_info_get(type)->quantized) {
+        float *row = malloc((size_t)cols * sizeof *row);
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < cols; c++) row[c] = 0.05f * frand();
+            strata_quantize_row(type, row, data + rb * (size_t)r, cols);
+        }
+        free(row);
+        return data;
+    }
+    const pool *p = get_pool(type, cols, rb);
     for (int64_t r = 0; r < rows; r++) {
         int k = (int)((frand() * 0.5f + 0.5f) * (POOL - 1));
-        memcpy(data + rb * (size_t)r, pool + rb * (size_t)k, rb);
+        memcpy(data + rb * (size_t)r, p->rows + rb * (size_t)k, rb);
     }
-    free(pool);
-    free(row);
-    cache[n_cache++] = (filled){type, cols, rows, data};
     return data;
 }
 
@@ -250,7 +273,8 @@ int main(int argc, char **argv) {
     }
     CHECK(gguf_writer_write_file(w, out));
     gguf_writer_free(w);
-    for (int i = 0; i < n_cache; i++) free(cache[i].data);
+    for (int i = 0; i < n_blobs; i++) free(blobs[i]);
+    for (int i = 0; i < n_pools; i++) free(pools[i].rows);
     fprintf(stderr, "make_model: wrote %s (%s)\n", out, name);
     return 0;
 }
