@@ -48,33 +48,54 @@ double backend_device_speed_gbps(backend_device *dev) {
 
 strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void **out) {
     *out = NULL;
-    if (dev->arena)
-        return strata_fail(STRATA_ERR_INVALID, "device %s: already holds an arena of %zu bytes", dev->label,
-                           dev->arena_bytes);
+    if (dev->n_arenas >= BACKEND_MAX_ARENAS)
+        return strata_fail(STRATA_ERR_INVALID, "device %s: already holds %d arenas (%zu bytes)", dev->label,
+                           dev->n_arenas, dev->arena_bytes);
     if (bytes == 0) return strata_fail(STRATA_ERR_INVALID, "device %s: arena of 0 bytes", dev->label);
-    if (dev->cap_bytes && bytes > dev->cap_bytes)
-        return strata_fail(STRATA_ERR_NOMEM, "device %s: arena of %zu bytes exceeds its configured cap of %llu bytes",
-                           dev->label, bytes, (unsigned long long)dev->cap_bytes);
+    if (dev->cap_bytes && bytes > (dev->cap_bytes > dev->arena_bytes ? dev->cap_bytes - dev->arena_bytes : 0))
+        return strata_fail(STRATA_ERR_NOMEM,
+                           "device %s: arena of %zu bytes exceeds its configured cap of %llu bytes (%zu held)",
+                           dev->label, bytes, (unsigned long long)dev->cap_bytes, dev->arena_bytes);
     void *p = NULL;
     strata_status st = dev->ops->alloc(dev, bytes, &p);
     if (st != STRATA_OK) return st;
+    dev->arenas[dev->n_arenas] = p;
+    dev->arena_sizes[dev->n_arenas] = bytes;
+    dev->n_arenas++;
     dev->arena = p;
-    dev->arena_bytes = bytes;
+    dev->arena_bytes += bytes;
     *out = p;
     return STRATA_OK;
 }
 
+void backend_device_arena_release(backend_device *dev, void *arena) {
+    if (!arena) return;
+    for (int i = 0; i < dev->n_arenas; i++) {
+        if (dev->arenas[i] != arena) continue;
+        dev->ops->release(dev, arena, dev->arena_sizes[i]);
+        dev->arena_bytes -= dev->arena_sizes[i];
+        memmove(&dev->arenas[i], &dev->arenas[i + 1], (size_t)(dev->n_arenas - 1 - i) * sizeof dev->arenas[0]);
+        memmove(&dev->arena_sizes[i], &dev->arena_sizes[i + 1],
+                (size_t)(dev->n_arenas - 1 - i) * sizeof dev->arena_sizes[0]);
+        dev->n_arenas--;
+        dev->arena = dev->n_arenas ? dev->arenas[dev->n_arenas - 1] : NULL;
+        return;
+    }
+    STRATA_ASSERT(!"backend_device_arena_release: not an arena of this device");
+}
+
 void backend_device_arena_free(backend_device *dev) {
-    if (!dev->arena) return;
-    dev->ops->release(dev, dev->arena, dev->arena_bytes);
-    dev->arena = NULL;
-    dev->arena_bytes = 0;
+    while (dev->n_arenas > 0) backend_device_arena_release(dev, dev->arenas[dev->n_arenas - 1]);
 }
 
 static bool in_arena(const backend_device *dev, const void *p, size_t bytes) {
-    if (!dev->arena) return false;
-    uintptr_t base = (uintptr_t)dev->arena, q = (uintptr_t)p;
-    return q >= base && q - base <= dev->arena_bytes && bytes <= dev->arena_bytes - (q - base);
+    uintptr_t q = (uintptr_t)p;
+    for (int i = 0; i < dev->n_arenas; i++) {
+        uintptr_t base = (uintptr_t)dev->arenas[i];
+        size_t n = dev->arena_sizes[i];
+        if (q >= base && q - base <= n && bytes <= n - (q - base)) return true;
+    }
+    return false;
 }
 
 strata_status backend_device_copy_in(backend_device *dev, void *dst, const void *src, size_t bytes) {

@@ -34,8 +34,11 @@
  * always present (added last when the spec has no cpu entry), as the fallback. Without a
  * spec the inventory is the discovered CUDA devices plus the cpu.
  *
- * Arenas: a device holds at most one arena at a time (DESIGN §2: one arena per device, of
- * exactly the planned size). Its base is aligned to BACKEND_ARENA_ALIGN.
+ * Arenas: a loaded model holds exactly one arena per device it uses, of exactly the planned
+ * size (DESIGN §2). A device may hold several arenas at once -- one per model loaded on it,
+ * as when a server keeps two models resident -- up to BACKEND_MAX_ARENAS; arena_bytes is
+ * what they hold together, and free memory (sim, cpu with a configured MEMORY, caps) is
+ * reduced by it. Bases are aligned to BACKEND_ARENA_ALIGN.
  *
  * Ownership: an inventory owns its devices; a device owns its arena until
  * backend_device_arena_free() or the inventory is freed. */
@@ -53,6 +56,7 @@
 #define BACKEND_SIM_DEFAULT_GBPS 100.0
 #define BACKEND_MAX_DEVICES 32
 #define BACKEND_NAME_MAX 64
+#define BACKEND_MAX_ARENAS 16
 
 typedef enum {
     BACKEND_DEVICE_CPU = 0,
@@ -90,8 +94,11 @@ struct backend_device {
     double gbps;                      /* 0 until configured or measured */
     bool gbps_configured;             /* from the spec */
     bool plannable;                   /* offered to the planner (cpu, sim; not cuda yet) */
-    void *arena;                      /* the one arena, NULL when none */
-    size_t arena_bytes;
+    void *arena;                      /* the arena allocated last, NULL when none is held */
+    size_t arena_bytes;               /* bytes held by all its arenas together */
+    void *arenas[BACKEND_MAX_ARENAS]; /* the arenas held, oldest first */
+    size_t arena_sizes[BACKEND_MAX_ARENAS];
+    int n_arenas;
     void *impl;                       /* kind-specific state */
 };
 
@@ -105,12 +112,14 @@ uint64_t backend_device_total_bytes(const backend_device *dev);
 /* Speed in GB/s: configured, else measured once (cpu) or derived (cuda). Always > 0. */
 double backend_device_speed_gbps(backend_device *dev);
 
-/* Allocates the device's one arena of exactly `bytes` bytes (> 0; base aligned to
- * BACKEND_ARENA_ALIGN). STRATA_ERR_INVALID if the device already holds an arena,
+/* Allocates an arena of exactly `bytes` bytes (> 0; base aligned to BACKEND_ARENA_ALIGN).
+ * STRATA_ERR_INVALID if the device already holds BACKEND_MAX_ARENAS arenas,
  * STRATA_ERR_NOMEM (nothing allocated) when the memory is not there. The arena stays owned
- * by the device. */
+ * by the device until backend_device_arena_release/free. */
 strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void **out);
-/* Frees the arena if one is held; the device may allocate again afterwards. */
+/* Frees one arena of this device (NULL: nothing); asserts it is one. */
+void backend_device_arena_release(backend_device *dev, void *arena);
+/* Frees every arena held; the device may allocate again afterwards. */
 void backend_device_arena_free(backend_device *dev);
 /* Copies into / out of the arena; [dst or src, +bytes) must lie inside it. */
 strata_status backend_device_copy_in(backend_device *dev, void *dst, const void *src, size_t bytes);

@@ -5,15 +5,29 @@
  * that the sizing functions of model/model.h compute from the GGUF header and the options.
  * Nothing is allocated after that, in particular not inside the decode loop.
  *
- * Only the CPU device exists for now (its weights stay in the read-only GGUF mapping); the
- * planner issue adds simulated and CUDA devices behind the same struct: a device is a name,
- * a kind and one arena. */
+ * One notion of device. The device itself -- its kind, name, capacity, speed, its memory
+ * and how that memory fails -- is the backend's backend_device (src/backend/device.h: cpu,
+ * sim with its hard capacity and failure injection, cuda). A strata_device is only the
+ * engine's *use* of one for one model context: a pointer to that backend_device plus the
+ * bump pointer over the one arena the context reserved on it. The arena is obtained with
+ * backend_device_arena_alloc and given back with backend_device_arena_release, so the sim's
+ * capacity and injected failures apply to the engine's arenas, and backend_device reports
+ * what is held (arena_bytes). A strata_device with no backend (strata_device_init_host)
+ * takes its arena from plain host memory: for tests of the engine alone and for tools that
+ * need no inventory.
+ *
+ * Weights. On the CPU (or a host device) they stay in the read-only GGUF mapping. On a
+ * GPU-like backend device (sim, cuda: copy_weights is set) each weight tensor of the
+ * device's layers is copied into the arena with backend_device_copy_in, one
+ * strata_device_alloc per tensor, so the arena also holds them. */
 #ifndef STRATA_MODEL_DEVICE_H
 #define STRATA_MODEL_DEVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/device.h"
 #include "core/status.h"
 
 /* Every arena allocation is rounded up to this, so sizes computed ahead of time by
@@ -25,34 +39,28 @@ static inline size_t strata_arena_round(size_t bytes) {
 }
 
 typedef struct {
-    uint8_t *base; /* owned; NULL until reserved */
+    uint8_t *base; /* NULL until reserved; owned by the backend device, or by us when host */
     size_t size;   /* bytes reserved */
     size_t used;   /* bytes handed out */
 } strata_arena;
 
-typedef enum { STRATA_DEVICE_CPU = 0 } strata_device_kind;
-
-/* Where an arena's memory comes from. NULL hooks = host memory (posix_memalign). A device
- * of the backend (src/backend/device.h: cpu, sim with its hard capacity, cuda) plugs in
- * here, so that the arena is allocated, and fails, exactly as that device does. */
 typedef struct {
-    strata_status (*alloc)(void *owner, size_t bytes, void **base); /* base aligned to 64 */
-    void (*free)(void *owner, void *base);
-    void *owner;
-} strata_arena_source;
-
-typedef struct {
-    char name[32];           /* "cpu" */
-    strata_device_kind kind;
+    char name[BACKEND_NAME_MAX + 16]; /* the backend device's label, or "cpu" */
+    backend_device *backend;          /* borrowed; NULL = plain host memory */
+    bool copy_weights;                /* weights are copied into the arena (GPU-like devices) */
     strata_arena arena;
-    strata_arena_source source;
 } strata_device;
 
-/* Fills a CPU device with an empty arena (nothing reserved yet). */
+/* A host device with an empty arena (nothing reserved yet), weights left mapped. */
 void strata_device_init_cpu(strata_device *dev);
 
-/* Reserves the device's one arena of exactly `bytes` bytes (64-byte aligned base).
- * Fails with STRATA_ERR_NOMEM (and reserves nothing) when the memory is not there, or
+/* The engine's use of backend device `b` (borrowed; it must outlive the context): the arena
+ * comes from b, weights are copied when b is not the cpu. */
+void strata_device_init_backend(strata_device *dev, backend_device *b);
+
+/* Reserves the device's one arena of exactly `bytes` bytes (64-byte aligned base), through
+ * the backend device when there is one. Fails with STRATA_ERR_NOMEM (and reserves nothing)
+ * when the memory is not there (a sim's capacity, an injected failure), or
  * STRATA_ERR_INVALID if the arena is already reserved. */
 strata_status strata_device_reserve(strata_device *dev, size_t bytes);
 
@@ -60,6 +68,9 @@ strata_status strata_device_reserve(strata_device *dev, size_t bytes);
  * strata_fail message naming the device and `what`) if the arena is exhausted, which means
  * the sizing functions and the loader disagree: a bug, reported rather than crashed on. */
 void *strata_device_alloc(strata_device *dev, size_t bytes, const char *what);
+
+/* Copies host bytes into the arena (backend_device_copy_in when there is a backend). */
+strata_status strata_device_copy_in(strata_device *dev, void *dst, const void *src, size_t bytes);
 
 /* Returns the arena's memory; the device may be reserved again afterwards. */
 void strata_device_release(strata_device *dev);

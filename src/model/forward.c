@@ -134,16 +134,46 @@ size_t model_output_weight_bytes(const model_desc *d) {
     return n;
 }
 
+/* A layer's tensors in slot order (NULL where absent): the order they are copied in. */
+static int layer_slots(model_layer *L, const gguf_tensor ***slots) {
+    const gguf_tensor **all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                                 &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    int n = (int)(sizeof all / sizeof all[0]);
+    for (int i = 0; i < n; i++) slots[i] = all[i];
+    return n;
+}
+
+size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il) {
+    model_layer L = d->layers[il];
+    const gguf_tensor **slots[16];
+    int n = layer_slots(&L, slots);
+    size_t b = 0;
+    for (int i = 0; i < n; i++)
+        if (*slots[i]) b += strata_arena_round((size_t)(*slots[i])->bytes);
+    return b;
+}
+
+size_t model_output_weight_arena_bytes(const model_desc *d) {
+    return strata_arena_round((size_t)d->output_norm->bytes) + strata_arena_round((size_t)d->output->bytes);
+}
+
+size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_t layer_end, bool has_output) {
+    size_t b = 0;
+    for (int32_t il = layer_start; il < layer_end; il++) b += model_layer_weight_arena_bytes(d, il);
+    if (has_output) b += model_output_weight_arena_bytes(d);
+    return b;
+}
+
 /* The compute scratch of a segment, in the order model_context_init carves it. Each entry is
  * rounded like an arena allocation, so the sum is exactly what the arena hands out. */
 typedef struct {
-    size_t x, xb, q, k, v, att, g, u, rope, att_v, att_q, att_s, att_work, work, logits;
+    size_t x, xb, q, k, v, att, g, u, rope, att_v, att_q, att_s, att_work, work, logits, hidden;
 } scratch_sizes;
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, int32_t layer_end, int32_t nb,
-                                    int32_t n_ctx, int32_t n_logits, strata_type kv_type) {
+                                    int32_t n_ctx, int32_t n_logits, bool hidden, strata_type kv_type) {
     const model_hparams *hp = &d->hp;
     size_t f = sizeof(float);
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
@@ -175,6 +205,8 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
     if (n_logits > 0) {
         work = max_sz(work, cpu_matmul_work_bytes(d->output->type, d->output->ne[0], n_logits));
         s.logits = strata_arena_round((size_t)n_logits * hp->n_vocab * f);
+        /* every token's output-norm state, for embeddings */
+        if (hidden) s.hidden = strata_arena_round((size_t)nb * hp->n_embd * f);
     }
     s.work = strata_arena_round(work);
     return s;
@@ -182,13 +214,13 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
 
 static size_t scratch_total(const scratch_sizes *s) {
     return s->x + s->xb + s->q + s->k + s->v + s->att + s->g + s->u + s->rope + s->att_v + s->att_q + s->att_s +
-           s->att_work + s->work + s->logits;
+           s->att_work + s->work + s->logits + s->hidden;
 }
 
 size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
                            bool produces_logits) {
     scratch_sizes s = scratch_layout(d, layer_start, layer_end, p->n_batch, p->n_ctx,
-                                     produces_logits ? p->n_logits : 0, p->kv_type);
+                                     produces_logits ? p->n_logits : 0, produces_logits && p->embeddings, p->kv_type);
     return scratch_total(&s);
 }
 
@@ -198,6 +230,12 @@ size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t l
            model_compute_bytes(d, p, layer_start, layer_end, has_output);
 }
 
+size_t model_device_arena_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
+                                bool has_output, bool copy_weights) {
+    return model_segment_bytes(d, p, layer_start, layer_end, has_output) +
+           (copy_weights ? model_weight_arena_bytes(d, layer_start, layer_end, has_output) : 0);
+}
+
 /* ---- context ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -205,9 +243,15 @@ typedef struct {
     int32_t layer_start, layer_end;
     bool has_output;
     uint8_t *kv; /* per layer: K block then V block */
-    float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *logits;
+    float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *logits, *hidden;
     uint8_t *att_work, *work;
     size_t att_work_stride;
+    /* The weights this segment reads: the desc's (mapped) or, with copy_weights, copies of
+     * the tensor records whose data lies in the device's arena (host heap, owned). */
+    model_layer *layers;                 /* indexed by il - layer_start */
+    gguf_tensor *copies;                 /* owned records when copied, else NULL */
+    const gguf_tensor *out_norm, *out_w; /* output layer (has_output only) */
+    size_t weights_bytes, kv_bytes, compute_bytes;
 } model_segment;
 
 struct model_context {
@@ -218,6 +262,7 @@ struct model_context {
     model_segment *segs; /* in layer order; the last one holds the output layer */
     int32_t n_segs;
     int32_t n_out;
+    int32_t n_hidden;
 };
 
 const model_params *model_context_params(const model_context *ctx) { return &ctx->p; }
@@ -229,11 +274,65 @@ static strata_status carve(strata_device *dev, size_t bytes, const char *what, v
     return *out ? STRATA_OK : STRATA_ERR_NOMEM;
 }
 
+/* Points the segment at its weights: the desc's mapped tensors, or, on a device that copies
+ * them, one arena allocation per tensor filled with strata_device_copy_in (in slot order, the
+ * order model_weight_arena_bytes counts them). */
+static strata_status segment_weights(model_segment *sg, const model_desc *d) {
+    int32_t nl = sg->layer_end - sg->layer_start;
+    sg->layers = calloc((size_t)(nl > 0 ? nl : 1), sizeof *sg->layers);
+    if (!sg->layers) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
+    for (int32_t i = 0; i < nl; i++) sg->layers[i] = d->layers[sg->layer_start + i];
+    sg->out_norm = sg->has_output ? d->output_norm : NULL;
+    sg->out_w = sg->has_output ? d->output : NULL;
+    if (!sg->dev->copy_weights) return STRATA_OK;
+    size_t n_copies = (size_t)nl * 16 + 2;
+    sg->copies = calloc(n_copies, sizeof *sg->copies);
+    if (!sg->copies) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
+    size_t used0 = sg->dev->arena.used, k = 0;
+    for (int32_t i = 0; i < nl; i++) {
+        const gguf_tensor **slots[16];
+        int ns = layer_slots(&sg->layers[i], slots);
+        for (int j = 0; j < ns; j++) {
+            const gguf_tensor *t = *slots[j];
+            if (!t) continue;
+            if (!t->data)
+                return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name,
+                                   sg->dev->name);
+            void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, "weights");
+            if (!dst) return STRATA_ERR_NOMEM;
+            strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+            if (st != STRATA_OK) return st;
+            sg->copies[k] = *t;
+            sg->copies[k].data = dst;
+            *slots[j] = &sg->copies[k++];
+        }
+    }
+    if (sg->has_output) {
+        const gguf_tensor *outs[2] = {d->output_norm, d->output};
+        const gguf_tensor **dsts[2] = {&sg->out_norm, &sg->out_w};
+        for (int j = 0; j < 2; j++) {
+            const gguf_tensor *t = outs[j];
+            if (!t->data)
+                return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name,
+                                   sg->dev->name);
+            void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, "output weights");
+            if (!dst) return STRATA_ERR_NOMEM;
+            strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+            if (st != STRATA_OK) return st;
+            sg->copies[k] = *t;
+            sg->copies[k].data = dst;
+            *dsts[j] = &sg->copies[k++];
+        }
+    }
+    sg->weights_bytes = sg->dev->arena.used - used0;
+    return STRATA_OK;
+}
+
 static strata_status segment_init(model_context *ctx, model_segment *sg) {
     const model_desc *d = ctx->d;
     const model_params *p = &ctx->p;
     scratch_sizes s = scratch_layout(d, sg->layer_start, sg->layer_end, p->n_batch, p->n_ctx,
-                                     sg->has_output ? p->n_logits : 0, p->kv_type);
+                                     sg->has_output ? p->n_logits : 0, sg->has_output && p->embeddings, p->kv_type);
     strata_device *dev = sg->dev;
     strata_status st = STRATA_OK;
     size_t kvb = model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, sg->layer_start, sg->layer_end);
@@ -260,8 +359,12 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     CARVE(att_work, s.att_work, "attention work");
     CARVE(work, s.work, "matmul work");
     CARVE(logits, s.logits, "logits");
+    CARVE(hidden, s.hidden, "hidden states");
 #undef CARVE
+    sg->kv_bytes = kvb;
+    sg->compute_bytes = scratch_total(&s);
     sg->att_work_stride = d->hp.n_head_kv ? s.att_work / (size_t)d->hp.n_head_kv : 0;
+    if (st == STRATA_OK) st = segment_weights(sg, d);
     if (st == STRATA_OK && sg->kv) {
         /* Zero once so that no uninitialised byte is ever read; positions are written before
          * they are attended to, so this is for hygiene only. */
@@ -271,8 +374,14 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
 }
 
 static void release_all(model_context *ctx) {
-    for (int32_t i = 0; i < ctx->n_segs; i++)
-        if (ctx->segs[i].dev) strata_device_release(ctx->segs[i].dev);
+    for (int32_t i = 0; i < ctx->n_segs; i++) {
+        model_segment *sg = &ctx->segs[i];
+        if (sg->dev) strata_device_release(sg->dev);
+        free(sg->layers);
+        free(sg->copies);
+        sg->layers = NULL;
+        sg->copies = NULL;
+    }
 }
 
 strata_status model_context_init_placed(const model_desc *d, const model_params *params,
@@ -315,7 +424,8 @@ strata_status model_context_init_placed(const model_desc *d, const model_params 
         sg->layer_start = place[i].layer_start;
         sg->layer_end = place[i].layer_end;
         sg->has_output = place[i].has_output;
-        size_t bytes = model_segment_bytes(d, &ctx->p, sg->layer_start, sg->layer_end, sg->has_output);
+        size_t bytes = model_device_arena_bytes(d, &ctx->p, sg->layer_start, sg->layer_end, sg->has_output,
+                                                place[i].dev->copy_weights);
         st = strata_device_reserve(place[i].dev, bytes);
         if (st != STRATA_OK) break;
         sg->dev = place[i].dev;
@@ -347,6 +457,30 @@ void model_context_free(model_context *ctx) {
     release_all(ctx);
     free(ctx->segs);
     free(ctx);
+}
+
+const float *model_hidden(const model_context *ctx, int32_t i) {
+    const model_segment *sg = &ctx->segs[ctx->n_segs - 1];
+    if (!sg->hidden) return NULL;
+    STRATA_ASSERT(i >= 0 && i < ctx->n_hidden);
+    return sg->hidden + (size_t)i * ctx->d->hp.n_embd;
+}
+
+int32_t model_hidden_count(const model_context *ctx) { return ctx->n_hidden; }
+
+int32_t model_context_segments(const model_context *ctx) { return ctx->n_segs; }
+
+void model_context_segment_usage(const model_context *ctx, int32_t i, model_segment_usage *out) {
+    STRATA_ASSERT(i >= 0 && i < ctx->n_segs);
+    const model_segment *sg = &ctx->segs[i];
+    out->dev = sg->dev;
+    out->layer_start = sg->layer_start;
+    out->layer_end = sg->layer_end;
+    out->has_output = sg->has_output;
+    out->weights_bytes = sg->weights_bytes;
+    out->kv_bytes = sg->kv_bytes;
+    out->compute_bytes = sg->compute_bytes;
+    out->arena_bytes = sg->dev->arena.size;
 }
 
 const float *model_logits(const model_context *ctx, int32_t i) {
@@ -517,7 +651,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
     const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
     rope_table(ctx, sg->rope, n, pos);
     for (int32_t il = sg->layer_start; il < sg->layer_end; il++) {
-        const model_layer *L = &ctx->d->layers[il];
+        const model_layer *L = &sg->layers[il - sg->layer_start];
         for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->attn_norm->data, (int32_t)E, hp->rms_eps);
         matmul(sg, L->wq, sg->xb, n, sg->q, nt);
         matmul(sg, L->wk, sg->xb, n, sg->k, nt);
@@ -568,18 +702,29 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
     for (int32_t i = 0; i < n; i++)
         strata_dequantize_row(d->tok_embd->type, (const uint8_t *)d->tok_embd->data + (size_t)tokens[i] * row,
                               sg->x + i * E, E);
-    /* Layer ranges device by device; only the hidden state crosses a boundary. */
+    /* Layer ranges device by device; only the hidden state crosses a boundary, copied into
+     * the next device's arena (the sim's arenas are host memory, so the source is readable
+     * there; a device with its own memory would stage it through the host). */
     for (int32_t s = 0; s < ctx->n_segs; s++) {
         sg = &ctx->segs[s];
-        if (s > 0) memcpy(sg->x, ctx->segs[s - 1].x, (size_t)n * E * sizeof(float));
+        if (s > 0) {
+            strata_status st = strata_device_copy_in(sg->dev, sg->x, ctx->segs[s - 1].x, (size_t)n * E * sizeof(float));
+            if (st != STRATA_OK) return st;
+        }
         if (sg->layer_end > sg->layer_start) run_layers(ctx, sg, n, pos);
     }
 
+    /* Every token's output-norm state, when embeddings are kept. */
+    if (sg->hidden) {
+        for (int32_t i = 0; i < n; i++)
+            rms_norm(sg->hidden + i * E, sg->x + i * E, sg->out_norm->data, (int32_t)E, hp->rms_eps);
+        ctx->n_hidden = n;
+    }
     /* Output layer: only the rows whose logits are kept. */
     int32_t n_out = n < ctx->p.n_logits ? n : ctx->p.n_logits;
     const float *xl = sg->x + (size_t)(n - n_out) * E;
-    for (int32_t i = 0; i < n_out; i++) rms_norm(sg->xb + i * E, xl + i * E, d->output_norm->data, (int32_t)E, hp->rms_eps);
-    matmul(sg, d->output, sg->xb, n_out, sg->logits, ctx->p.n_threads);
+    for (int32_t i = 0; i < n_out; i++) rms_norm(sg->xb + i * E, xl + i * E, sg->out_norm->data, (int32_t)E, hp->rms_eps);
+    matmul(sg, sg->out_w, sg->xb, n_out, sg->logits, ctx->p.n_threads);
     ctx->n_out = n_out;
     return STRATA_OK;
 }

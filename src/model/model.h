@@ -94,6 +94,8 @@ typedef struct {
     strata_type kv_type;  /* F16 (default), F32 or Q8_0 */
     int32_t n_threads;    /* 0 = number of physical cores */
     int32_t n_logits;     /* rows of logits a call can return (default 1: the last token) */
+    bool embeddings;      /* keep the output-norm hidden state of every token of a call
+                             (model_hidden); sized into the last device's compute scratch */
 } model_params;
 
 model_params model_default_params(void);
@@ -116,6 +118,15 @@ size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ct
 size_t model_layer_weight_bytes(const model_desc *d, int32_t il);
 /* Weight bytes of the output layer (output norm + output matrix; 0 extra when tied). */
 size_t model_output_weight_bytes(const model_desc *d);
+/* Arena bytes of layer il's weights when copied onto a device: one arena allocation per
+ * tensor, each rounded to STRATA_ARENA_ALIGN. */
+size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il);
+/* Arena bytes of the output layer copied onto a device: output norm + output matrix (the
+ * token embedding table itself when tied: the device cannot read the CPU's mapping). */
+size_t model_output_weight_arena_bytes(const model_desc *d);
+/* Arena bytes of the weights a device holding [layer_start, layer_end) (+ the output
+ * layer when has_output) copies in; rope_freqs is not among them (read from the host). */
+size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_t layer_end, bool has_output);
 /* Arena bytes of compute scratch for a device running layers [layer_start, layer_end) with
  * the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and the output layer
  * when produces_logits. */
@@ -125,6 +136,10 @@ size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t l
  * the CPU). `p` must be resolved. */
 size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
                            int32_t layer_end, bool has_output);
+/* The whole arena of a device for a segment: model_segment_bytes, plus
+ * model_weight_arena_bytes when the device copies its weights (strata_device.copy_weights). */
+size_t model_device_arena_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
+                                bool has_output, bool copy_weights);
 
 /* ---- Context and forward pass ----------------------------------------------------- */
 
@@ -145,9 +160,12 @@ typedef struct {
     bool has_output;
 } model_placement;
 
-/* Reserves each device's arena (exactly model_segment_bytes of its share) and carves its KV
- * cache and scratch. model_decode then runs the layer ranges device by device, handing the
- * hidden state across. On failure nothing stays reserved. The context borrows the devices. */
+/* Reserves each device's arena (exactly model_device_arena_bytes of its share) and carves
+ * its KV cache and scratch, and, on a device with copy_weights, copies its layers' weights
+ * (and the output layer's) into it. model_decode then runs the layer ranges device by
+ * device, handing the hidden state across. On failure (an arena refused by its device, a
+ * copy failing) every arena reserved so far is given back, and nothing leaks. The context
+ * borrows the devices. */
 strata_status model_context_init_placed(const model_desc *d, const model_params *p,
                                         const model_placement *place, int32_t n_place, model_context **out);
 void model_context_free(model_context *ctx);
@@ -163,5 +181,24 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
  * model_logits_count()-1), n_vocab floats owned by the context. */
 const float *model_logits(const model_context *ctx, int32_t i);
 int32_t model_logits_count(const model_context *ctx);
+
+/* Output-norm hidden state of token i (0..n-1) of the last model_decode call of n tokens,
+ * n_embd floats owned by the context; only for a context made with params.embeddings
+ * (NULL otherwise). */
+const float *model_hidden(const model_context *ctx, int32_t i);
+int32_t model_hidden_count(const model_context *ctx);
+
+/* What a segment's arena holds, as carved at load (for logs: measured, not predicted). */
+typedef struct {
+    const strata_device *dev;
+    int32_t layer_start, layer_end; /* blocks */
+    bool has_output;
+    size_t weights_bytes; /* copied into the arena (0 when the weights stay mapped) */
+    size_t kv_bytes, compute_bytes;
+    size_t arena_bytes;   /* reserved; == weights + kv + compute */
+} model_segment_usage;
+
+int32_t model_context_segments(const model_context *ctx);
+void model_context_segment_usage(const model_context *ctx, int32_t i, model_segment_usage *out);
 
 #endif

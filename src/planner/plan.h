@@ -54,6 +54,7 @@
 #include "backend/device.h"
 #include "core/status.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 #include "tensor/type.h"
 
 #define PLAN_DEFAULT_GPU_RESERVE (256ull << 20)
@@ -160,6 +161,7 @@ typedef struct {
     int32_t num_batch;    /* 0 = the engine's default (512) */
     int32_t num_parallel; /* sequences served at once; the KV cache holds num_ctx x num_parallel */
     strata_type kv_type;  /* F16 (default), F32, Q8_0 */
+    bool embeddings;      /* the context keeps every token's output-norm state (/api/embed) */
 } plan_model_options;
 
 plan_model_options plan_default_model_options(void);
@@ -178,6 +180,11 @@ int32_t plan_model_n_layer(const plan_model *m);
 int32_t plan_model_n_ctx(const plan_model *m);     /* per sequence, after the engine's caps */
 int32_t plan_model_n_batch(const plan_model *m);
 const char *plan_model_arch(const plan_model *m);
+/* The engine options the sizes were computed for (n_ctx = per-sequence ctx x num_parallel,
+ * resolved; n_logits = 1; n_threads = 1, which sizes nothing): the loader creates its
+ * context with exactly these (its own n_threads aside), so planned == allocated. */
+const model_params *plan_model_params(const plan_model *m);
+
 
 /* ---- What-if files (whatif.c) --------------------------------------------------------- */
 

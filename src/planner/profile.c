@@ -10,8 +10,8 @@
  *
  * Weights on a GPU-like device are copied into its arena one tensor per allocation, and the
  * arena rounds every allocation to STRATA_ARENA_ALIGN; so a layer's arena weight bytes are
- * the sum of its tensors' bytes each rounded (plan_layer_gpu_weight_bytes below): the
- * loader must allocate exactly those tensors, one strata_device_alloc each. The output
+ * the sum of its tensors' bytes each rounded: model_layer_weight_arena_bytes and
+ * model_output_weight_arena_bytes, the functions the loader's arena is sized with. The output
  * layer on a GPU holds the output norm and the output matrix -- the embedding table itself
  * when the embeddings are tied, since the GPU cannot read the CPU's mapping. On the CPU the
  * weights stay in the read-only mapping and count against the CPU budget (page cache) but
@@ -82,6 +82,7 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
     p.n_ctx = mo->num_ctx;
     p.n_batch = mo->num_batch;
     p.kv_type = mo->kv_type;
+    p.embeddings = mo->embeddings;
     p.n_threads = 1;
     st = model_params_resolve(hp, &p);
     if (st == STRATA_OK) {
@@ -115,6 +116,10 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
             raw += ts[i]->bytes;
             arena += round_arena(ts[i]->bytes);
         }
+        if (arena != model_layer_weight_arena_bytes(&m->desc, il)) {
+            plan_model_free(m);
+            return strata_fail(STRATA_ERR_INVALID, "plan: layer %d's arena weights disagree with the engine", il);
+        }
         if (raw != model_layer_weight_bytes(&m->desc, il)) {
             plan_model_free(m);
             return strata_fail(STRATA_ERR_INVALID,
@@ -127,7 +132,7 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         m->read[il] = raw + model_kv_bytes(hp, p.kv_type, p.n_ctx, il, il + 1);
     }
     const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
-    m->gpu_w[nl] = round_arena(on->bytes) + round_arena(ow->bytes);
+    m->gpu_w[nl] = model_output_weight_arena_bytes(&m->desc);
     m->cpu_w[nl] = model_output_weight_bytes(&m->desc);
     m->read[nl] = on->bytes + ow->bytes;
 
@@ -154,6 +159,7 @@ void plan_model_free(plan_model *m) {
 
 const plan_profile *plan_model_profile(const plan_model *m) { return &m->prof; }
 int32_t plan_model_n_layer(const plan_model *m) { return m->desc.hp.n_layer; }
+const model_params *plan_model_params(const plan_model *m) { return &m->params; }
 int32_t plan_model_n_ctx(const plan_model *m) { return m->n_ctx_seq; }
 int32_t plan_model_n_batch(const plan_model *m) { return m->params.n_batch; }
 const char *plan_model_arch(const plan_model *m) { return m->arch; }

@@ -163,9 +163,9 @@ static void test_sim_capacity(void **state) {
     uint64_t free_bytes = 1;
     assert_int_equal(backend_device_free_bytes(d, &free_bytes), STRATA_OK);
     assert_true(free_bytes == 0);
-    /* one arena per device */
+    /* full: a second arena (a second model) is refused like cudaMalloc */
     void *q = NULL;
-    assert_int_equal(backend_device_arena_alloc(d, 16, &q), STRATA_ERR_INVALID);
+    assert_int_equal(backend_device_arena_alloc(d, 64, &q), STRATA_ERR_NOMEM);
     /* copies in and out, bounds-checked */
     char in[32] = "hello arena", out[32] = {0};
     assert_int_equal(backend_device_copy_in(d, (char *)p + 100, in, sizeof in), STRATA_OK);
@@ -176,6 +176,19 @@ static void test_sim_capacity(void **state) {
     backend_device_arena_free(d);
     assert_int_equal(backend_device_free_bytes(d, &free_bytes), STRATA_OK);
     assert_true(free_bytes == MiB);
+
+    /* one arena per loaded model: two models share the capacity, each releases its own */
+    void *a = NULL, *b = NULL;
+    assert_int_equal(backend_device_arena_alloc(d, MiB / 2, &a), STRATA_OK);
+    assert_int_equal(backend_device_arena_alloc(d, MiB / 2 + 64, &b), STRATA_ERR_NOMEM);
+    assert_int_equal(backend_device_arena_alloc(d, MiB / 4, &b), STRATA_OK);
+    assert_true(d->arena_bytes == MiB / 2 + MiB / 4 && d->n_arenas == 2);
+    assert_int_equal(backend_device_copy_in(d, b, in, sizeof in), STRATA_OK);
+    backend_device_arena_release(d, a);
+    assert_true(d->arena_bytes == MiB / 4 && d->arena == b);
+    assert_int_equal(backend_device_copy_in(d, a, in, sizeof in), STRATA_ERR_INVALID);
+    backend_device_arena_release(d, b);
+    assert_true(d->arena_bytes == 0 && d->arena == NULL && d->n_arenas == 0);
 
     /* injected failure: the 2nd allocation from now fails, cleanly */
     backend_sim_fail_alloc(d, 2);

@@ -359,27 +359,6 @@ static void test_q4_0_reference_ids(void **state) {
     free(greedy.ids);
 }
 
-/* A capacity-limited arena source, as a simulated GPU provides one. */
-typedef struct {
-    size_t capacity, live;
-    int allocs, frees;
-} fake_source;
-
-static strata_status fake_alloc(void *owner, size_t bytes, void **base) {
-    fake_source *f = owner;
-    if (bytes > f->capacity) return strata_fail(STRATA_ERR_NOMEM, "fake device: %zu bytes > capacity", bytes);
-    if (posix_memalign(base, 64, bytes) != 0) return STRATA_ERR_NOMEM;
-    f->live += bytes;
-    f->allocs++;
-    return STRATA_OK;
-}
-
-static void fake_free(void *owner, void *base) {
-    fake_source *f = owner;
-    f->frees++;
-    free(base);
-}
-
 /* Layer ranges on several devices give the single-device logits exactly (same kernels, the
  * hidden state copied across), each arena exactly its planned share; bad placements are
  * refused before anything is reserved. */
@@ -441,23 +420,48 @@ static void test_placement(void **state) {
     assert_null(ctx);
     assert_null(a.arena.base);
 
-    /* arenas from a device's own allocator; the second device too small: refused, and the
-     * first device's arena is given back */
-    fake_source fa = {SIZE_MAX, 0, 0, 0}, fb = {1000, 0, 0, 0};
-    a.source = (strata_arena_source){fake_alloc, fake_free, &fa};
-    b.source = (strata_arena_source){fake_alloc, fake_free, &fb};
+    /* arenas from backend devices: a sim too small for the second share is refused like
+     * cudaMalloc, and the first device's arena is given back; weights are copied into the
+     * sim's arena, so its arena is the share plus the weights, and the logits do not change */
+    backend_device *ha = backend_cpu_device_new("host", 0, 10);
+    backend_device *sb = backend_sim_device_new("gpu", 1000, 100);
+    assert_non_null(ha);
+    assert_non_null(sb);
+    strata_device_init_backend(&a, ha);
+    strata_device_init_backend(&b, sb);
+    assert_false(a.copy_weights);
+    assert_true(b.copy_weights);
     model_placement two[2] = {{&a, 0, 2, false}, {&b, 2, 4, true}};
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
-    assert_int_equal(fa.allocs, 1);
-    assert_int_equal(fa.frees, 1);
-    assert_int_equal(fb.allocs, 0);
+    assert_non_null(strstr(strata_last_error(), "out of memory"));
     assert_null(a.arena.base);
-    fb.capacity = SIZE_MAX;
+    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
+    backend_device_free(sb);
+    model_params pr = p;
+    assert_int_equal(model_params_resolve(&d.hp, &pr), STRATA_OK);
+    size_t need = model_device_arena_bytes(&d, &pr, 2, 4, true, true);
+    sb = backend_sim_device_new("gpu", need, 100);
+    strata_device_init_backend(&b, sb);
+    /* an injected failure of the sim's arena: also clean */
+    backend_sim_fail_alloc(sb, 1);
+    assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
+    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_OK);
-    assert_int_equal(fb.live, model_segment_bytes(&d, model_context_params(ctx), 2, 4, true));
+    const model_params *rp2 = model_context_params(ctx);
+    assert_true(sb->arena_bytes == model_device_arena_bytes(&d, rp2, 2, 4, true, true));
+    assert_true(sb->arena_bytes == model_segment_bytes(&d, rp2, 2, 4, true) + model_weight_arena_bytes(&d, 2, 4, true));
+    assert_true(ha->arena_bytes == model_segment_bytes(&d, rp2, 0, 2, false));
+    model_segment_usage u;
+    model_context_segment_usage(ctx, 1, &u);
+    assert_true(u.weights_bytes == model_weight_arena_bytes(&d, 2, 4, true));
+    assert_true(u.weights_bytes + u.kv_bytes + u.compute_bytes == u.arena_bytes);
+    assert_int_equal(model_decode(ctx, prompt.ids, prompt.n, 0), STRATA_OK);
+    assert_int_equal(model_decode(ref, prompt.ids, prompt.n, 0), STRATA_OK);
+    for (int i = 0; i < prompt.n; i++) assert_true(max_abs_diff(model_logits(ctx, i), model_logits(ref, i), 512) == 0.0f);
     model_context_free(ctx);
-    assert_int_equal(fa.frees, 2);
-    assert_int_equal(fb.frees, 1);
+    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
+    backend_device_free(ha);
+    backend_device_free(sb);
     model_context_free(ref);
     model_desc_free(&d);
     gguf_close(f);

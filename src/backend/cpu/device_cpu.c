@@ -83,7 +83,7 @@ static double cpu_measure_gbps(backend_device *dev) {
 
 static strata_status cpu_alloc(backend_device *dev, size_t bytes, void **out) {
     void *p = NULL;
-    if (dev->impl && bytes > *(const uint64_t *)dev->impl)
+    if (dev->impl && bytes + dev->arena_bytes > *(const uint64_t *)dev->impl)
         return strata_fail(STRATA_ERR_NOMEM, "device %s: an arena of %zu bytes exceeds its configured memory of %llu bytes",
                            dev->label, bytes, (unsigned long long)*(const uint64_t *)dev->impl);
     size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
