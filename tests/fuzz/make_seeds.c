@@ -243,6 +243,26 @@ static int make_template_seeds(const char *dir) {
     return rc;
 }
 
+/* ---- backend ------------------------------------------------------------------------ */
+/* Inputs for fuzz_backend: device specs and sizes as users write them. */
+
+static int make_backend_seeds(const char *dir) {
+    static const char *const texts[] = {
+        "sim:12GiB:360:RTX3060,sim:12GiB:288:A2000,sim:6GiB:288:A2000",
+        "cpu::40,sim:1.5GB",
+        "cuda:0:12GiB,cuda:1",
+        "cpu:64GiB:20:host",
+        "512MiB",
+    };
+    int rc = 0;
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "spec-%zu", t);
+        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
+    }
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------- */
 
 static const struct {
@@ -253,6 +273,7 @@ static const struct {
     {"tokenizer", make_tokenizer_seeds},
     {"modelfile", make_modelfile_seeds},
     {"template", make_template_seeds},
+    {"backend", make_backend_seeds},
 };
 
 static int make_dir(const char *path) {
