@@ -35,7 +35,7 @@ strata_status strata_engine_load(const char *path, const model_params *mp, strat
 
 void strata_engine_free(strata_engine *e) {
     if (!e) return;
-    model_context_free(e->ctx);
+    model_context_free(e->ctx); /* gives every device's arena back */
     strata_vocab_free(e->vocab);
     model_desc_free(&e->desc);
     gguf_close(e->file);

@@ -20,11 +20,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/status.h"
 #include "gguf/gguf.h"
 #include "model/device.h"
 #include "model/model.h"
+#include "planner/plan.h"
 #include "sampler/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,15 +34,71 @@ typedef struct {
     gguf_file *file;
     model_desc desc;
     strata_vocab *vocab;
-    strata_device cpu;
+    strata_device cpu;       /* strata_engine_load: the host device */
     model_context *ctx;
     int64_t load_ns; /* time spent in strata_engine_load */
+    /* strata_engine_load_planned only (planned == false otherwise): */
+    bool planned;
+    plan_result plan;                          /* what the planner decided */
+    int32_t plan_inv[PLAN_MAX_DEVICES];        /* plan device i -> inventory index */
+    int32_t n_devs;                            /* devices used, in layer order (cpu first) */
+    strata_device devs[PLAN_MAX_DEVICES];      /* their arenas; wrap the inventory's devices */
+    int32_t dev_plan[PLAN_MAX_DEVICES];        /* devs[j] -> plan device index */
 } strata_engine;
 
 /* Opens the GGUF at `path`, binds the model, loads the vocabulary and reserves the arena for
- * the options in `mp` (resolved: read them back from model_context_params(e->ctx)). */
+ * the options in `mp` (resolved: read them back from model_context_params(e->ctx)), all on
+ * the host. */
 strata_status strata_engine_load(const char *path, const model_params *mp, strata_engine **out);
 void strata_engine_free(strata_engine *e);
+
+/* ---- Loading per plan ------------------------------------------------------------------
+ * "The plan is the allocation" (DESIGN §2). strata_engine_load_planned runs the planner over
+ * the inventory (planner/plan.h), and, only when it succeeds, creates the model context
+ * with exactly one arena per device used, of exactly the plan's arena_bytes for it:
+ *   - the plan's offloadable range [s, e) of a device runs blocks [s, min(e, n_layer)) and
+ *     holds the output layer iff e == n_layer + 1 (the device holding the last blocks);
+ *   - the cpu always has a segment (it embeds the tokens), possibly [0, 0);
+ *   - sim (GPU-like) devices get their layers' weights copied into their arena
+ *     (backend_device_copy_in); the cpu keeps its weights in the mapping;
+ *   - the hidden state is handed across device boundaries.
+ * A num_gpu that cannot fit, or a model that does not fit at all, is refused by the planner
+ * (STRATA_ERR_NO_FIT, with the largest num_gpu that fits or the shortfall) before anything
+ * is allocated. A device refusing its arena (out of memory, an injected failure) is
+ * reported with its message; every arena already reserved is given back. */
+typedef struct {
+    model_params model;       /* n_ctx PER SEQUENCE (0 = default), n_batch, kv_type, n_threads;
+                                 n_logits and embeddings are taken from here too */
+    int32_t num_parallel;     /* sequences; the KV cache holds n_ctx x num_parallel (default 1) */
+    plan_options plan;        /* num_gpu, main_gpu, spread, tensor_split */
+    const uint64_t *reserve;  /* per inventory device (UINT64_MAX = default); NULL = defaults */
+} strata_load_params;
+
+strata_load_params strata_load_default_params(void);
+
+/* Borrows `inv` (its devices must outlive the engine; the engine's arenas are released by
+ * strata_engine_free). */
+strata_status strata_engine_load_planned(const char *path, const strata_load_params *lp, backend_inventory *inv,
+                                         strata_engine **out);
+
+/* Per device used, as measured after allocation (not as predicted): the figures `strata plan`
+ * prints. weights: in the arena (GPU-like) or mapped (cpu: its layers + the token embedding,
+ * as the plan counts them); free: the device's free bytes now, plus this engine's arena
+ * (i.e. before this load, as the planner saw it); headroom = free - reserve - total. */
+typedef struct {
+    const char *name;
+    backend_device_kind kind;
+    int32_t layer_start, layer_end; /* offloadable layers, as in the plan */
+    uint64_t weights_bytes, kv_bytes, compute_bytes, total_bytes;
+    uint64_t arena_bytes;           /* held by the backend device for this engine */
+    uint64_t free_bytes, reserve_bytes, headroom_bytes;
+} strata_engine_device_report;
+
+/* Fills reports for every plan device (unused ones with zeros and their free bytes); returns
+ * the count (0 for an engine not loaded by plan). */
+int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report *out, int32_t cap);
+/* Prints one line per device of strata_engine_report on `fp` ("strata: device ..."). */
+void strata_engine_print_report(const strata_engine *e, FILE *fp);
 
 #define STRATA_MAX_STOP 16
 

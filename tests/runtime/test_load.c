@@ -1,0 +1,363 @@
+/* The planned loader (runtime/load.c): the plan is the allocation.
+ *
+ *   - planned == allocated, per device, to the byte, for every model of the shared test data
+ *     over several sim inventories (1, 2 and 3 sims; loose and tight): the plan's arena_bytes
+ *     equals what the backend device holds after the load (backend_device.arena_bytes), and
+ *     everything is given back on free;
+ *   - a split run (cpu + two sims, each holding layers) equals the cpu-only run. The logits
+ *     are compared for exact equality: the same kernels run on the same bytes (the sims'
+ *     arenas are host memory holding byte copies of the weights) in the same order with the
+ *     same thread count, and only the hidden state -- copied bit for bit -- crosses a device
+ *     boundary, so any difference at all would be a bug; greedy tokens are identical too;
+ *   - num_gpu is honoured exactly, or refused with the largest value that fits, and nothing
+ *     is allocated on refusal (no sim arena attempted, no arena held);
+ *   - an injected allocation failure on each sim in turn is reported with its message and
+ *     leaves no arena held (ASan, under `make asan`, checks that nothing leaks). */
+#include <dirent.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "backend/device.h"
+#include "planner/plan.h"
+#include "runtime/generate.h"
+#include "testdata.h"
+
+static uint64_t zero_reserve[BACKEND_MAX_DEVICES];
+
+static char *model_path(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    return testdata_path(rel);
+}
+
+static backend_inventory *inventory(const char *spec) {
+    backend_inventory *inv = NULL;
+    if (backend_inventory_from_spec(spec, &inv) != STRATA_OK) fail_msg("spec %s: %s", spec, strata_last_error());
+    return inv;
+}
+
+static strata_load_params small_params(void) {
+    strata_load_params lp = strata_load_default_params();
+    lp.model.n_ctx = 128;
+    lp.model.n_batch = 32;
+    lp.model.n_threads = 2;
+    lp.reserve = zero_reserve;
+    return lp;
+}
+
+static void assert_nothing_held(const backend_inventory *inv) {
+    for (int i = 0; i < inv->count; i++) {
+        assert_true(inv->devices[i]->arena_bytes == 0);
+        assert_int_equal(inv->devices[i]->n_arenas, 0);
+    }
+}
+
+/* Loads and checks plan vs backend, device by device. Returns the number of devices used. */
+static int32_t load_and_check(const char *path, const strata_load_params *lp, backend_inventory *inv,
+                              const char *what) {
+    strata_engine *e = NULL;
+    if (strata_engine_load_planned(path, lp, inv, &e) != STRATA_OK)
+        fail_msg("%s on %s: %s", path, what, strata_last_error());
+    assert_true(e->planned);
+    for (int32_t i = 0; i < e->plan.n_devices; i++) {
+        const backend_device *b = inv->devices[e->plan_inv[i]];
+        if (b->arena_bytes != e->plan.dev[i].arena_bytes)
+            fail_msg("%s on %s: device %s planned %" PRIu64 " allocated %zu", path, what, b->label,
+                     e->plan.dev[i].arena_bytes, b->arena_bytes);
+        assert_true(b->n_arenas == (e->plan.dev[i].arena_bytes ? 1 : 0));
+    }
+    /* the measured report agrees with the plan too */
+    strata_engine_device_report rep[PLAN_MAX_DEVICES];
+    int32_t nr = strata_engine_report(e, rep, PLAN_MAX_DEVICES);
+    assert_int_equal(nr, e->plan.n_devices);
+    for (int32_t i = 0; i < nr; i++) {
+        const plan_device_use *u = &e->plan.dev[i];
+        if (!*rep[i].name) {
+            assert_true(u->arena_bytes == 0);
+            continue;
+        }
+        assert_int_equal(rep[i].layer_start, u->layer_start);
+        assert_int_equal(rep[i].layer_end, u->layer_end);
+        assert_true(rep[i].weights_bytes == u->weights_bytes);
+        assert_true(rep[i].kv_bytes == u->kv_bytes);
+        assert_true(rep[i].compute_bytes == u->compute_bytes);
+        assert_true(rep[i].total_bytes == u->total_bytes);
+        assert_true(rep[i].arena_bytes == u->arena_bytes);
+        assert_true(rep[i].headroom_bytes == u->headroom_bytes);
+    }
+    int32_t used = e->n_devs;
+    strata_engine_free(e);
+    assert_nothing_held(inv);
+    return used;
+}
+
+/* The whole model's arena on one GPU-like device: the tight inventories are fractions of it. */
+static uint64_t whole_on_sim(const char *path, const strata_load_params *lp) {
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = lp->model.n_ctx;
+    mo.num_batch = lp->model.n_batch;
+    plan_model *pm = NULL;
+    assert_int_equal(plan_model_init(f, &mo, &pm), STRATA_OK);
+    plan_device devs[2] = {{"g", BACKEND_DEVICE_SIM, UINT64_MAX / 4, 0, 100}, {"cpu", BACKEND_DEVICE_CPU, UINT64_MAX / 4, 0, 10}};
+    plan_options po = plan_default_options();
+    plan_result r;
+    assert_int_equal(plan_compute(plan_model_profile(pm), devs, 2, &po, &r), STRATA_OK);
+    assert_int_equal(r.layers_offloaded, r.layers_total);
+    uint64_t a = r.dev[0].arena_bytes;
+    plan_model_free(pm);
+    gguf_close(f);
+    return a;
+}
+
+static void test_planned_equals_allocated(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *dir = testdata_path("models");
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int models = 0, split_loads = 0;
+    struct dirent *de;
+    strata_load_params lp = small_params();
+    while ((de = readdir(dp))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".gguf") != 0) continue;
+        char *path = model_path(de->d_name);
+        uint64_t A = whole_on_sim(path, &lp);
+        /* loose: 1, 2, 3 sims that each could hold everything; tight: fractions of it, so
+         * the model is split across the sims and the cpu */
+        char specs[6][512];
+        snprintf(specs[0], 512, "sim:1GiB:100:g0,cpu::10");
+        snprintf(specs[1], 512, "sim:1GiB:100:g0,sim:1GiB:200:g1,cpu::10");
+        snprintf(specs[2], 512, "sim:%" PRIu64 "B:100:g0,cpu::10", A / 2);
+        snprintf(specs[3], 512, "sim:%" PRIu64 "B:100:g0,sim:%" PRIu64 "B:200:g1,cpu::10", A * 2 / 5, A * 2 / 5);
+        snprintf(specs[4], 512, "sim:%" PRIu64 "B:100:g0,sim:%" PRIu64 "B:150:g1,sim:%" PRIu64 "B:200:g2,cpu::10",
+                 A / 3, A / 3, A / 3);
+        snprintf(specs[5], 512, "sim:%" PRIu64 "B:100:g0,sim:%" PRIu64 "B:150:g1,sim:%" PRIu64 "B:200:g2,cpu::10",
+                 A * 3 / 5, A * 3 / 5, A * 3 / 5);
+        for (int s = 0; s < 6; s++) {
+            backend_inventory *inv = inventory(specs[s]);
+            int32_t used = load_and_check(path, &lp, inv, specs[s]);
+            if (used > 2) split_loads++;
+            backend_inventory_free(inv);
+        }
+        free(path);
+        models++;
+    }
+    closedir(dp);
+    free(dir);
+    print_message("  planned == allocated: %d models x 6 inventories; %d loads split over 3+ devices\n", models,
+                  split_loads);
+    assert_true(models > 0);
+    assert_true(split_loads >= models); /* the tight inventories really split */
+}
+
+/* Runs the prompt then `steps` greedy tokens; records every step's last-token logits. */
+static void run_greedy(strata_engine *e, const int32_t *prompt, int32_t n_prompt, int steps, float *logits,
+                       int32_t *toks) {
+    model_context *ctx = e->ctx;
+    int32_t nv = e->desc.hp.n_vocab, nb = model_context_params(ctx)->n_batch;
+    for (int32_t i = 0; i < n_prompt; i += nb) {
+        int32_t m = n_prompt - i < nb ? n_prompt - i : nb;
+        assert_int_equal(model_decode(ctx, prompt + i, m, i), STRATA_OK);
+    }
+    int32_t pos = n_prompt;
+    for (int s = 0; s < steps; s++) {
+        const float *l = model_logits(ctx, model_logits_count(ctx) - 1);
+        memcpy(logits + (size_t)s * nv, l, (size_t)nv * sizeof(float));
+        int32_t best = 0;
+        for (int32_t v = 1; v < nv; v++)
+            if (l[v] > l[best]) best = v;
+        toks[s] = best;
+        assert_int_equal(model_decode(ctx, &best, 1, pos++), STRATA_OK);
+    }
+}
+
+static void test_split_equals_cpu(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    const char *names[] = {"micro-llama-Q4_K_M.gguf", "micro-qwen2-Q8_0.gguf", "micro-qwen3-F32.gguf",
+                           "stories260K-Q8_0.gguf"};
+    const int steps = 12;
+    int32_t prompt[40];
+    for (int i = 0; i < 40; i++) prompt[i] = 1 + (i * 37) % 200;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char *path = model_path(names[k]);
+        strata_load_params lp = small_params();
+        uint64_t A = whole_on_sim(path, &lp);
+        backend_inventory *one = inventory("cpu::10");
+        backend_inventory *three = NULL;
+        strata_engine *ec = NULL, *es = NULL;
+        assert_int_equal(strata_engine_load_planned(path, &lp, one, &ec), STRATA_OK);
+        /* two sims holding a fraction each, small enough that the cpu keeps the first blocks
+         * and both sims are used (the fraction that does so depends on the model's shape) */
+        const int pct[] = {40, 50, 45, 33, 25, 20};
+        for (size_t f = 0; f < sizeof pct / sizeof pct[0] && !es; f++) {
+            char spec[256];
+            snprintf(spec, sizeof spec, "sim:%" PRIu64 "B:100:g0,sim:%" PRIu64 "B:200:g1,cpu::10", A * pct[f] / 100,
+                     A * pct[f] / 100);
+            three = inventory(spec);
+            if (strata_engine_load_planned(path, &lp, three, &es) != STRATA_OK) fail_msg("%s", strata_last_error());
+            if (es->n_devs == 3 && es->plan.dev[es->plan.chain[0]].layer_end > 0) break;
+            strata_engine_free(es);
+            es = NULL;
+            backend_inventory_free(three);
+            three = NULL;
+        }
+        assert_non_null(es);
+        assert_int_equal(ec->n_devs, 1);
+        assert_int_equal(es->n_devs, 3);
+        const plan_device_use *cu = &es->plan.dev[es->plan.chain[0]];
+        assert_true(cu->layer_end > 0); /* the cpu runs blocks too */
+        print_message("  %s split: cpu [0,%d) %s [%d,%d) %s [%d,%d)\n", names[k], cu->layer_end,
+                      es->devs[1].name, es->plan.dev[es->dev_plan[1]].layer_start,
+                      es->plan.dev[es->dev_plan[1]].layer_end, es->devs[2].name,
+                      es->plan.dev[es->dev_plan[2]].layer_start, es->plan.dev[es->dev_plan[2]].layer_end);
+        int32_t nv = ec->desc.hp.n_vocab;
+        float *lc = malloc((size_t)steps * nv * sizeof(float)), *ls = malloc((size_t)steps * nv * sizeof(float));
+        int32_t tc[16], ts[16];
+        int32_t np = 40 < nv ? 40 : nv;
+        for (int i = 0; i < np; i++) prompt[i] %= nv;
+        run_greedy(ec, prompt, np, steps, lc, tc);
+        run_greedy(es, prompt, np, steps, ls, ts);
+        float maxd = 0;
+        for (size_t i = 0; i < (size_t)steps * nv; i++) {
+            float dd = lc[i] > ls[i] ? lc[i] - ls[i] : ls[i] - lc[i];
+            if (dd > maxd) maxd = dd;
+        }
+        print_message("  %s: max |logit diff| split vs cpu-only over %d steps = %g\n", names[k], steps, maxd);
+        assert_true(maxd == 0.0f);
+        for (int s = 0; s < steps; s++) assert_int_equal(tc[s], ts[s]);
+        free(lc);
+        free(ls);
+        strata_engine_free(ec);
+        strata_engine_free(es);
+        assert_nothing_held(one);
+        assert_nothing_held(three);
+        backend_inventory_free(one);
+        backend_inventory_free(three);
+        free(path);
+    }
+}
+
+static void test_num_gpu(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *path = model_path("stories260K-Q8_0.gguf");
+    strata_load_params lp = small_params();
+    uint64_t A = whole_on_sim(path, &lp);
+    char spec[128];
+    snprintf(spec, sizeof spec, "sim:%" PRIu64 "B:100:g0,cpu::10", A * 3 / 5);
+    backend_inventory *inv = inventory(spec);
+    int32_t n_total = -1, largest_ok = -1, refused = 0;
+    for (int32_t N = 0; N <= 8; N++) {
+        lp.plan.num_gpu = N;
+        uint64_t attempts = backend_sim_alloc_attempts();
+        strata_engine *e = NULL;
+        strata_status st = strata_engine_load_planned(path, &lp, inv, &e);
+        if (st == STRATA_OK) {
+            n_total = e->plan.layers_total;
+            int32_t want = N < n_total ? N : n_total;
+            assert_int_equal(e->plan.layers_offloaded, want); /* exactly */
+            const plan_device_use *g = &e->plan.dev[0];
+            assert_int_equal(g->layer_end - g->layer_start, want);
+            assert_true(inv->devices[0]->arena_bytes == g->arena_bytes);
+            assert_int_equal(largest_ok, N - 1); /* feasible values are a prefix */
+            largest_ok = N;
+            strata_engine_free(e);
+        } else {
+            assert_int_equal(st, STRATA_ERR_NO_FIT);
+            assert_null(e);
+            char want[64];
+            snprintf(want, sizeof want, "the largest that does is num_gpu %d", largest_ok);
+            if (!strstr(strata_last_error(), want)) fail_msg("num_gpu %d: '%s' lacks '%s'", N, strata_last_error(), want);
+            /* refused before any allocation */
+            assert_true(backend_sim_alloc_attempts() == attempts);
+            refused++;
+        }
+        assert_nothing_held(inv);
+    }
+    print_message("  num_gpu: 0..%d honoured, %d refused naming %d\n", largest_ok, refused, largest_ok);
+    assert_true(largest_ok >= 1 && refused >= 1);
+    backend_inventory_free(inv);
+
+    /* a model that cannot fit at all: the shortfall, nothing allocated */
+    inv = inventory("sim:64KiB:100:g0,cpu:64KiB:10");
+    lp.plan.num_gpu = -1;
+    uint64_t attempts = backend_sim_alloc_attempts();
+    strata_engine *e = NULL;
+    assert_int_equal(strata_engine_load_planned(path, &lp, inv, &e), STRATA_ERR_NO_FIT);
+    assert_non_null(strstr(strata_last_error(), "short"));
+    assert_true(backend_sim_alloc_attempts() == attempts);
+    assert_nothing_held(inv);
+    backend_inventory_free(inv);
+    free(path);
+}
+
+static void test_injected_failure(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *path = model_path("micro-llama-Q4_0.gguf");
+    strata_load_params lp = small_params();
+    uint64_t A = whole_on_sim(path, &lp);
+    char spec[256];
+    snprintf(spec, sizeof spec, "sim:%" PRIu64 "B:100:g0,sim:%" PRIu64 "B:200:g1,cpu::10", A * 2 / 5, A * 2 / 5);
+    backend_inventory *inv = inventory(spec);
+    for (int d = 0; d < 2; d++) {
+        backend_sim_fail_alloc(inv->devices[d], 1);
+        strata_engine *e = NULL;
+        assert_int_equal(strata_engine_load_planned(path, &lp, inv, &e), STRATA_ERR_NOMEM);
+        assert_null(e);
+        const char *msg = strata_last_error();
+        print_message("  fail on %s: %s\n", inv->devices[d]->label, msg);
+        assert_non_null(strstr(msg, "injected"));
+        assert_non_null(strstr(msg, inv->devices[d]->label));
+        assert_nothing_held(inv);
+    }
+    /* and the same inventory loads afterwards */
+    assert_true(load_and_check(path, &lp, inv, spec) == 3);
+    backend_inventory_free(inv);
+    free(path);
+}
+
+static void test_embeddings(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *path = model_path("micro-qwen2-Q8_0.gguf");
+    strata_load_params lp = small_params();
+    lp.model.embeddings = true;
+    uint64_t A = whole_on_sim(path, &lp);
+    char spec[256];
+    snprintf(spec, sizeof spec, "sim:%" PRIu64 "B:100:g0,cpu::10", A / 2);
+    backend_inventory *inv = inventory(spec);
+    /* planned == allocated holds with the hidden-state rows */
+    assert_true(load_and_check(path, &lp, inv, spec) >= 1);
+    strata_engine *e = NULL;
+    assert_int_equal(strata_engine_load_planned(path, &lp, inv, &e), STRATA_OK);
+    int32_t toks[5] = {1, 2, 3, 4, 5};
+    assert_int_equal(model_decode(e->ctx, toks, 5, 0), STRATA_OK);
+    assert_int_equal(model_hidden_count(e->ctx), 5);
+    assert_non_null(model_hidden(e->ctx, 4));
+    strata_engine_free(e);
+    backend_inventory_free(inv);
+    free(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_planned_equals_allocated),
+        cmocka_unit_test(test_split_equals_cpu),
+        cmocka_unit_test(test_num_gpu),
+        cmocka_unit_test(test_injected_failure),
+        cmocka_unit_test(test_embeddings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
