@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/run_options.h"
 #include "cli/util.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -25,6 +26,8 @@ static const char usage[] =
     "  -r N         repetitions, after one warm-up run (default 5)\n"
     "  -b N         num_batch for the pp test (default 512)\n"
     "  --kv_type T  KV cache type: f16 (default), f32, q8_0\n"
+    "  --devices SPEC, --num_gpu N, --main_gpu K, --tensor_split A,B, --spread, --reserve R\n"
+    "               placement, as for `strata run` (the model is loaded per plan)\n"
     "  --json       print {\"model\", \"threads\", \"results\": [{\"test\", \"tokens_per_second\", \"stddev\"}]}\n";
 
 typedef struct {
@@ -71,6 +74,8 @@ int cmd_bench(int argc, char **argv) {
     int p = 512, n = 128, threads = 0, reps = 5, batch = 512;
     bool json = false;
     strata_type kv = STRATA_TYPE_F16;
+    run_options ro;
+    run_options_init(&ro);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -98,6 +103,14 @@ int cmd_bench(int argc, char **argv) {
             }
             continue;
         }
+        if (cli_opt_is(a, "devices") || cli_opt_is(a, "reserve") || cli_opt_is(a, "num_gpu") ||
+            cli_opt_is(a, "main_gpu") || cli_opt_is(a, "tensor_split") || cli_opt_is(a, "spread") ||
+            cli_opt_is(a, "fewest") || cli_opt_is(a, "verbose")) {
+            int used = run_options_parse(&ro, argc - i, argv + i);
+            if (used < 0) return 1;
+            i += used - 1;
+            continue;
+        }
         if (a[0] == '-') return cli_error("unknown option '%s' (see 'strata bench --help')", a);
         if (file) return cli_error("unexpected argument '%s'", a);
         file = a;
@@ -107,30 +120,18 @@ int cmd_bench(int argc, char **argv) {
         return cli_error("missing model file");
     }
 
-    gguf_file *f = NULL;
-    model_desc d;
-    strata_status st = gguf_open(file, GGUF_OPEN_DEFAULT, &f);
-    if (st != STRATA_OK) return cli_error("%s: %s", file, strata_last_error());
-    st = model_desc_init(f, &d);
-    if (st != STRATA_OK) {
-        gguf_close(f);
-        return cli_error("%s: %s", file, strata_last_error());
-    }
-    model_params mp = model_default_params();
-    mp.n_ctx = (p > n ? p : n) + 1;
-    mp.n_batch = batch;
-    mp.n_threads = threads;
-    mp.kv_type = kv;
-    strata_device cpu;
-    strata_device_init_cpu(&cpu);
-    model_context *ctx = NULL;
-    st = model_context_init(&d, &mp, &cpu, &ctx);
+    ro.model.n_ctx = (p > n ? p : n) + 1;
+    ro.model.n_batch = batch;
+    ro.model.n_threads = threads;
+    ro.model.kv_type = kv;
+    backend_inventory *inv = NULL;
+    strata_engine *e = NULL;
+    if (run_options_load(&ro, file, false, &inv, &e) != STRATA_OK) return cli_error("%s: %s", file, strata_last_error());
+    const gguf_file *f = e->file;
+    const model_desc *dp = &e->desc;
+    model_context *ctx = e->ctx;
     int rc = 0;
     int32_t *toks = NULL;
-    if (st != STRATA_OK) {
-        rc = cli_error("%s: %s", file, strata_last_error());
-        goto done;
-    }
     const model_params *rp = model_context_params(ctx);
     if (rp->n_ctx < p || rp->n_ctx < n) {
         rc = cli_error("%s: the model's context (%d tokens) is shorter than the test", file, rp->n_ctx);
@@ -141,7 +142,7 @@ int cmd_bench(int argc, char **argv) {
         rc = cli_error("out of memory");
         goto done;
     }
-    for (int i = 0; i < (p > n ? p : n); i++) toks[i] = rand_token(d.hp.n_vocab);
+    for (int i = 0; i < (p > n ? p : n); i++) toks[i] = rand_token(dp->hp.n_vocab);
 
     bench_result res[2];
     int n_res = 0;
@@ -198,14 +199,13 @@ int cmd_bench(int argc, char **argv) {
         const char *base = strrchr(file, '/');
         base = base ? base + 1 : file;
         for (int i = 0; i < n_res; i++)
-            printf("| %s | %s | %s | %d | %s | %s | %.2f ± %.2f |\n", base, size, d.hp.arch->name, rp->n_threads,
+            printf("| %s | %s | %s | %d | %s | %s | %.2f ± %.2f |\n", base, size, dp->hp.arch->name, rp->n_threads,
                    strata_type_name(rp->kv_type), res[i].name, res[i].mean, res[i].sd);
     }
 
 done:
     free(toks);
-    model_context_free(ctx);
-    model_desc_free(&d);
-    gguf_close(f);
+    strata_engine_free(e);
+    backend_inventory_free(inv);
     return rc;
 }

@@ -37,7 +37,18 @@ static const char usage[] =
     "  --num_batch N        prompt tokens per forward pass (default 512)\n"
     "  --num_thread N       threads (default: physical cores)\n"
     "  --kv_type T          KV cache type: f16 (default), f32, q8_0\n"
-    "  --verbose            print timing statistics to stderr at the end\n"
+    "  --verbose            per device (after allocation) and timing statistics on stderr\n"
+    "Placement (see `strata plan`; the loader allocates exactly what the plan says):\n"
+    "  --devices SPEC       devices, e.g. sim:12GiB:360:RTX3060,sim:6GiB:288:A2000 (env\n"
+    "                       STRATA_DEVICES; the cpu is always there)\n"
+    "  --reserve R          kept free per GPU: SIZE or NAME=SIZE,... (default 256MiB; env\n"
+    "                       STRATA_GPU_RESERVE)\n"
+    "  --num_gpu N          exactly N layers on GPUs, or refused with the largest N that fits\n"
+    "                       (-1 = auto, the default)\n"
+    "  --main_gpu K         the GPU (0-based) holding the output layer\n"
+    "  --tensor_split A,B   deal layers to the GPUs in these proportions\n"
+    "  --spread | --fewest  use every GPU, or the fewest that hold the model (default)\n"
+    "  --num_parallel N     sequences the KV cache is sized for (default 1)\n"
     "\n"
     "When the conversation outgrows num_ctx, a too-long prompt keeps its first num_keep and\n"
     "its most recent tokens, and generation shifts the context (drops the older half after\n"
@@ -164,16 +175,17 @@ int cmd_run(int argc, char **argv) {
 
     int64_t t0 = strata_now_ns();
     strata_engine *e = NULL;
-    strata_status st = strata_engine_load(file, &o.model, &e);
+    backend_inventory *inv = NULL;
+    strata_status st = run_options_load(&o, file, true, &inv, &e);
     if (st != STRATA_OK) {
         free(prompt);
         return cli_error("%s: %s", file, strata_last_error());
     }
     const model_params *mp = model_context_params(e->ctx);
     if (o.verbose)
-        fprintf(stderr, "strata: %s: %s, %d layers, num_ctx %d, num_batch %d, kv %s, %d threads, arena %zu bytes on %s\n",
-                file, e->desc.hp.arch->name, e->desc.hp.n_layer, mp->n_ctx, mp->n_batch, strata_type_name(mp->kv_type),
-                mp->n_threads, e->cpu.arena.size, e->cpu.name);
+        fprintf(stderr, "strata: %s: %s, %d layers, num_ctx %d, num_batch %d, kv %s, %d threads, %d device(s)\n", file,
+                e->desc.hp.arch->name, e->desc.hp.n_layer, mp->n_ctx, mp->n_batch, strata_type_name(mp->kv_type),
+                mp->n_threads, e->n_devs);
     strata_gen_stats stats;
     st = strata_generate(e, prompt, prompt_len, &o.gen, emit_stdout, NULL, &stats);
     free(prompt);
@@ -192,5 +204,6 @@ int cmd_run(int argc, char **argv) {
         if (o.verbose) run_print_stats(&stats, e->load_ns, total);
     }
     strata_engine_free(e);
+    backend_inventory_free(inv);
     return rc;
 }

@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "cli/util.h"
 
-typedef enum { OPT_FLOAT, OPT_I32, OPT_I64, OPT_KV_TYPE, OPT_STOP, OPT_FLAG } opt_kind;
+typedef enum { OPT_FLOAT, OPT_I32, OPT_I64, OPT_KV_TYPE, OPT_STOP, OPT_FLAG, OPT_STR, OPT_SPLIT, OPT_SPREAD, OPT_FEWEST } opt_kind;
 
 typedef struct {
     const char *name;
@@ -41,12 +41,49 @@ static const opt_def opts[] = {
     {"num_thread", OPT_I32, MDL(n_threads)},
     {"kv_type", OPT_KV_TYPE, MDL(kv_type)},
     {"verbose", OPT_FLAG, offsetof(run_options, verbose)},
+    {"devices", OPT_STR, offsetof(run_options, devices)},
+    {"reserve", OPT_STR, offsetof(run_options, reserve)},
+    {"num_gpu", OPT_I32, offsetof(run_options, plan.num_gpu)},
+    {"main_gpu", OPT_I32, offsetof(run_options, plan.main_gpu)},
+    {"tensor_split", OPT_SPLIT, 0},
+    {"spread", OPT_SPREAD, 0},
+    {"fewest", OPT_FEWEST, 0},
+    {"num_parallel", OPT_I32, offsetof(run_options, num_parallel)},
 };
 
 void run_options_init(run_options *o) {
     memset(o, 0, sizeof *o);
     o->model = model_default_params();
     o->gen = strata_gen_default_params();
+    o->plan = plan_default_options();
+    o->num_parallel = 1;
+}
+
+strata_status run_options_load(const run_options *o, const char *file, bool need_vocab, backend_inventory **inv,
+                               strata_engine **e) {
+    *inv = NULL;
+    *e = NULL;
+    const char *spec = o->devices ? o->devices : getenv("STRATA_DEVICES");
+    strata_status st = backend_inventory_from_spec(spec, inv);
+    if (st != STRATA_OK) return st;
+    uint64_t reserve[BACKEND_MAX_DEVICES];
+    st = plan_reserve_parse(*inv, getenv("STRATA_GPU_RESERVE"), o->reserve, reserve);
+    if (st == STRATA_OK) {
+        strata_load_params lp = strata_load_default_params();
+        lp.model = o->model;
+        lp.num_parallel = o->num_parallel;
+        lp.plan = o->plan;
+        lp.reserve = reserve;
+        lp.skip_vocab = !need_vocab;
+        st = strata_engine_load_planned(file, &lp, *inv, e);
+    }
+    if (st != STRATA_OK) {
+        backend_inventory_free(*inv);
+        *inv = NULL;
+        return st;
+    }
+    if (o->verbose) strata_engine_print_report(*e, stderr);
+    return STRATA_OK;
 }
 
 int run_options_parse(run_options *o, int argc, char **argv) {
@@ -57,6 +94,10 @@ int run_options_parse(run_options *o, int argc, char **argv) {
         void *field = (char *)o + d->offset;
         if (d->kind == OPT_FLAG) {
             *(bool *)field = true;
+            return 1;
+        }
+        if (d->kind == OPT_SPREAD || d->kind == OPT_FEWEST) {
+            o->plan.mode = d->kind == OPT_SPREAD ? PLAN_SPREAD : PLAN_FEWEST;
             return 1;
         }
         if (argc < 2) {
@@ -106,7 +147,26 @@ int run_options_parse(run_options *o, int argc, char **argv) {
             }
             o->gen.stop[o->gen.n_stop++] = v;
             break;
-        case OPT_FLAG: break;
+        case OPT_STR: *(const char **)field = v; break;
+        case OPT_SPLIT: {
+            o->plan.n_split = 0;
+            const char *q = v;
+            while (*q) {
+                double x = strtod(q, &end);
+                if (errno || end == q || !(x >= 0) || !isfinite(x) || (*end && *end != ',') ||
+                    o->plan.n_split >= PLAN_MAX_DEVICES) {
+                    cli_error("option --tensor_split: '%s' is not a list of proportions (e.g. 3,1)", v);
+                    return -1;
+                }
+                o->plan.tensor_split[o->plan.n_split++] = x;
+                q = *end ? end + 1 : end;
+            }
+            if (o->plan.n_split == 0) goto bad;
+            break;
+        }
+        case OPT_FLAG:
+        case OPT_SPREAD:
+        case OPT_FEWEST: break;
         }
         return 2;
     bad:

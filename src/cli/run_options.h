@@ -5,16 +5,33 @@
 
 #include <stdbool.h>
 
+#include "backend/device.h"
 #include "model/model.h"
+#include "planner/plan.h"
 #include "runtime/generate.h"
 
 typedef struct {
     model_params model;
     strata_gen_params gen;
     bool verbose;
+    /* Placement (planner/plan.h): --devices SPEC (else env STRATA_DEVICES, else discovery),
+     * --reserve (else env STRATA_GPU_RESERVE), --num_gpu, --main_gpu, --tensor_split,
+     * --spread / --fewest, --num_parallel. */
+    const char *devices;
+    const char *reserve;
+    plan_options plan;
+    int32_t num_parallel;
 } run_options;
 
 void run_options_init(run_options *o);
+
+/* Builds the inventory from the options (and environment) and loads `file` per plan
+ * (strata_engine_load_planned). With o->verbose, logs the measured per-device figures on
+ * stderr. On success the caller frees *e, then *inv. `need_vocab` false skips the
+ * tokenizer (bench). On failure returns the status with strata_last_error() set; nothing is
+ * left allocated. */
+strata_status run_options_load(const run_options *o, const char *file, bool need_vocab, backend_inventory **inv,
+                               strata_engine **e);
 
 /* Parses the option at argv[0] (with its value at argv[1] when it takes one). Returns the
  * number of arguments used, or -1 after printing an error naming the option. */

@@ -41,6 +41,7 @@ typedef struct {
     bool planned;
     plan_result plan;                          /* what the planner decided */
     int32_t plan_inv[PLAN_MAX_DEVICES];        /* plan device i -> inventory index */
+    backend_device *plan_dev[PLAN_MAX_DEVICES]; /* plan device i (borrowed from the inventory) */
     int32_t n_devs;                            /* devices used, in layer order (cpu first) */
     strata_device devs[PLAN_MAX_DEVICES];      /* their arenas; wrap the inventory's devices */
     int32_t dev_plan[PLAN_MAX_DEVICES];        /* devs[j] -> plan device index */
@@ -72,6 +73,7 @@ typedef struct {
     int32_t num_parallel;     /* sequences; the KV cache holds n_ctx x num_parallel (default 1) */
     plan_options plan;        /* num_gpu, main_gpu, spread, tensor_split */
     const uint64_t *reserve;  /* per inventory device (UINT64_MAX = default); NULL = defaults */
+    bool skip_vocab;          /* do not load the tokenizer (e->vocab stays NULL; for benchmarks) */
 } strata_load_params;
 
 strata_load_params strata_load_default_params(void);
@@ -94,7 +96,7 @@ typedef struct {
     uint64_t free_bytes, reserve_bytes, headroom_bytes;
 } strata_engine_device_report;
 
-/* Fills reports for every plan device (unused ones with zeros and their free bytes); returns
+/* Fills reports for every plan device (unused ones: no layers, zero bytes); returns
  * the count (0 for an engine not loaded by plan). */
 int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report *out, int32_t cap);
 /* Prints one line per device of strata_engine_report on `fp` ("strata: device ..."). */

@@ -45,10 +45,11 @@ strata_status strata_engine_load_planned(const char *path, const strata_load_par
     int32_t nd = 0;
     if (st == STRATA_OK) st = plan_devices_from_inventory(inv, lp->reserve, pdevs, e->plan_inv, &nd);
     if (st == STRATA_OK) st = plan_compute(plan_model_profile(pm), pdevs, nd, &lp->plan, &e->plan);
+    for (int32_t i = 0; st == STRATA_OK && i < nd; i++) e->plan_dev[i] = inv->devices[e->plan_inv[i]];
 
     /* 2. The model, its vocabulary, and the context placed as planned. */
     if (st == STRATA_OK) st = model_desc_init(e->file, &e->desc);
-    if (st == STRATA_OK) st = strata_vocab_load(e->file, &e->vocab);
+    if (st == STRATA_OK && !lp->skip_vocab) st = strata_vocab_load(e->file, &e->vocab);
     if (st == STRATA_OK) {
         const int32_t nl = e->desc.hp.n_layer;
         model_params p = *plan_model_params(pm); /* exactly what the plan was sized with */
@@ -95,14 +96,13 @@ int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report
         r->free_bytes = u->free_bytes;
         r->reserve_bytes = u->reserve_bytes;
         r->headroom_bytes = u->budget_bytes;
-        r->name = "";
+        r->name = e->plan_dev[i]->label;
+        r->kind = e->plan_dev[i]->kind;
         for (int32_t j = 0; j < e->n_devs; j++) {
             if (e->dev_plan[j] != i) continue;
             const strata_device *sd = &e->devs[j];
             model_segment_usage su;
             model_context_segment_usage(e->ctx, j, &su);
-            r->name = sd->backend->label;
-            r->kind = sd->backend->kind;
             /* offloadable range: the blocks, and the output layer as index n_layer */
             r->layer_start = su.layer_start;
             r->layer_end = su.has_output ? nl + 1 : su.layer_end;
@@ -123,10 +123,6 @@ int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report
             uint64_t budget = u->budget_bytes;
             r->headroom_bytes = budget > r->total_bytes ? budget - r->total_bytes : 0;
         }
-        if (!*r->name) {
-            /* unused: no arena, nothing measured */
-            r->name = "";
-        }
     }
     return n;
 }
@@ -136,7 +132,6 @@ void strata_engine_print_report(const strata_engine *e, FILE *fp) {
     int32_t n = strata_engine_report(e, rep, PLAN_MAX_DEVICES);
     for (int32_t i = 0; i < n; i++) {
         const strata_engine_device_report *r = &rep[i];
-        if (!*r->name) continue;
         fprintf(fp,
                 "strata: device %s kind %s layers [%d, %d) weights %" PRIu64 " kv %" PRIu64 " compute %" PRIu64
                 " total %" PRIu64 " arena %" PRIu64 " free %" PRIu64 " reserve %" PRIu64 " headroom %" PRIu64 "\n",

@@ -79,10 +79,7 @@ static int32_t load_and_check(const char *path, const strata_load_params *lp, ba
     assert_int_equal(nr, e->plan.n_devices);
     for (int32_t i = 0; i < nr; i++) {
         const plan_device_use *u = &e->plan.dev[i];
-        if (!*rep[i].name) {
-            assert_true(u->arena_bytes == 0);
-            continue;
-        }
+        assert_string_equal(rep[i].name, inv->devices[e->plan_inv[i]]->label);
         assert_int_equal(rep[i].layer_start, u->layer_start);
         assert_int_equal(rep[i].layer_end, u->layer_end);
         assert_true(rep[i].weights_bytes == u->weights_bytes);
