@@ -1,19 +1,21 @@
 /* cpu_matmul: activation quantization, tiling and threading around the kernel table.
  *
- * Work split: all threads first quantize a share of the activation rows into the caller's
- * work buffer, then (after a barrier) each thread takes a contiguous range of weight rows
- * and computes them for every token. Within a thread, tokens are taken in chunks small
- * enough for their quantized rows to stay in L2 while the thread's weight rows stream
- * through once per chunk; inside a chunk each weight-row tile is applied to every token
- * tile, so one weight tile (a few KiB) is reused from L1 across the whole chunk. */
+ * Work split (threads from backend/cpu/threadpool.c, not OpenMP): the activation rows are
+ * quantized first into the caller's work buffer (by the caller alone for a few tokens, in
+ * groups of tokens across the threads for a batch); then the product is cut into items of
+ * (token chunk, row chunk) that the threads claim one at a time. Token chunks are small
+ * enough for their quantized rows to stay in L2 while the weight rows stream through once
+ * per chunk; row chunks are whole tiles, several per thread, so that a thread the OS
+ * deschedules on a busy machine holds up little. Each output element is computed by one
+ * tile call whose shape does not depend on the thread count, so results are the same for
+ * any number of threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/threadpool.h"
 #include "core/status.h"
 
 static cpu_kernel kernel_tables[3][STRATA_TYPE_COUNT];
@@ -120,6 +122,48 @@ static int64_t token_chunk(size_t act_row_bytes) {
     return c;
 }
 
+typedef struct {
+    const cpu_kernel *k;
+    void (*quant)(cpu_act, const float *, void *, int64_t);
+    const uint8_t *w;
+    const float *x;
+    const uint8_t *xq;
+    uint8_t *wq;
+    float *y;
+    int64_t rows, cols, n_tokens;
+    size_t wstride, xstride;
+    int64_t tchunk, rchunk, n_rchunks; /* tokens per token chunk, rows per row chunk */
+    int64_t qchunk;                    /* tokens per quantization item */
+} mm_job;
+
+static void mm_quant_item(void *ctx, int64_t i, int tid) {
+    (void)tid;
+    const mm_job *j = ctx;
+    const int64_t t0 = i * j->qchunk, t1 = t0 + j->qchunk < j->n_tokens ? t0 + j->qchunk : j->n_tokens;
+    for (int64_t t = t0; t < t1; t++) j->quant(j->k->act, j->x + t * j->cols, j->wq + t * j->xstride, j->cols);
+}
+
+/* Item i: row chunk i % n_rchunks of token chunk i / n_rchunks (token chunks in order, so the
+ * threads share one chunk's activations at a time). Within it each weight-row tile is
+ * applied to every token tile of the chunk, so one weight tile (a few KiB) is reused from
+ * L1 across the chunk. */
+static void mm_item(void *ctx, int64_t i, int tid) {
+    (void)tid;
+    const mm_job *j = ctx;
+    const cpu_kernel *k = j->k;
+    const int64_t c0 = (i / j->n_rchunks) * j->tchunk, c1 = c0 + j->tchunk < j->n_tokens ? c0 + j->tchunk : j->n_tokens;
+    const int64_t r0 = (i % j->n_rchunks) * j->rchunk, r1 = r0 + j->rchunk < j->rows ? r0 + j->rchunk : j->rows;
+    for (int64_t r = r0; r < r1; r += k->mr) {
+        const int nr = (int)(r1 - r < k->mr ? r1 - r : k->mr);
+        const uint8_t *wr = j->w + (size_t)r * j->wstride;
+        for (int64_t t = c0; t < c1; t += k->nt_max) {
+            const int ntk = (int)(c1 - t < k->nt_max ? c1 - t : k->nt_max);
+            k->tile(j->cols, wr, j->wstride, nr, j->xq + (size_t)t * j->xstride, j->xstride, ntk, j->y + t * j->rows + r,
+                    (size_t)j->rows);
+        }
+    }
+}
+
 void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols, const float *x,
                     int64_t n_tokens, float *y, void *work, int n_threads) {
     const cpu_kernel *k = kernel_for(isa, wtype);
@@ -129,49 +173,44 @@ void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows,
     if (rows == 0 || n_tokens == 0) return;
     if (isa > detected_isa) isa = detected_isa;
 
-    const size_t wstride = strata_type_row_bytes(wtype, cols);
-    const size_t xstride = cpu_act_row_bytes(k->act, cols);
-    const uint8_t *xq = (const uint8_t *)x;
-    if (k->act != CPU_ACT_F32) STRATA_ASSERT(work != NULL);
-    uint8_t *wq = work;
+    mm_job j = {.k = k, .w = w, .x = x, .xq = (const uint8_t *)x, .wq = work, .y = y, .rows = rows, .cols = cols,
+                .n_tokens = n_tokens};
+    j.wstride = strata_type_row_bytes(wtype, cols);
+    j.xstride = cpu_act_row_bytes(k->act, cols);
     const int quantize = k->act != CPU_ACT_F32;
-    void (*quant)(cpu_act, const float *, void *, int64_t) = cpu_quantize_act_scalar;
+    if (quantize) STRATA_ASSERT(work != NULL);
+    j.quant = cpu_quantize_act_scalar;
 #if defined(__x86_64__)
-    if (isa == CPU_ISA_AVX2) quant = cpu_quantize_act_avx2;
-    if (isa == CPU_ISA_AVX512) quant = cpu_quantize_act_avx512;
+    if (isa == CPU_ISA_AVX2) j.quant = cpu_quantize_act_avx2;
+    if (isa == CPU_ISA_AVX512) j.quant = cpu_quantize_act_avx512;
 #endif
-    if (quantize) xq = wq;
+    if (quantize) j.xq = j.wq;
 
     int nth = n_threads > 0 ? n_threads : 1;
     /* Not more threads than there are row tiles; small products run on one thread. */
     const int64_t row_tiles = (rows + k->mr - 1) / k->mr;
     if (nth > row_tiles) nth = (int)row_tiles;
     if ((double)rows * (double)cols * (double)n_tokens < 32768.0) nth = 1;
-    const int64_t tchunk = token_chunk(xstride);
 
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        const int tid = omp_get_thread_num(), nt_all = omp_get_num_threads();
-        if (quantize) {
-            for (int64_t t = tid; t < n_tokens; t += nt_all) quant(k->act, x + t * cols, wq + t * xstride, cols);
-        }
-#pragma omp barrier
-        /* Contiguous row range per thread, in whole tiles. */
-        const int64_t tiles_per = row_tiles / nt_all, extra = row_tiles % nt_all;
-        const int64_t t0 = tid * tiles_per + (tid < extra ? tid : extra);
-        const int64_t t1 = t0 + tiles_per + (tid < extra ? 1 : 0);
-        const int64_t r0 = t0 * k->mr, r1 = t1 * k->mr < rows ? t1 * k->mr : rows;
-        for (int64_t c0 = 0; c0 < n_tokens; c0 += tchunk) {
-            const int64_t c1 = c0 + tchunk < n_tokens ? c0 + tchunk : n_tokens;
-            for (int64_t r = r0; r < r1; r += k->mr) {
-                const int nr = (int)(r1 - r < k->mr ? r1 - r : k->mr);
-                const uint8_t *wr = (const uint8_t *)w + (size_t)r * wstride;
-                for (int64_t t = c0; t < c1; t += k->nt_max) {
-                    const int ntk = (int)(c1 - t < k->nt_max ? c1 - t : k->nt_max);
-                    k->tile(cols, wr, wstride, nr, xq + (size_t)t * xstride, xstride, ntk, y + t * rows + r,
-                            (size_t)rows);
-                }
-            }
-        }
+    /* Activations: a few rows are quantized here (cheaper than a round trip through the
+     * pool); a batch is split across the threads in groups of tokens. */
+    if (quantize) {
+        j.qchunk = 4;
+        const int64_t nq = (n_tokens + j.qchunk - 1) / j.qchunk;
+        if (nth > 1 && nq > 1) cpu_parallel_for(nth, nq, mm_quant_item, &j);
+        else
+            for (int64_t t = 0; t < n_tokens; t++) j.quant(k->act, x + t * cols, j.wq + t * j.xstride, cols);
     }
+
+    /* Row chunks: whole tiles, about 8 per thread (so a thread the OS deschedules delays
+     * little), but no smaller than 32 KiB of weights per token chunk. */
+    j.tchunk = token_chunk(j.xstride);
+    int64_t tiles_per = (row_tiles + 8 * nth - 1) / (8 * nth);
+    const int64_t min_tiles = (int64_t)((32u << 10) / (j.wstride * (size_t)k->mr)) + 1;
+    if (tiles_per < min_tiles) tiles_per = min_tiles;
+    if (nth == 1) tiles_per = row_tiles;
+    j.rchunk = tiles_per * k->mr;
+    j.n_rchunks = (rows + j.rchunk - 1) / j.rchunk;
+    const int64_t n_items = j.n_rchunks * ((n_tokens + j.tchunk - 1) / j.tchunk);
+    cpu_parallel_for(nth, n_items, mm_item, &j);
 }

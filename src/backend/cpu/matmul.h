@@ -14,7 +14,8 @@
  * activations only by float rounding. Rows need not be a multiple of anything; cols must
  * be whole blocks of wtype. Safe to call from several threads with separate work/y.
  * The ISA path (scalar, AVX2, AVX-512) is chosen once at run time by CPUID; every SIMD path
- * is tested against the scalar one. Rows are split across n_threads OpenMP threads. */
+ * is tested against the scalar one. Rows are split across n_threads threads of a persistent
+ * pool (backend/cpu/threadpool.h; the caller is one of them), whatever OMP_* says. */
 #ifndef STRATA_BACKEND_CPU_MATMUL_H
 #define STRATA_BACKEND_CPU_MATMUL_H
 
