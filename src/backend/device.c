@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,19 @@ const char *backend_device_kind_name(backend_device_kind kind) {
 
 /* ---- Device wrappers ---------------------------------------------------------------- */
 
+/* Arena bookkeeping may be touched by several threads (a server loading two models at once
+ * on one inventory): one lock for all devices' arena lists, held briefly. */
+static pthread_mutex_t arena_mu = PTHREAD_MUTEX_INITIALIZER;
+
 strata_status backend_device_free_bytes(backend_device *dev, uint64_t *out) {
     uint64_t free_bytes = 0;
+    pthread_mutex_lock(&arena_mu);
     strata_status st = dev->ops->query_free(dev, &free_bytes);
+    size_t held = dev->arena_bytes;
+    pthread_mutex_unlock(&arena_mu);
     if (st != STRATA_OK) return st;
     if (dev->cap_bytes) {
-        uint64_t left = dev->cap_bytes > dev->arena_bytes ? dev->cap_bytes - dev->arena_bytes : 0;
+        uint64_t left = dev->cap_bytes > held ? dev->cap_bytes - held : 0;
         if (left < free_bytes) free_bytes = left;
     }
     *out = free_bytes;
@@ -46,8 +54,7 @@ double backend_device_speed_gbps(backend_device *dev) {
     return dev->gbps;
 }
 
-strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void **out) {
-    *out = NULL;
+static strata_status arena_alloc_locked(backend_device *dev, size_t bytes, void **out) {
     if (dev->n_arenas >= BACKEND_MAX_ARENAS)
         return strata_fail(STRATA_ERR_INVALID, "device %s: already holds %d arenas (%zu bytes)", dev->label,
                            dev->n_arenas, dev->arena_bytes);
@@ -68,8 +75,15 @@ strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void
     return STRATA_OK;
 }
 
-void backend_device_arena_release(backend_device *dev, void *arena) {
-    if (!arena) return;
+strata_status backend_device_arena_alloc(backend_device *dev, size_t bytes, void **out) {
+    *out = NULL;
+    pthread_mutex_lock(&arena_mu);
+    strata_status st = arena_alloc_locked(dev, bytes, out);
+    pthread_mutex_unlock(&arena_mu);
+    return st;
+}
+
+static void arena_release_locked(backend_device *dev, void *arena) {
     for (int i = 0; i < dev->n_arenas; i++) {
         if (dev->arenas[i] != arena) continue;
         dev->ops->release(dev, arena, dev->arena_sizes[i]);
@@ -84,18 +98,30 @@ void backend_device_arena_release(backend_device *dev, void *arena) {
     STRATA_ASSERT(!"backend_device_arena_release: not an arena of this device");
 }
 
+void backend_device_arena_release(backend_device *dev, void *arena) {
+    if (!arena) return;
+    pthread_mutex_lock(&arena_mu);
+    arena_release_locked(dev, arena);
+    pthread_mutex_unlock(&arena_mu);
+}
+
 void backend_device_arena_free(backend_device *dev) {
-    while (dev->n_arenas > 0) backend_device_arena_release(dev, dev->arenas[dev->n_arenas - 1]);
+    pthread_mutex_lock(&arena_mu);
+    while (dev->n_arenas > 0) arena_release_locked(dev, dev->arenas[dev->n_arenas - 1]);
+    pthread_mutex_unlock(&arena_mu);
 }
 
 static bool in_arena(const backend_device *dev, const void *p, size_t bytes) {
+    pthread_mutex_lock(&arena_mu);
+    bool in = false;
     uintptr_t q = (uintptr_t)p;
     for (int i = 0; i < dev->n_arenas; i++) {
         uintptr_t base = (uintptr_t)dev->arenas[i];
         size_t n = dev->arena_sizes[i];
-        if (q >= base && q - base <= n && bytes <= n - (q - base)) return true;
+        if (q >= base && q - base <= n && bytes <= n - (q - base)) in = true;
     }
-    return false;
+    pthread_mutex_unlock(&arena_mu);
+    return in;
 }
 
 strata_status backend_device_copy_in(backend_device *dev, void *dst, const void *src, size_t bytes) {

@@ -154,34 +154,40 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
 
 /* ---- The one load function -------------------------------------------------------------- */
 
-/* Loads r->model_path for r->opts as r->plan placed it, filling r->engine and r->n_ctx.
- * Today the engine has only its CPU loader, so the whole model is loaded on the CPU and the
- * plan is reported beside what was really allocated; the multi-device loader (one arena per
- * device of exactly the planned bytes) replaces this body, and nothing else. Called without
- * the scheduler lock. */
-static strata_status sched_load_engine(sched_runner *r) {
-    model_params mp = model_default_params();
-    if (r->opts.num_ctx > 0) mp.n_ctx = r->opts.num_ctx;
-    if (r->opts.num_batch > 0) mp.n_batch = r->opts.num_batch;
-    if (r->opts.num_thread > 0) mp.n_threads = r->opts.num_thread;
-    strata_status st = strata_engine_load(r->model_path, &mp, &r->engine);
+/* Loads r->model_path for r->opts with the planned loader (runtime/generate.h,
+ * strata_engine_load_planned) over the server's inventory: it plans against what the
+ * devices have free now (the arenas of the models already loaded are held on them) and
+ * allocates exactly one arena per device of exactly the planned bytes, weights copied to
+ * GPU-like devices. r->plan (the scheduler's estimate, made under the lock) is replaced by
+ * the engine's own plan by the caller. Called without the scheduler lock. */
+static strata_status sched_load_engine(sched *s, sched_runner *r) {
+    strata_load_params lp = strata_load_default_params();
+    if (r->opts.num_ctx > 0) lp.model.n_ctx = r->opts.num_ctx;
+    if (r->opts.num_batch > 0) lp.model.n_batch = r->opts.num_batch;
+    if (r->opts.num_thread > 0) lp.model.n_threads = r->opts.num_thread;
+    lp.model.embeddings = r->opts.embeddings;
+    lp.plan.num_gpu = r->opts.num_gpu;
+    lp.plan.main_gpu = r->opts.main_gpu;
+    lp.reserve = s->reserve;
+    strata_status st = strata_engine_load_planned(r->model_path, &lp, s->inv, &r->engine);
     if (st != STRATA_OK) return st;
     r->n_ctx = model_context_params(r->engine->ctx)->n_ctx;
     return STRATA_OK;
 }
 
-/* Bytes really allocated on plan device i by the loaded engine. */
+/* Bytes really allocated on plan device i by the loaded engine: its arena there. */
 static uint64_t runner_allocated(const sched_runner *r, int32_t i) {
     if (!r->engine) return 0;
-    if (r->kinds[i] == BACKEND_DEVICE_CPU) return r->engine->cpu.arena.size;
-    return 0; /* the CPU-only loader allocates nothing elsewhere */
+    for (int32_t j = 0; j < r->engine->n_devs; j++)
+        if (r->engine->dev_plan[j] == i) return r->engine->devs[j].arena.size;
+    return 0;
 }
 
 /* ---- Table helpers (lock held) ----------------------------------------------------------- */
 
 static bool opts_equal(const sched_load_opts *a, const sched_load_opts *b) {
     return a->num_ctx == b->num_ctx && a->num_batch == b->num_batch && a->num_gpu == b->num_gpu &&
-           a->main_gpu == b->main_gpu;
+           a->main_gpu == b->main_gpu && a->embeddings == b->embeddings;
 }
 
 static bool runner_idle(const sched_runner *r) { return r->state == RUNNER_READY && r->serving == r->next_ticket; }
@@ -247,18 +253,27 @@ static strata_status plan_for(sched *s, const sched_request *req, bool others, p
     plan_model_options mo = plan_default_model_options();
     mo.num_ctx = req->opts.num_ctx;
     mo.num_batch = req->opts.num_batch;
+    mo.embeddings = req->opts.embeddings;
     if (st == STRATA_OK) st = plan_model_init(f, &mo, &pm);
     plan_device devs[PLAN_MAX_DEVICES];
+    int32_t map[PLAN_MAX_DEVICES];
     int32_t nd = 0;
-    if (st == STRATA_OK) st = plan_devices_from_inventory(s->inv, s->reserve, devs, NULL, &nd);
-    if (st == STRATA_OK && others) {
+    if (st == STRATA_OK) st = plan_devices_from_inventory(s->inv, s->reserve, devs, map, &nd);
+    if (st == STRATA_OK) {
+        /* A GPU-like device's free bytes already lack the arenas of the models loaded on it.
+         * Without `others`: as if they were gone (add their arenas back). With: also lacking
+         * what models still loading (not yet allocated) were planned to put there. */
         for (int32_t i = 0; i < nd; i++) {
             if (devs[i].kind == BACKEND_DEVICE_CPU) continue; /* MemAvailable already counts what is held */
+            if (!others) {
+                devs[i].free_bytes += s->inv->devices[map[i]]->arena_bytes;
+                continue;
+            }
             uint64_t used = 0;
             for (sched_runner *r = s->runners; r; r = r->next) {
-                if (r->state == RUNNER_FAILED) continue;
+                if (r->state != RUNNER_LOADING) continue;
                 for (int32_t j = 0; j < r->plan.n_devices; j++)
-                    if (strcmp(r->labels[j], devs[i].label) == 0) used += r->plan.dev[j].total_bytes;
+                    if (strcmp(r->labels[j], devs[i].label) == 0) used += r->plan.dev[j].arena_bytes;
             }
             devs[i].free_bytes = devs[i].free_bytes > used ? devs[i].free_bytes - used : 0;
         }
@@ -397,7 +412,7 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
         pthread_mutex_unlock(&s->mu);
 
         int64_t t0 = strata_now_ns();
-        strata_status st = sched_load_engine(r);
+        strata_status st = sched_load_engine(s, r);
         int64_t dt = strata_now_ns() - t0;
 
         pthread_mutex_lock(&s->mu);
@@ -412,8 +427,14 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             return strata_fail(st, "%s", err);
         }
         r->state = RUNNER_READY;
+        /* What was really planned and allocated (devices in the same inventory order). */
+        r->plan = r->engine->plan;
+        for (int32_t i = 0; i < r->plan.n_devices; i++) {
+            snprintf(r->labels[i], sizeof r->labels[i], "%s", r->engine->plan_dev[i]->label);
+            r->kinds[i] = r->engine->plan_dev[i]->kind;
+        }
         *load_ns = dt;
-        fprintf(stderr, "strata: loaded %s: num_ctx %d, %d/%d layers planned on GPUs, %.1f ms\n", r->name, r->n_ctx,
+        fprintf(stderr, "strata: loaded %s: num_ctx %d, %d/%d layers on GPUs, %.1f ms\n", r->name, r->n_ctx,
                 r->plan.layers_offloaded, r->plan.layers_total, dt / 1e6);
         for (int32_t i = 0; i < r->plan.n_devices; i++) {
             const plan_device_use *u = &r->plan.dev[i];

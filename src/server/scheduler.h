@@ -1,7 +1,7 @@
 /* The scheduler: which models are loaded, for whom, and for how long.
  *
  * Owns: the table of loaded models ("runners"), each keyed by the model's name and the
- * options that change what a load allocates (num_ctx, num_batch, num_gpu, main_gpu; a
+ * options that change what a load allocates (num_ctx, num_batch, num_gpu, main_gpu, embeddings; a
  * request asking for other values reloads), the plan each load was made from, the
  * keep-alive timers and the reaper thread that unloads expired models.
  *
@@ -17,8 +17,10 @@
  *     it does; a load that still cannot fit while other models are busy waits for them.
  *   - One generation at a time per model: holders are served in FIFO order (a ticket lock).
  *   - Loading is done by one function, sched_load_engine() in scheduler.c: the only place
- *     that turns (file, options, plan) into an engine. Today it loads on the CPU (the
- *     engine's loader); the multi-device loader replaces its body.
+ *     that turns (file, options) into an engine, with the planned loader
+ *     (strata_engine_load_planned) over the server's inventory: one arena per device of
+ *     exactly the planned bytes, so /api/ps reports, per device, the bytes really held.
+ *   - A backend device holds one arena per model loaded on it; its free bytes lack them.
  *
  * Thread-safety: every function may be called from any thread. */
 #ifndef STRATA_SERVER_SCHEDULER_H
@@ -41,6 +43,7 @@ typedef struct {
     int32_t num_gpu;   /* -1 = auto */
     int32_t main_gpu;  /* -1 = any */
     int32_t num_thread; /* 0 = physical cores (not part of the key: it allocates nothing) */
+    bool embeddings;    /* the context keeps output-norm hidden states (/api/embed) */
 } sched_load_opts;
 
 sched_load_opts sched_default_load_opts(void);

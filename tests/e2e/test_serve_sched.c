@@ -66,9 +66,9 @@ static void test_ps_split_equals_plan(void **state) {
         assert_true(jnum(p, "arena_bytes") == jnum(d, "planned_bytes"));
         assert_true(jnum(p, "total_bytes") == jnum(d, "planned_total_bytes"));
         assert_true(jnum(p, "kv_bytes") == jnum(d, "kv_bytes"));
-        /* allocated: what the engine really holds (the CPU loader today) */
-        if (strcmp(jstr(d, "kind"), "cpu") == 0) assert_true(jnum(d, "allocated_bytes") > 0);
-        else assert_true(jnum(d, "allocated_bytes") == 0);
+        /* allocated: what the engine really holds, one arena per device: the plan, to the byte */
+        assert_true(jnum(d, "allocated_bytes") == jnum(p, "arena_bytes"));
+        assert_true(jnum(d, "allocated_bytes") > 0);
     }
     assert_true(jnum(m, "context_length") == jnum(plan, "num_ctx"));
     assert_non_null(jstr(m, "expires_at"));
