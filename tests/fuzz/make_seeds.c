@@ -263,6 +263,28 @@ static int make_backend_seeds(const char *dir) {
     return rc;
 }
 
+/* ---- server ------------------------------------------------------------------------- */
+/* Inputs for fuzz_server: request bodies with options and keep_alive as clients send them. */
+
+static int make_server_seeds(const char *dir) {
+    static const char *const texts[] = {
+        "{\"model\":\"m\",\"prompt\":\"hi\",\"options\":{\"temperature\":0,\"num_predict\":64,"
+        "\"seed\":1,\"stop\":[\"\\n\",\"User:\"],\"num_ctx\":2048},\"keep_alive\":\"5m\"}",
+        "{\"options\":{\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"typical_p\":1,\"repeat_penalty\":1.1,"
+        "\"repeat_last_n\":64,\"presence_penalty\":0.5,\"frequency_penalty\":0.5,\"num_gpu\":-1,"
+        "\"main_gpu\":0,\"num_batch\":512,\"num_thread\":2},\"keep_alive\":-1}",
+        "{\"keep_alive\":\"1h30m0.5s\",\"options\":{\"num_keep\":4}}",
+        "{\"keep_alive\":0,\"options\":{\"temperature\":\"hot\"}}",
+    };
+    int rc = 0;
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "body-%zu", t);
+        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
+    }
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------- */
 
 static const struct {
@@ -274,6 +296,7 @@ static const struct {
     {"modelfile", make_modelfile_seeds},
     {"template", make_template_seeds},
     {"backend", make_backend_seeds},
+    {"server", make_server_seeds},
 };
 
 static int make_dir(const char *path) {
