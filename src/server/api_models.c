@@ -845,11 +845,4 @@ srv_reply api_pull(const srv_request *rq) {
     return srv_reply_json(200, o);
 }
 
-/* ---- embeddings ---------------------------------------------------------------------------- */
-
-srv_reply api_embed(const srv_request *rq) {
-    (void)rq;
-    return srv_reply_error(501, "embeddings are not implemented yet: the engine does not expose hidden states");
-}
-
-srv_reply api_embeddings(const srv_request *rq) { return api_embed(rq); }
+/* Embeddings (/api/embed, /api/embeddings) are in api_embed.c. */
