@@ -144,6 +144,21 @@ static void test_planned_equals_allocated(void **state) {
             backend_inventory *inv = inventory(specs[s]);
             int32_t used = load_and_check(path, &lp, inv, specs[s]);
             if (used > 2) split_loads++;
+            /* other options size other arenas: two sequences, a q8_0 cache where the heads
+             * allow it, embeddings kept, another batch */
+            strata_load_params lp2 = lp;
+            lp2.num_parallel = 2;
+            lp2.model.n_batch = 16;
+            lp2.model.embeddings = true;
+            lp2.model.kv_type = STRATA_TYPE_Q8_0;
+            gguf_file *f = NULL;
+            model_desc d;
+            assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+            assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+            if (d.hp.head_dim % 32 != 0) lp2.model.kv_type = STRATA_TYPE_F32;
+            model_desc_free(&d);
+            gguf_close(f);
+            load_and_check(path, &lp2, inv, specs[s]);
             backend_inventory_free(inv);
         }
         free(path);
@@ -151,7 +166,7 @@ static void test_planned_equals_allocated(void **state) {
     }
     closedir(dp);
     free(dir);
-    print_message("  planned == allocated: %d models x 6 inventories; %d loads split over 3+ devices\n", models,
+    print_message("  planned == allocated: %d models x 6 inventories x 2 option sets; %d loads split over 3+ devices\n", models,
                   split_loads);
     assert_true(models > 0);
     assert_true(split_loads >= models); /* the tight inventories really split */
