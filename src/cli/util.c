@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/json_util.h"
 
 size_t cli_format_bytes(uint64_t bytes, char *buf, size_t cap) {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
@@ -58,31 +59,9 @@ bool cli_opt_is(const char *arg, const char *name) {
     return *arg == '\0' && *name == '\0';
 }
 
-static cJSON *json_u64(uint64_t v) {
-    char digits[24];
-    snprintf(digits, sizeof digits, "%" PRIu64, v);
-    return cJSON_CreateRaw(digits);
-}
+bool cli_json_add_u64(cJSON *obj, const char *key, uint64_t v) { return strata_json_add_u64(obj, key, v); }
 
-bool cli_json_add_u64(cJSON *obj, const char *key, uint64_t v) {
-    cJSON *item = json_u64(v);
-    if (!item) return false;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
-bool cli_json_append_u64(cJSON *arr, uint64_t v) {
-    cJSON *item = json_u64(v);
-    if (!item) return false;
-    if (!cJSON_AddItemToArray(arr, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
+bool cli_json_append_u64(cJSON *arr, uint64_t v) { return strata_json_append_u64(arr, v); }
 
 int cli_json_print(cJSON *obj) {
     char *text = obj ? cJSON_Print(obj) : NULL;

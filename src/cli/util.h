@@ -23,10 +23,10 @@ bool cli_is_help(const char *arg);
  * "--num-gpu" and "--num_gpu" both match "num_gpu" (Ollama's option names use '_'). */
 bool cli_opt_is(const char *arg, const char *name);
 
-/* Adds `v` to a JSON object as an exact integer. cJSON stores numbers as doubles, which lose
- * precision above 2^53; byte counts and offsets must print exactly. Returns false on ENOMEM. */
+/* Adds `v` to a JSON object as an exact integer; the CLI's name for strata_json_add_u64
+ * (core/json_util.h), which says why. Returns false on ENOMEM. */
 bool cli_json_add_u64(struct cJSON *obj, const char *key, uint64_t v);
-/* The same for appending to a JSON array. */
+/* The same for appending to a JSON array (strata_json_append_u64). */
 bool cli_json_append_u64(struct cJSON *arr, uint64_t v);
 
 /* Prints `obj` (formatted, newline-terminated) on stdout and deletes it. Returns 0, or reports

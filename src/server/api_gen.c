@@ -147,12 +147,12 @@ static void add_usage(cJSON *o, const gen_job *j) {
 }
 
 static void add_stats(cJSON *o, const gen_job *j) {
-    srv_json_add_i64(o, "total_duration", j->total_ns);
-    srv_json_add_i64(o, "load_duration", j->load_ns);
+    strata_json_add_i64(o, "total_duration", j->total_ns);
+    strata_json_add_i64(o, "load_duration", j->load_ns);
     cJSON_AddNumberToObject(o, "prompt_eval_count", j->stats.prompt_tokens);
-    srv_json_add_i64(o, "prompt_eval_duration", j->stats.prompt_ns);
+    strata_json_add_i64(o, "prompt_eval_duration", j->stats.prompt_ns);
     cJSON_AddNumberToObject(o, "eval_count", j->stats.gen_tokens);
-    srv_json_add_i64(o, "eval_duration", j->stats.gen_ns);
+    strata_json_add_i64(o, "eval_duration", j->stats.gen_ns);
 }
 
 static const char *finish_reason(const gen_job *j) {

@@ -90,7 +90,7 @@ static srv_reply list_models(const srv_request *rq, bool openai) {
             psize = info->parameter_size;
             quant = info->quantization;
         }
-        srv_json_add_u64(o, "size", size);
+        strata_json_add_u64(o, "size", size);
         cJSON_AddStringToObject(o, "digest", hex_of(ents[i].digest));
         add_details(o, family, psize, quant);
         strata_model_info_free(info);
@@ -351,8 +351,8 @@ static bool create_progress(void *user, const char *status, uint64_t done, uint6
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", status);
     if (total) {
-        srv_json_add_u64(o, "total", total);
-        srv_json_add_u64(o, "completed", done);
+        strata_json_add_u64(o, "total", total);
+        strata_json_add_u64(o, "completed", done);
     }
     snprintf(j->last_status, sizeof j->last_status, "%s", status);
     return srv_stream_json_line(j->out, o);
@@ -691,8 +691,8 @@ static bool pull_status(pull_job *j, const char *status, uint64_t total, uint64_
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", status);
     if (with_counts) {
-        srv_json_add_u64(o, "total", total);
-        srv_json_add_u64(o, "completed", completed);
+        strata_json_add_u64(o, "total", total);
+        strata_json_add_u64(o, "completed", completed);
     }
     return srv_stream_json_line(j->out, o);
 }

@@ -10,10 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json_util.h"
 #include "runtime/generate.h"
 #include "server/scheduler.h"
 #include "server/server.h"
-#include "server/util.h"
 #include "store/store.h"
 
 struct strata_server {

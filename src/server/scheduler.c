@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json_util.h"
 #include "planner/plan.h"
-#include "server/util.h"
 
 #define DEFAULT_KEEP_ALIVE_NS (5LL * 60 * 1000000000LL)
 
@@ -579,7 +579,7 @@ cJSON *sched_ps_json(sched *s) {
             alloc += a;
             if (r->kinds[i] != BACKEND_DEVICE_CPU) vram += a;
         }
-        srv_json_add_u64(o, "size", weights + alloc);
+        strata_json_add_u64(o, "size", weights + alloc);
         const char *hex = strncmp(r->digest, "sha256:", 7) == 0 ? r->digest + 7 : r->digest;
         cJSON_AddStringToObject(o, "digest", hex);
         cJSON *d = cJSON_AddObjectToObject(o, "details");
@@ -597,7 +597,7 @@ cJSON *sched_ps_json(sched *s) {
         if (r->expires_unix_ns == INT64_MAX && !runner_idle(r)) exp = sched_unix_ns() + sched_default_keep_alive_ns();
         sched_format_time(exp, t, sizeof t);
         cJSON_AddStringToObject(o, "expires_at", t);
-        srv_json_add_u64(o, "size_vram", vram);
+        strata_json_add_u64(o, "size_vram", vram);
         cJSON_AddNumberToObject(o, "context_length", r->n_ctx);
         /* Strata's addition: the plan per device beside what was really allocated. */
         cJSON *devs = cJSON_AddArrayToObject(o, "devices");
@@ -610,12 +610,12 @@ cJSON *sched_ps_json(sched *s) {
             cJSON_AddNumberToObject(dv, "layer_start", u->layer_start);
             cJSON_AddNumberToObject(dv, "layer_end", u->layer_end);
             cJSON_AddNumberToObject(dv, "layers", u->layer_end - u->layer_start);
-            srv_json_add_u64(dv, "planned_bytes", u->arena_bytes);
-            srv_json_add_u64(dv, "planned_total_bytes", u->total_bytes);
-            srv_json_add_u64(dv, "weights_bytes", u->weights_bytes);
-            srv_json_add_u64(dv, "kv_bytes", u->kv_bytes);
-            srv_json_add_u64(dv, "compute_bytes", u->compute_bytes);
-            srv_json_add_u64(dv, "allocated_bytes", runner_allocated(r, i));
+            strata_json_add_u64(dv, "planned_bytes", u->arena_bytes);
+            strata_json_add_u64(dv, "planned_total_bytes", u->total_bytes);
+            strata_json_add_u64(dv, "weights_bytes", u->weights_bytes);
+            strata_json_add_u64(dv, "kv_bytes", u->kv_bytes);
+            strata_json_add_u64(dv, "compute_bytes", u->compute_bytes);
+            strata_json_add_u64(dv, "allocated_bytes", runner_allocated(r, i));
         }
         cJSON_AddNumberToObject(o, "layers_offloaded", r->plan.layers_offloaded);
         cJSON_AddNumberToObject(o, "layers_total", r->plan.layers_total);
