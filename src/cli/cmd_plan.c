@@ -64,18 +64,9 @@ static int print_json(const char *model, const plan_model *pm, const plan_device
     cJSON *arr = cJSON_AddArrayToObject(root, "devices");
     for (int32_t i = 0; i < r->n_devices; i++) {
         const plan_device_use *u = &r->dev[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(arr, o);
-        cJSON_AddStringToObject(o, "name", devs[i].label);
-        cJSON_AddStringToObject(o, "kind", backend_device_kind_name(devs[i].kind));
+        cJSON *o = plan_device_use_json(arr, devs[i].label, devs[i].kind, u);
         cli_json_add_u64(o, "free_bytes", u->free_bytes);
         cli_json_add_u64(o, "reserve_bytes", u->reserve_bytes);
-        cJSON_AddNumberToObject(o, "layer_start", u->layer_start);
-        cJSON_AddNumberToObject(o, "layer_end", u->layer_end);
-        cJSON_AddNumberToObject(o, "layers", u->layer_end - u->layer_start);
-        cli_json_add_u64(o, "weights_bytes", u->weights_bytes);
-        cli_json_add_u64(o, "kv_bytes", u->kv_bytes);
-        cli_json_add_u64(o, "compute_bytes", u->compute_bytes);
         cli_json_add_u64(o, "total_bytes", u->total_bytes);
         cli_json_add_u64(o, "arena_bytes", u->arena_bytes);
         cli_json_add_u64(o, "headroom_bytes", u->headroom_bytes);

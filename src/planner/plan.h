@@ -154,6 +154,16 @@ strata_status plan_reserve_parse(const backend_inventory *inv, const char *env_g
 /* Formats bytes for explanations: "498 MiB", "1.25 GiB", "512 B". */
 void plan_format_bytes(uint64_t bytes, char *buf, size_t cap);
 
+struct cJSON;
+
+/* Appends to the JSON array `arr` an object describing device `u` of a plan, with the keys
+ * every report of a plan shares (`strata plan --json`, /api/ps): name, kind, layer_start,
+ * layer_end, layers and the exact weights_bytes, kv_bytes and compute_bytes. Returns the
+ * object, owned by `arr`, for the caller to add its own keys; NULL on ENOMEM (adding to
+ * NULL is a no-op in cJSON). */
+struct cJSON *plan_device_use_json(struct cJSON *arr, const char *name, backend_device_kind kind,
+                                   const plan_device_use *u);
+
 /* ---- Profile from a GGUF header (profile.c) -------------------------------------------- */
 
 typedef struct {

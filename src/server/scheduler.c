@@ -603,18 +603,9 @@ cJSON *sched_ps_json(sched *s) {
         cJSON *devs = cJSON_AddArrayToObject(o, "devices");
         for (int32_t i = 0; i < r->plan.n_devices; i++) {
             const plan_device_use *u = &r->plan.dev[i];
-            cJSON *dv = cJSON_CreateObject();
-            cJSON_AddItemToArray(devs, dv);
-            cJSON_AddStringToObject(dv, "name", r->labels[i]);
-            cJSON_AddStringToObject(dv, "kind", backend_device_kind_name(r->kinds[i]));
-            cJSON_AddNumberToObject(dv, "layer_start", u->layer_start);
-            cJSON_AddNumberToObject(dv, "layer_end", u->layer_end);
-            cJSON_AddNumberToObject(dv, "layers", u->layer_end - u->layer_start);
+            cJSON *dv = plan_device_use_json(devs, r->labels[i], r->kinds[i], u);
             strata_json_add_u64(dv, "planned_bytes", u->arena_bytes);
             strata_json_add_u64(dv, "planned_total_bytes", u->total_bytes);
-            strata_json_add_u64(dv, "weights_bytes", u->weights_bytes);
-            strata_json_add_u64(dv, "kv_bytes", u->kv_bytes);
-            strata_json_add_u64(dv, "compute_bytes", u->compute_bytes);
             strata_json_add_u64(dv, "allocated_bytes", runner_allocated(r, i));
         }
         cJSON_AddNumberToObject(o, "layers_offloaded", r->plan.layers_offloaded);
