@@ -2,7 +2,6 @@
  * `list` prints them: NAME ID SIZE MODIFIED. */
 #include <cJSON.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -27,14 +26,8 @@ int cmd_list(int argc, char **argv) {
         if (prefix) return cli_error("list: expected at most one PREFIX");
         prefix = argv[i];
     }
-    strata_client *c;
-    if (remote_open(&c)) return 1;
-    cJSON *resp = NULL;
-    if (strata_client_call(c, "GET", "/api/tags", NULL, &resp) != STRATA_OK) {
-        strata_client_free(c);
-        return cli_error("%s", strata_last_error());
-    }
-    strata_client_free(c);
+    cJSON *resp;
+    if (remote_get("/api/tags", &resp)) return 1;
     remote_table t;
     remote_table_init(&t, 4);
     const char *header[] = {"NAME", "ID", "SIZE", "MODIFIED"};
@@ -42,9 +35,8 @@ int cmd_list(int argc, char **argv) {
     double now = (double)time(NULL);
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(resp, "models")) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name"));
+        const char *name = remote_model_name(m, prefix);
         if (!name) continue;
-        if (prefix && strncmp(name, prefix, strlen(prefix)) != 0) continue;
         char id[13], size[32], mod[64];
         remote_short_id(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "digest")), id);
         const cJSON *sz = cJSON_GetObjectItemCaseSensitive(m, "size");

@@ -97,14 +97,8 @@ int cmd_ps(int argc, char **argv) {
         if (prefix) return cli_error("ps: expected at most one PREFIX");
         prefix = argv[i];
     }
-    strata_client *c;
-    if (remote_open(&c)) return 1;
-    cJSON *resp = NULL;
-    if (strata_client_call(c, "GET", "/api/ps", NULL, &resp) != STRATA_OK) {
-        strata_client_free(c);
-        return cli_error("%s", strata_last_error());
-    }
-    strata_client_free(c);
+    cJSON *resp;
+    if (remote_get("/api/ps", &resp)) return 1;
     remote_table t;
     remote_table_init(&t, 6);
     const char *header[] = {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"};
@@ -112,9 +106,8 @@ int cmd_ps(int argc, char **argv) {
     double now = (double)time(NULL);
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(resp, "models")) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name"));
+        const char *name = remote_model_name(m, prefix);
         if (!name) continue;
-        if (prefix && strncmp(name, prefix, strlen(prefix)) != 0) continue;
         static const char *const k_size[] = {"size", NULL}, *const k_vram[] = {"size_vram", NULL},
                                  *const k_ctx[] = {"context_length", NULL};
         double size = number(m, k_size), vram = number(m, k_vram);

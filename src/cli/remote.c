@@ -21,6 +21,22 @@ int remote_open(strata_client **out) {
     return 0;
 }
 
+int remote_get(const char *path, cJSON **out) {
+    strata_client *c;
+    if (remote_open(&c)) return 1;
+    *out = NULL;
+    strata_status st = strata_client_call(c, "GET", path, NULL, out);
+    strata_client_free(c);
+    if (st != STRATA_OK) return cli_error("%s", strata_last_error());
+    return 0;
+}
+
+const char *remote_model_name(const cJSON *model, const char *prefix) {
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(model, "name"));
+    if (!name || (prefix && strncmp(name, prefix, strlen(prefix)) != 0)) return NULL;
+    return name;
+}
+
 void remote_short_id(const char *digest, char out[13]) {
     if (!digest) digest = "";
     if (strncmp(digest, "sha256:", 7) == 0) digest += 7;

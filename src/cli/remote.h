@@ -16,6 +16,14 @@ struct cJSON;
 /* Opens a client for $STRATA_HOST. Returns 0, or prints the error and returns 1. */
 int remote_open(strata_client **out);
 
+/* GET `path` from $STRATA_HOST with a client of its own. Returns 0 with the answer in *out
+ * (the caller deletes it), or prints the error and returns 1. */
+int remote_get(const char *path, struct cJSON **out);
+
+/* The "name" of one entry of a "models" array (/api/tags, /api/ps), or NULL when it has none
+ * or, with a non-NULL prefix, when the name does not start with it. */
+const char *remote_model_name(const struct cJSON *model, const char *prefix);
+
 /* True when a MODEL argument means a file rather than a store name: an existing path, or
  * text that can only be a path (starts with '/', '.' or '~', or ends with ".gguf"). */
 bool remote_arg_is_path(const char *arg);
