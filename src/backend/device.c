@@ -138,6 +138,30 @@ strata_status backend_device_copy_out(backend_device *dev, void *dst, const void
     return dev->ops->copy_out(dev, dst, src, bytes);
 }
 
+void *backend_host_arena_alloc(size_t bytes) {
+    size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
+    void *p = NULL;
+    if (rounded < bytes || posix_memalign(&p, BACKEND_ARENA_ALIGN, rounded) != 0) return NULL;
+    return p;
+}
+
+void backend_host_release(backend_device *dev, void *ptr, size_t bytes) {
+    (void)dev;
+    (void)bytes;
+    free(ptr);
+}
+
+strata_status backend_host_copy(backend_device *dev, void *dst, const void *src, size_t bytes) {
+    (void)dev;
+    if (bytes) memcpy(dst, src, bytes);
+    return STRATA_OK;
+}
+
+void backend_host_destroy(backend_device *dev) {
+    free(dev->impl);
+    dev->impl = NULL;
+}
+
 void backend_device_free(backend_device *dev) {
     if (!dev) return;
     backend_device_arena_free(dev);

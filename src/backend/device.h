@@ -102,6 +102,15 @@ struct backend_device {
     void *impl;                       /* kind-specific state */
 };
 
+/* For kinds whose arenas are host memory (cpu, sim): the parts of backend_device_ops that do
+ * not depend on the kind. backend_host_arena_alloc returns `bytes` (> 0) aligned to
+ * BACKEND_ARENA_ALIGN, or NULL (the caller words the error); backend_host_release frees it;
+ * backend_host_copy is copy_in and copy_out; backend_host_destroy frees dev->impl. */
+void *backend_host_arena_alloc(size_t bytes);
+void backend_host_release(backend_device *dev, void *ptr, size_t bytes);
+strata_status backend_host_copy(backend_device *dev, void *dst, const void *src, size_t bytes);
+void backend_host_destroy(backend_device *dev);
+
 const char *backend_device_kind_name(backend_device_kind kind);
 
 /* Free bytes now: min(device free, cap - arena held) where a cap is set. For sim: capacity

@@ -82,43 +82,25 @@ static double cpu_measure_gbps(backend_device *dev) {
 }
 
 static strata_status cpu_alloc(backend_device *dev, size_t bytes, void **out) {
-    void *p = NULL;
     if (dev->impl && bytes + dev->arena_bytes > *(const uint64_t *)dev->impl)
         return strata_fail(STRATA_ERR_NOMEM, "device %s: an arena of %zu bytes exceeds its configured memory of %llu bytes",
                            dev->label, bytes, (unsigned long long)*(const uint64_t *)dev->impl);
-    size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
-    if (rounded < bytes || posix_memalign(&p, BACKEND_ARENA_ALIGN, rounded) != 0 || !p)
+    void *p = backend_host_arena_alloc(bytes);
+    if (!p)
         return strata_fail(STRATA_ERR_NOMEM, "device %s: cannot allocate an arena of %zu bytes of host memory",
                            dev->label, bytes);
     *out = p;
     return STRATA_OK;
 }
 
-static void cpu_release(backend_device *dev, void *ptr, size_t bytes) {
-    (void)dev;
-    (void)bytes;
-    free(ptr);
-}
-
-static strata_status cpu_copy(backend_device *dev, void *dst, const void *src, size_t bytes) {
-    (void)dev;
-    if (bytes) memcpy(dst, src, bytes);
-    return STRATA_OK;
-}
-
-static void cpu_destroy(backend_device *dev) {
-    free(dev->impl);
-    dev->impl = NULL;
-}
-
 static const backend_device_ops cpu_ops = {
     .query_free = cpu_query_free,
     .measure_gbps = cpu_measure_gbps,
     .alloc = cpu_alloc,
-    .release = cpu_release,
-    .copy_in = cpu_copy,
-    .copy_out = cpu_copy,
-    .destroy = cpu_destroy,
+    .release = backend_host_release,
+    .copy_in = backend_host_copy,
+    .copy_out = backend_host_copy,
+    .destroy = backend_host_destroy,
 };
 
 backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps) {

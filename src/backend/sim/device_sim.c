@@ -50,40 +50,22 @@ static strata_status sim_alloc(backend_device *dev, size_t bytes, void **out) {
                            "device %s: out of memory allocating %zu bytes (capacity %llu bytes, %llu free%s)",
                            dev->label, bytes, (unsigned long long)dev->total_bytes, (unsigned long long)left,
                            injected ? "; injected failure" : "");
-    size_t rounded = (bytes + BACKEND_ARENA_ALIGN - 1) & ~(size_t)(BACKEND_ARENA_ALIGN - 1);
-    void *p = NULL;
-    if (rounded < bytes || posix_memalign(&p, BACKEND_ARENA_ALIGN, rounded) != 0 || !p)
+    void *p = backend_host_arena_alloc(bytes);
+    if (!p)
         return strata_fail(STRATA_ERR_NOMEM, "device %s: no host memory behind a simulated arena of %zu bytes",
                            dev->label, bytes);
     *out = p;
     return STRATA_OK;
 }
 
-static void sim_release(backend_device *dev, void *ptr, size_t bytes) {
-    (void)dev;
-    (void)bytes;
-    free(ptr);
-}
-
-static strata_status sim_copy(backend_device *dev, void *dst, const void *src, size_t bytes) {
-    (void)dev;
-    if (bytes) memcpy(dst, src, bytes);
-    return STRATA_OK;
-}
-
-static void sim_destroy(backend_device *dev) {
-    free(dev->impl);
-    dev->impl = NULL;
-}
-
 static const backend_device_ops sim_ops = {
     .query_free = sim_query_free,
     .measure_gbps = sim_measure_gbps,
     .alloc = sim_alloc,
-    .release = sim_release,
-    .copy_in = sim_copy,
-    .copy_out = sim_copy,
-    .destroy = sim_destroy,
+    .release = backend_host_release,
+    .copy_in = backend_host_copy,
+    .copy_out = backend_host_copy,
+    .destroy = backend_host_destroy,
 };
 
 backend_device *backend_sim_device_new(const char *name, uint64_t capacity, double gbps) {
