@@ -24,6 +24,20 @@ static const char *model_field(const cJSON *body) {
     return cJSON_IsString(m) && *m->valuestring ? m->valuestring : NULL;
 }
 
+/* The body of a request that must name a model (/api/show, /api/delete): the parsed body with
+ * *name set, or NULL with *err set (the parse error, or 400 "model is required"). */
+static cJSON *model_body(const srv_request *rq, const char **name, srv_reply *err) {
+    cJSON *body = srv_parse_body(rq, err, false);
+    if (!body) return NULL;
+    *name = model_field(body);
+    if (!*name) {
+        cJSON_Delete(body);
+        *err = srv_reply_error(400, "model is required");
+        return NULL;
+    }
+    return body;
+}
+
 static srv_reply store_error(strata_status st, const char *name) {
     if (st == STRATA_ERR_NOT_FOUND && name) return srv_reply_error(404, "model '%s' not found", name);
     return srv_reply_error(srv_status_http(st), "%s", strata_last_error());
@@ -195,13 +209,9 @@ static cJSON *gguf_value_json(const gguf_value *v, bool verbose) {
 
 srv_reply api_show(const srv_request *rq) {
     srv_reply err;
-    cJSON *body = srv_parse_body(rq, &err, false);
+    const char *name;
+    cJSON *body = model_body(rq, &name, &err);
     if (!body) return err;
-    const char *name = model_field(body);
-    if (!name) {
-        cJSON_Delete(body);
-        return srv_reply_error(400, "model is required");
-    }
     bool verbose = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "verbose"));
     strata_store *store = NULL;
     strata_model_info *info = NULL;
@@ -303,13 +313,9 @@ srv_reply api_copy(const srv_request *rq) {
 
 srv_reply api_delete(const srv_request *rq) {
     srv_reply err;
-    cJSON *body = srv_parse_body(rq, &err, false);
+    const char *name;
+    cJSON *body = model_body(rq, &name, &err);
     if (!body) return err;
-    const char *name = model_field(body);
-    if (!name) {
-        cJSON_Delete(body);
-        return srv_reply_error(400, "model is required");
-    }
     strata_store *store = NULL;
     strata_model_info *info = NULL;
     strata_status st = srv_store_open(rq->srv, &store);
