@@ -199,6 +199,17 @@ static void top_k_sorted(cand *c, int32_t n, int32_t k) {
     qsort(c, (size_t)(k < n ? k : n), sizeof *c, cmp_desc);
 }
 
+/* The smallest prefix of c[0..n) whose probability mass reaches `mass` (n when none does):
+ * the cut of top_p, and of typical_p once ordered by typicality. */
+static int32_t prefix_with_mass(const cand *c, int32_t n, double mass) {
+    double cum = 0;
+    for (int32_t i = 0; i < n; i++) {
+        cum += c[i].p;
+        if (cum >= mass) return i + 1;
+    }
+    return n;
+}
+
 /* p = softmax(logit) over c[0..n), which is sorted descending. */
 static void softmax(cand *c, int32_t n) {
     double sum = 0;
@@ -252,31 +263,14 @@ int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
             t[i].score = c[i].p > 0 ? (float)fabs(-log(c[i].p) - H) : INFINITY;
         }
         qsort(t, (size_t)n, sizeof *t, cmp_typical);
-        double cum = 0;
-        int32_t keep = n;
-        for (int32_t i = 0; i < n; i++) {
-            cum += t[i].p;
-            if (cum >= p->typical_p) {
-                keep = i + 1;
-                break;
-            }
-        }
+        int32_t keep = prefix_with_mass(t, n, p->typical_p);
         memcpy(c, t, (size_t)keep * sizeof *c);
         n = keep;
         qsort(c, (size_t)n, sizeof *c, cmp_desc);
     }
     if (p->top_p < 1.0f && n > 1) {
         softmax(c, n);
-        double cum = 0;
-        int32_t keep = n;
-        for (int32_t i = 0; i < n; i++) {
-            cum += c[i].p;
-            if (cum >= p->top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        n = keep;
+        n = prefix_with_mass(c, n, p->top_p);
     }
     if (p->min_p > 0.0f && n > 1) {
         /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p) */
