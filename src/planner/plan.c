@@ -504,30 +504,38 @@ static void explain(const plan_ctx *c, const plan_result *r, const char *prefix,
         return;
     }
     /* Layer p-1 stays on the CPU. Which GPU came closest to taking it? */
-    int32_t L = p - 1, bestk = -1;
+    /* A GPU holding [s, e) can take layer L only together with L+1 .. s-1, since ranges stay
+     * contiguous: what it needs is the whole extension [L, s), compute buffers included (a
+     * device that only produced logits would start running blocks). */
+    int32_t L = p - 1, bestk = -1, best_upto = L;
     uint64_t best_left = 0, best_need = 0;
     for (int32_t k = 0; k < c->m; k++) {
         int32_t dev = c->gpu[k];
         const plan_device_use *u = &r->dev[dev];
         uint64_t need;
-        if (u->layer_end > u->layer_start && u->layer_start == p) {
-            need = need_gpu(c, L, u->layer_end) - need_gpu(c, p, u->layer_end);
-        } else if (u->layer_end > u->layer_start) {
-            uint64_t w, kv, comp;
-            need_gpu_parts(c, L, L + 1, &w, &kv, &comp);
-            need = w + kv;
+        int32_t upto = L;
+        if (u->layer_end > u->layer_start) {
+            need = need_gpu(c, L, u->layer_end) - need_gpu(c, u->layer_start, u->layer_end);
+            upto = u->layer_start - 1;
         } else {
             need = need_gpu(c, L, L + 1);
         }
         uint64_t left = u->headroom_bytes;
-        if (bestk < 0 || left > best_left || (left == best_left && need < best_need)) {
+        /* Prefer a device that could take L alone (adjacent or empty): that is the constraint
+         * a user acts on; a device further up the chain is named only when none exists. */
+        bool alone = upto == L, best_alone = best_upto == L;
+        bool better = bestk < 0 || (alone && !best_alone) ||
+                      (alone == best_alone && (left > best_left || (left == best_left && need < best_need)));
+        if (better) {
             bestk = k;
             best_left = left;
             best_need = need;
+            best_upto = upto;
         }
     }
     int32_t dev = c->gpu[bestk];
-    layer_name(c, L, ln, sizeof ln);
+    if (best_upto > L) snprintf(ln, sizeof ln, "layers %d-%d", L, best_upto);
+    else layer_name(c, L, ln, sizeof ln);
     plan_format_bytes(best_need, a, sizeof a);
     plan_format_bytes(best_left, b, sizeof b);
     plan_format_bytes(c->devs[dev].reserve_bytes, d, sizeof d);
@@ -535,8 +543,8 @@ static void explain(const plan_ctx *c, const plan_result *r, const char *prefix,
         snprintf(buf, cap, "%s%d of %d layers on GPUs as num_gpu asks; %s (%s) stays on the CPU; %s has %s left after its %s reserve",
                  prefix, r->layers_offloaded, c->n, ln, a, c->devs[dev].label, b, d);
     } else if (best_need > best_left) {
-        snprintf(buf, cap, "%s%s needs %s; %s has %s left after its %s reserve", prefix, ln, a, c->devs[dev].label, b,
-                 d);
+        snprintf(buf, cap, "%s%s %s %s; %s has %s left after its %s reserve", prefix, ln,
+                 best_upto > L ? "need" : "needs", a, c->devs[dev].label, b, d);
     } else {
         snprintf(buf, cap,
                  "%s%s (%s) would fit on %s (%s left after its %s reserve) but the cost model predicts it runs "

@@ -335,6 +335,36 @@ static void test_order_matters(void **state) {
     assert_non_null(strstr(res.explanation, "layer 0 needs"));
 }
 
+/* The explanation must respect contiguity: a GPU further up the chain with room for the
+ * CPU's last layer's weights cannot take it alone (it would have to take the layers between
+ * too, and start running blocks, which needs a block-sized compute buffer). Here A holds only
+ * the output layer with 350 B spare, B the last block with 50 B spare: the binding constraint
+ * is B, the device adjacent to the CPU's range. */
+static void test_explanation_respects_contiguity(void **state) {
+    (void)state;
+    rcase r;
+    memset(&r, 0, sizeof r);
+    r.n = 4;
+    uint64_t w[4] = {300, 300, 300, 100}, comp[4] = {400, 400, 400, 0};
+    for (int i = 0; i < 4; i++) r.gw[i] = r.cw[i] = r.rd[i] = w[i], r.comp[i] = comp[i];
+    plan_device devs[3] = {
+        {.label = "A", .kind = BACKEND_DEVICE_SIM, .free_bytes = 450, .gbps = 400},
+        {.label = "B", .kind = BACKEND_DEVICE_SIM, .free_bytes = 750, .gbps = 300},
+        {.label = "cpu", .kind = BACKEND_DEVICE_CPU, .free_bytes = 100000, .gbps = 10},
+    };
+    plan_profile prof = profile_of(&r);
+    plan_options o = plan_default_options();
+    plan_result res;
+    assert_int_equal(plan_compute(&prof, devs, 3, &o, &res), STRATA_OK);
+    assert_int_equal(res.dev[2].layer_end, 2);
+    assert_int_equal(res.dev[1].layer_start, 2);
+    assert_int_equal(res.dev[1].layer_end, 3);
+    assert_int_equal(res.dev[0].layer_start, 3);
+    print_message("%s\n", res.explanation);
+    assert_non_null(strstr(res.explanation, "layer 1 needs 300 B; B has 50 B left"));
+    assert_null(strstr(res.explanation, "would fit"));
+}
+
 /* More GPUs than the exact search takes: one fixed chain order (fastest GPU last, with the
  * output), still a valid plan that uses what fits. */
 static void test_many_gpus_heuristic(void **state) {
@@ -370,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_num_gpu_honoured_or_refused),
         cmocka_unit_test(test_spread_and_split_valid),
         cmocka_unit_test(test_order_matters),
+        cmocka_unit_test(test_explanation_respects_contiguity),
         cmocka_unit_test(test_many_gpus_heuristic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
