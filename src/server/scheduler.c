@@ -331,6 +331,9 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
         }
         if (hit) {
             uint64_t ticket = hit->next_ticket++;
+            if (hit->serving != ticket)
+                fprintf(stderr, "strata: request for %s waits its turn (%llu ahead)\n", hit->name,
+                        (unsigned long long)(ticket - hit->serving));
             wait_turn(s, hit, ticket);
             if (hit->state == RUNNER_FAILED) {
                 strata_status st = strata_fail(STRATA_ERR_INVALID, "%s", hit->error);

@@ -4,6 +4,7 @@
  * through the server's log line; no assertion depends on timing. */
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "planner/plan.h"
 #include "serve_util.h"
@@ -224,6 +225,110 @@ static void test_concurrent_requests_do_not_mix(void **state) {
     server_stop(&s);
 }
 
+/* Requests waiting for one model are served in arrival order. A holds the model (an endless
+ * generation); B, then C, arrive and are queued (each waits for the server's log line saying
+ * so before the next is sent, so the arrival order is certain); A hangs up. B must finish
+ * before C starts: the server's created_at stamps (ns, one clock) order B's last line before
+ * C's first. */
+typedef struct {
+    const test_server *s;
+    const char *body;
+    atomic_bool *release; /* hang up once set (NULL: read to the end) */
+    atomic_size_t got;
+    char *out;
+} fifo_arg;
+
+static size_t fifo_write(char *p, size_t size, size_t n, void *user) {
+    fifo_arg *a = user;
+    size_t k = size * n, len = atomic_load(&a->got);
+    if (a->release && atomic_load(a->release)) return 0;
+    char *nb = realloc(a->out, len + k + 1);
+    if (!nb) return 0;
+    memcpy(nb + len, p, k);
+    nb[len + k] = 0;
+    a->out = nb;
+    atomic_store(&a->got, len + k);
+    return k;
+}
+
+static void *fifo_main(void *p) {
+    fifo_arg *a = p;
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/generate", a->s->port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, a->body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fifo_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static int log_count(const test_server *s, const char *needle) {
+    char *log = server_log(s);
+    int n = 0;
+    for (const char *q = log; (q = strstr(q, needle)) != NULL; q++) n++;
+    free(log);
+    return n;
+}
+
+/* created_at of the first or last NDJSON line of a stream. */
+static char *stamp(const char *ndjson, bool last) {
+    char *copy = strdup(ndjson), *pick = NULL;
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!pick || last) pick = line;
+    }
+    cJSON *j = pick ? cJSON_Parse(pick) : NULL;
+    const char *t = j ? jstr(j, "created_at") : NULL;
+    char *r = strdup(t ? t : "");
+    cJSON_Delete(j);
+    free(copy);
+    return r;
+}
+
+static void test_queued_requests_are_served_in_order(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    test_server s;
+    server_start(&s, NULL);
+    create_model(&s, "stories", STORIES);
+    const char *needle = "request for stories:latest waits its turn";
+    atomic_bool release = false;
+    fifo_arg a = {&s, "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"num_predict\":100000,\"num_ctx\":64}}", &release, 0, NULL};
+    fifo_arg b = {&s, "{\"model\":\"stories\",\"prompt\":\"Tom had\",\"options\":{\"num_predict\":8,\"num_ctx\":64}}", NULL, 0, NULL};
+    fifo_arg c = {&s, "{\"model\":\"stories\",\"prompt\":\"The sun\",\"options\":{\"num_predict\":8,\"num_ctx\":64}}", NULL, 0, NULL};
+    pthread_t ta, tb, tc;
+    assert_int_equal(pthread_create(&ta, NULL, fifo_main, &a), 0);
+    /* The bounds below only turn a hang into a failure; nothing is timed. */
+    for (int i = 0; i < 6000 && atomic_load(&a.got) == 0; i++) sleep_ms(10);
+    assert_true(atomic_load(&a.got) > 0);
+    assert_int_equal(pthread_create(&tb, NULL, fifo_main, &b), 0);
+    for (int i = 0; i < 6000 && log_count(&s, needle) < 1; i++) sleep_ms(10);
+    assert_int_equal(log_count(&s, needle), 1);
+    assert_int_equal(pthread_create(&tc, NULL, fifo_main, &c), 0);
+    for (int i = 0; i < 6000 && log_count(&s, needle) < 2; i++) sleep_ms(10);
+    assert_int_equal(log_count(&s, needle), 2);
+    atomic_store(&release, true);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+    assert_non_null(b.out);
+    assert_non_null(c.out);
+    assert_non_null(strstr(b.out, "\"done\":true"));
+    assert_non_null(strstr(c.out, "\"done\":true"));
+    char *b_end = stamp(b.out, true), *c_start = stamp(c.out, false);
+    print_message("B done at %s, C first line at %s\n", b_end, c_start);
+    assert_true(strlen(b_end) > 0 && strlen(c_start) > 0);
+    assert_true(strcmp(b_end, c_start) < 0);
+    free(b_end);
+    free(c_start);
+    free(a.out);
+    free(b.out);
+    free(c.out);
+    server_stop(&s);
+}
+
 /* A client that hangs up cancels its generation (the server says so in its log), and the model
  * is free for the next request at once. The generation asked for would otherwise run for
  * 100000 tokens. */
@@ -406,6 +511,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_keep_alive, server_teardown),
         cmocka_unit_test_teardown(test_reload_and_eviction, server_teardown),
         cmocka_unit_test_teardown(test_concurrent_requests_do_not_mix, server_teardown),
+        cmocka_unit_test_teardown(test_queued_requests_are_served_in_order, server_teardown),
         cmocka_unit_test_teardown(test_disconnect_cancels, server_teardown),
         cmocka_unit_test_teardown(test_bad_requests_keep_serving, server_teardown),
         cmocka_unit_test_teardown(test_kill_during_create_leaves_store_consistent, server_teardown),
