@@ -1,6 +1,7 @@
 /* Engine loading and the generation loop; see generate.h. */
 #include "runtime/generate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,100 @@ static bool out_push(out_text *o, const char *s, size_t n) {
     return false;
 }
 
+/* ---- JSON constraint ------------------------------------------------------------------ */
+
+enum { TOK_NEVER = 0, TOK_EOG = 1, TOK_BYTES = 2 };
+
+typedef struct {
+    strata_json_state st; /* the output so far */
+    int32_t n_vocab;
+    uint8_t *kind;        /* per id: TOK_* */
+    int64_t *off;         /* per id: its bytes are bytes[off[id], off[id + 1]) */
+    char *bytes;
+    float *masked;        /* a copy of the logits with invalid tokens at -inf */
+    uint8_t *ok;          /* per id, during a full scan: whether it is valid */
+} json_guide;
+
+static void json_guide_free(json_guide *g) {
+    free(g->kind);
+    free(g->off);
+    free(g->bytes);
+    free(g->masked);
+    free(g->ok);
+}
+
+static strata_status json_guide_init(json_guide *g, const strata_vocab *v, int32_t n_vocab, strata_json_top top) {
+    memset(g, 0, sizeof *g);
+    strata_json_init(&g->st, top, STRATA_GEN_JSON_MAX_WS);
+    g->n_vocab = n_vocab;
+    g->kind = calloc((size_t)n_vocab, 1);
+    g->off = malloc(((size_t)n_vocab + 1) * sizeof *g->off);
+    g->masked = malloc((size_t)n_vocab * sizeof *g->masked);
+    g->ok = malloc((size_t)n_vocab);
+    if (!g->kind || !g->off || !g->masked || !g->ok) goto nomem;
+    int32_t n_tok = strata_vocab_n_tokens(v);
+    int64_t total = 0;
+    for (int32_t id = 0; id < n_vocab; id++) {
+        g->off[id] = total;
+        if (id >= n_tok) continue;
+        if (strata_vocab_is_eog(v, id)) {
+            g->kind[id] = TOK_EOG;
+            continue;
+        }
+        char scratch;
+        int32_t n = strata_token_to_piece(v, id, &scratch, 0, false);
+        if (n > 0) {
+            g->kind[id] = TOK_BYTES;
+            total += n;
+        }
+    }
+    g->off[n_vocab] = total;
+    g->bytes = malloc((size_t)(total ? total : 1));
+    if (!g->bytes) goto nomem;
+    for (int32_t id = 0; id < n_vocab; id++)
+        if (g->kind[id] == TOK_BYTES)
+            strata_token_to_piece(v, id, g->bytes + g->off[id], (size_t)(g->off[id + 1] - g->off[id]), false);
+    return STRATA_OK;
+nomem:
+    json_guide_free(g);
+    return strata_fail(STRATA_ERR_NOMEM, "out of memory");
+}
+
+/* Whether token id may come next. */
+static bool json_allows(const json_guide *g, int32_t id) {
+    if (id < 0 || id >= g->n_vocab) return false;
+    switch (g->kind[id]) {
+    case TOK_EOG: return strata_json_complete(&g->st);
+    case TOK_BYTES: {
+        strata_json_state t = g->st;
+        return strata_json_feed(&t, g->bytes + g->off[id], (size_t)(g->off[id + 1] - g->off[id]));
+    }
+    default: return false;
+    }
+}
+
+/* Samples a token that keeps the output JSON (see generate.h); -1 when none can. */
+static int32_t json_sample(json_guide *g, strata_sampler *smp, const float *logits) {
+    int32_t tok = strata_sampler_sample(smp, logits);
+    if (json_allows(g, tok)) return tok;
+    const int32_t V = g->n_vocab;
+    memcpy(g->masked, logits, (size_t)V * sizeof *g->masked);
+    for (int r = 0; r < STRATA_GEN_JSON_RETRIES; r++) {
+        g->masked[tok] = -INFINITY;
+        tok = strata_sampler_sample(smp, g->masked);
+        if (json_allows(g, tok)) return tok;
+    }
+    int32_t best = -1;
+    for (int32_t i = 0; i < V; i++) {
+        g->ok[i] = json_allows(g, i);
+        if (!g->ok[i]) g->masked[i] = -INFINITY;
+        else if (best < 0 || g->masked[i] > g->masked[best]) best = i;
+    }
+    if (best < 0) return -1;
+    tok = strata_sampler_sample(smp, g->masked);
+    return tok >= 0 && tok < V && g->ok[tok] ? tok : best;
+}
+
 strata_status strata_generate_ids(strata_engine *e, const int32_t *prompt, int32_t n_prompt,
                                   const strata_gen_params *gp, strata_gen_emit emit, void *user,
                                   strata_gen_stats *stats, int32_t *out_ids, int32_t out_cap) {
@@ -149,9 +244,19 @@ strata_status strata_generate_ids(strata_engine *e, const int32_t *prompt, int32
     out_text o = {.cap = max_stop + 4096, .gp = gp, .emit = emit, .user = user};
     o.buf = malloc(o.cap);
     strata_detok_stream *ds = strata_detok_stream_new(e->vocab, false);
+    json_guide jg = {0};
+    const bool json = gp->json != STRATA_JSON_OFF;
     if (!hist || !o.buf || !ds) {
         st = strata_fail(STRATA_ERR_NOMEM, "out of memory");
         goto done;
+    }
+    if (json) {
+        if (gp->json != STRATA_JSON_TOP_OBJECT && gp->json != STRATA_JSON_TOP_ANY) {
+            st = strata_fail(STRATA_ERR_INVALID, "json constraint: unknown top-level kind %d", (int)gp->json);
+            goto done;
+        }
+        st = json_guide_init(&jg, e->vocab, n_vocab, gp->json);
+        if (st != STRATA_OK) goto done;
     }
 
     /* Fit the prompt: pinned head + most recent tail, leaving a quarter of the context. */
@@ -180,7 +285,19 @@ strata_status strata_generate_ids(strata_engine *e, const int32_t *prompt, int32
     for (;;) {
         if (gp->num_predict >= 0 && stats->gen_tokens >= gp->num_predict) break;
         const float *logits = model_logits(ctx, model_logits_count(ctx) - 1);
-        int32_t tok = strata_sampler_sample(smp, logits);
+        int32_t tok;
+        if (json) {
+            tok = json_sample(&jg, smp, logits);
+            if (tok < 0) {
+                st = strata_fail(STRATA_ERR_UNSUPPORTED, "json constraint: no token of the vocabulary can continue "
+                                                         "the output");
+                goto done;
+            }
+            if (jg.kind[tok] == TOK_BYTES)
+                strata_json_feed(&jg.st, jg.bytes + jg.off[tok], (size_t)(jg.off[tok + 1] - jg.off[tok]));
+        } else {
+            tok = strata_sampler_sample(smp, logits);
+        }
         strata_sampler_accept(smp, tok);
         if (out_ids && stats->gen_tokens < out_cap) out_ids[stats->gen_tokens] = tok;
         stats->gen_tokens++;
@@ -198,6 +315,10 @@ strata_status strata_generate_ids(strata_engine *e, const int32_t *prompt, int32
             }
         }
         if (o.cancelled) break;
+        if (json && strata_json_closed(&jg.st)) {
+            stats->done_reason = "stop"; /* the value is closed: nothing may follow it */
+            break;
+        }
         if (gp->num_predict >= 0 && stats->gen_tokens >= gp->num_predict) break;
         if (n_past == n_ctx) {
             /* Context shift: keep the pinned head, drop the older half of the rest and
@@ -228,6 +349,7 @@ strata_status strata_generate_ids(strata_engine *e, const int32_t *prompt, int32
     if (o.cancelled) st = strata_fail(STRATA_ERR_CANCELLED, "generation cancelled");
 
 done:
+    json_guide_free(&jg);
     strata_detok_stream_free(ds);
     free(o.buf);
     free(hist);

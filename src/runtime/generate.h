@@ -27,6 +27,7 @@
 #include "model/device.h"
 #include "model/model.h"
 #include "planner/plan.h"
+#include "sampler/json_constraint.h"
 #include "sampler/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -111,7 +112,30 @@ typedef struct {
     const char *stop[STRATA_MAX_STOP]; /* stop sequences (not printed) */
     int n_stop;
     bool add_special;     /* add BOS as the vocabulary asks (default true) */
+    strata_json_top json; /* constrain the output to JSON (default STRATA_JSON_OFF); see below */
 } strata_gen_params;
+
+/* JSON-constrained generation (gp->json = STRATA_JSON_TOP_OBJECT or STRATA_JSON_TOP_ANY):
+ * every generated token keeps the output a valid prefix of a JSON text
+ * (sampler/json_constraint.h, whitespace runs capped at STRATA_GEN_JSON_MAX_WS bytes).
+ *   - Each token's bytes are computed once per call (the pieces the output is made of).
+ *     Tokens with no bytes (control tokens) and ids beyond the vocabulary are never chosen;
+ *     an end-of-generation token is chosen only once the value is complete.
+ *   - The sampler draws as usual; a token that would break the JSON is masked (-inf) and the
+ *     sampler draws again, up to STRATA_GEN_JSON_RETRIES times; then every token is checked,
+ *     all invalid ones are masked and the sampler draws from what is left, so the draw is
+ *     from the sampler's own distribution restricted to valid tokens. Should that draw still
+ *     land on a masked token (floating-point rounding), the valid token of highest logit is
+ *     taken. Greedy (temperature 0) therefore yields the highest-logit valid token.
+ *   - Generation stops ("stop") as soon as the value is closed: nothing but whitespace could
+ *     follow it. A length limit (num_predict) may still cut the value short ("length"): the
+ *     output is then a valid prefix.
+ *   - A vocabulary in which no token can continue the text fails the call
+ *     (STRATA_ERR_UNSUPPORTED).
+ * Nothing is allocated per token: the piece table, the masked-logits copy and the validity
+ * flags are allocated once per call. */
+#define STRATA_GEN_JSON_MAX_WS 64
+#define STRATA_GEN_JSON_RETRIES 8
 
 strata_gen_params strata_gen_default_params(void);
 

@@ -14,11 +14,13 @@
  * the chat's system messages), else the Modelfile's SYSTEM; a chat gets the Modelfile's
  * MESSAGEs before its own.
  *
- * "format": "json" (or a JSON schema object, treated the same): the engine has no hook to
- * mask logits yet, so this is not a grammar. What it does: generation stops as soon as the
- * output holds one complete JSON value (objects and arrays are tracked through strings and
- * escapes), and text after it is never produced; whether the text before it is JSON is
- * left to the model (prompt it to answer in JSON, as Ollama's documentation advises). */
+ * "format": "json" and OpenAI's response_format {"type": "json_object"} constrain generation
+ * to JSON (runtime/generate.h: every token keeps the output a valid JSON prefix, and
+ * generation stops once the value is closed), with a JSON object at the top level, as
+ * Ollama's JSON grammar has it. A JSON schema ("format": {...}, or response_format
+ * {"type": "json_schema", "json_schema": {"schema": {...}}}) is not enforced: the output is
+ * constrained to valid JSON only, an object when the schema says "type": "object" or has
+ * "properties" (or names no schema), else any JSON value. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
@@ -57,9 +59,6 @@ typedef struct {
     int64_t load_ns, total_ns;
     int32_t *context_out;
     int32_t n_context_out;
-    /* JSON-format tracking. */
-    int json_depth;
-    bool json_in_str, json_esc, json_started, json_done;
     srv_stream *out; /* NULL when not streaming */
 } gen_job;
 
@@ -175,32 +174,6 @@ static cJSON *ollama_final(const gen_job *j, bool whole) {
 
 /* ---- Generation ---------------------------------------------------------------------- */
 
-/* Tracks a JSON value in the output; returns how many bytes of s belong up to and including
- * the end of the first complete value (len when it is not complete yet). */
-static size_t json_track(gen_job *j, const char *s, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (j->json_in_str) {
-            if (j->json_esc) j->json_esc = false;
-            else if (c == '\\') j->json_esc = true;
-            else if (c == '"') j->json_in_str = false;
-            continue;
-        }
-        if (c == '"') {
-            if (j->json_started) j->json_in_str = true;
-        } else if (c == '{' || c == '[') {
-            j->json_started = true;
-            j->json_depth++;
-        } else if ((c == '}' || c == ']') && j->json_started) {
-            if (--j->json_depth == 0) {
-                j->json_done = true;
-                return i + 1;
-            }
-        }
-    }
-    return len;
-}
-
 static bool text_append(gen_job *j, const char *s, size_t n) {
     if (j->text_len + n + 1 > j->text_cap) {
         size_t cap = j->text_cap ? j->text_cap : 1024;
@@ -218,8 +191,6 @@ static bool text_append(gen_job *j, const char *s, size_t n) {
 
 static bool job_emit(void *user, const char *text, size_t len) {
     gen_job *j = user;
-    if (j->json_done) return false;
-    if (j->opt.json_format) len = json_track(j, text, len);
     if (atomic_load(&j->srv->stopping)) return false;
     if (!j->out) {
         if (!text_append(j, text, len)) return false;
@@ -236,7 +207,7 @@ static bool job_emit(void *user, const char *text, size_t len) {
             if (!srv_stream_sse(j->out, o)) return false;
         }
     }
-    return !j->json_done;
+    return true;
 }
 
 /* Takes the model's turn, generates, gives the model back. Fills j's results. */
@@ -272,10 +243,6 @@ static void job_run(gen_job *j) {
         if (j->st == STRATA_OK && n_prompt == 0) j->st = strata_fail(STRATA_ERR_INVALID, "the prompt has no tokens");
         if (j->st == STRATA_OK)
             j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
-        if (j->st == STRATA_ERR_CANCELLED && j->json_done) {
-            j->st = STRATA_OK; /* the JSON value is complete */
-            j->stats.done_reason = "stop";
-        }
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
@@ -451,6 +418,17 @@ static int32_t clamp_i32(double v) {
 }
 
 /* OpenAI request fields -> options. */
+/* The top level a JSON schema allows, as far as the constraint goes (the schema itself is
+ * not enforced): an object when it says "type": "object" or lists "properties" (or there
+ * is no schema object), else any value. */
+static strata_json_top schema_top(const cJSON *schema) {
+    if (!cJSON_IsObject(schema)) return STRATA_JSON_TOP_OBJECT;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(schema, "type");
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "object") == 0) return STRATA_JSON_TOP_OBJECT;
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(schema, "properties")) && !t) return STRATA_JSON_TOP_OBJECT;
+    return STRATA_JSON_TOP_ANY;
+}
+
 static strata_status apply_openai(gen_job *j, const cJSON *body) {
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens")) && cJSON_IsNumber(v))
@@ -476,8 +454,12 @@ static strata_status apply_openai(gen_job *j, const cJSON *body) {
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "response_format")) && cJSON_IsObject(v)) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
-        if (cJSON_IsString(t) && (strcmp(t->valuestring, "json_object") == 0 || strcmp(t->valuestring, "json_schema") == 0))
-            j->opt.json_format = true;
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "json_object") == 0) {
+            j->opt.gen.json = STRATA_JSON_TOP_OBJECT;
+        } else if (cJSON_IsString(t) && strcmp(t->valuestring, "json_schema") == 0) {
+            const cJSON *js = cJSON_GetObjectItemCaseSensitive(v, "json_schema");
+            j->opt.gen.json = schema_top(cJSON_GetObjectItemCaseSensitive(js, "schema"));
+        }
     }
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (cJSON_IsObject(so) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage")))
@@ -540,8 +522,8 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     }
     const cJSON *format = cJSON_GetObjectItemCaseSensitive(body, "format");
     if (format && !cJSON_IsNull(format)) {
-        if (cJSON_IsString(format) && strcmp(format->valuestring, "json") == 0) j->opt.json_format = true;
-        else if (cJSON_IsObject(format)) j->opt.json_format = true;
+        if (cJSON_IsString(format) && strcmp(format->valuestring, "json") == 0) j->opt.gen.json = STRATA_JSON_TOP_OBJECT;
+        else if (cJSON_IsObject(format)) j->opt.gen.json = schema_top(format);
         else if (!(cJSON_IsString(format) && !*format->valuestring)) {
             reply = bad(kind, 400, "format: must be \"json\" or a JSON schema object");
             goto out;

@@ -99,7 +99,6 @@ typedef struct {
     sched_load_opts load;
     strata_gen_params gen;
     char *stops[STRATA_MAX_STOP]; /* owned copies behind gen.stop */
-    bool json_format;
 } srv_options;
 
 void srv_options_init(srv_options *o);
