@@ -285,6 +285,32 @@ static int make_server_seeds(const char *dir) {
     return rc;
 }
 
+/* ---- sampler ------------------------------------------------------------------------ */
+/* Inputs for fuzz_sampler (the JSON prefix validator): byte 0 picks the top level (bit 0:
+ * object only), the rest is text: every kind of value, escapes, UTF-8, cut-off prefixes. */
+
+static int make_sampler_seeds(const char *dir) {
+    static const char *const texts[] = {
+        "\x01{\"name\": \"Lily\", \"age\": 3, \"tags\": [\"a\", \"b\"], \"ok\": true, \"x\": null}",
+        "\x00[0, -0, 1.5, -2e10, 3E-7, 12345678901234567890, 0.0e+0]",
+        "\x00\"esc \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"",
+        "\x00\"utf8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+        "\x01 {\n  \"nested\": {\"a\": [[[{}]]], \"b\": {\"c\": false}}\n}\n",
+        "\x01{\"cut\": [1, 2, \"abc",
+        "\x00\"\xe2\x82",
+        "\x00-12.5e",
+        "\x00[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    int rc = 0;
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "json-%zu", t);
+        /* byte 0 may be NUL: the length is 1 + the text after it */
+        rc |= write_bytes(dir, name, texts[t], 1 + strlen(texts[t] + 1));
+    }
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------- */
 
 static const struct {
@@ -297,6 +323,7 @@ static const struct {
     {"template", make_template_seeds},
     {"backend", make_backend_seeds},
     {"server", make_server_seeds},
+    {"sampler", make_sampler_seeds},
 };
 
 static int make_dir(const char *path) {
