@@ -46,8 +46,10 @@ struct pool {
     _Alignas(64) _Atomic uint32_t gen; /* futex word of sleeping workers */
     _Atomic int sleepers;
     _Atomic int quit;
+    _Atomic int64_t contended_until; /* spin not before this time (ns) */
     job_slot slot[2];
-    uint32_t cur; /* the caller's last generation */
+    uint32_t cur;  /* the caller's last generation */
+    uint32_t miss; /* caller: bit k set if the k-th last job ran entirely on the caller */
     int n_workers;
     worker w[MAX_WORKERS];
 };
@@ -77,18 +79,46 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Claims and runs items of job g until none is left. */
-static void run_items(pool *p, uint32_t g, int tid) {
+/* Spins until *word differs from `val` (returns 1) or the spin budget is spent (returns 0).
+ * A gap of more than 50 us between two looks at the clock means the OS preempted this
+ * thread while it spun: the machine is oversubscribed, and a spinning thread there only
+ * takes time from the others (and, having used its share, is scheduled late itself), while
+ * a sleeping one is woken promptly. So after such a gap every thread of the pool sleeps at
+ * once for the next 50 ms instead of spinning. */
+static int spin_wait(pool *p, _Atomic uint32_t *word, uint32_t val, int cmp_eq) {
+    if (spin_ns <= 0) return 0;
+    int64_t t = now_ns();
+    if (t < atomic_load_explicit(&p->contended_until, memory_order_relaxed)) return 0;
+    const int64_t t0 = t;
+    for (unsigned k = 1;; k++) {
+        cpu_relax();
+        const uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+        if (cmp_eq ? v == val : v != val) return 1;
+        if ((k & 31) == 0) {
+            const int64_t t1 = now_ns();
+            if (t1 - t > 50000) {
+                atomic_store_explicit(&p->contended_until, t1 + 50000000, memory_order_relaxed);
+                return 0;
+            }
+            if (t1 - t0 > spin_ns) return 0;
+            t = t1;
+        }
+    }
+}
+
+/* Claims and runs items of job g until none is left; returns how many it ran. */
+static int64_t run_items(pool *p, uint32_t g, int tid) {
     job_slot *s = &p->slot[g & 1];
-    for (;;) {
+    int64_t ran = 0;
+    for (;; ran++) {
         uint64_t v = atomic_load_explicit(&p->next, memory_order_acquire);
         for (;;) {
-            if ((uint32_t)(v >> 32) != g) return;
+            if ((uint32_t)(v >> 32) != g) return ran;
             const cpu_parallel_fn fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
             void *ctx = atomic_load_explicit(&s->ctx, memory_order_relaxed);
             const int64_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
             const uint32_t i = (uint32_t)v;
-            if ((int64_t)i >= n) return;
+            if ((int64_t)i >= n) return ran;
             if (atomic_compare_exchange_weak_explicit(&p->next, &v, v + 1, memory_order_acq_rel,
                                                       memory_order_acquire)) {
                 fn(ctx, (int64_t)i, tid);
@@ -110,13 +140,7 @@ static void *worker_main(void *arg) {
         /* spin a while for the next job, then sleep */
         uint32_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g == seen && !atomic_load_explicit(&p->quit, memory_order_relaxed)) {
-            const int64_t t0 = spin_ns > 0 ? now_ns() : 0;
-            for (unsigned k = 1; spin_ns > 0; k++) {
-                cpu_relax();
-                g = atomic_load_explicit(&p->gen, memory_order_acquire);
-                if (g != seen) break;
-                if ((k & 63) == 0 && now_ns() - t0 > spin_ns) break;
-            }
+            if (spin_wait(p, &p->gen, seen, 0)) g = atomic_load_explicit(&p->gen, memory_order_acquire);
             if (g == seen) {
                 atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
                 while ((g = atomic_load_explicit(&p->gen, memory_order_seq_cst)) == seen &&
@@ -203,19 +227,28 @@ void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
     if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) > 0) futex_wake(&p->gen);
 
     tls_in_job = 1;
-    run_items(p, g, 0);
+    const int64_t t_start = now_ns();
+    const int64_t ran = run_items(p, g, 0);
     tls_in_job = 0;
+
+    /* A spinning worker claims an item within a microsecond or so. If the caller ran every
+     * item of a job that lasted longer than that twice within 16 jobs, the workers are not
+     * getting the CPU when they spin (the machine is oversubscribed; a single miss is just a
+     * worker waking from sleep): have everyone sleep at once for a while (see spin_wait). */
+    p->miss <<= 1;
+    if (ran == n && n > 1) {
+        const int64_t t_end = now_ns();
+        if (t_end - t_start > 5000) {
+            p->miss |= 1;
+            if (__builtin_popcount(p->miss & 0xffff) >= 2)
+                atomic_store_explicit(&p->contended_until, t_end + 50000000, memory_order_relaxed);
+        }
+    }
 
     /* wait for the items other threads are still running */
     uint32_t d = atomic_load_explicit(&p->done, memory_order_acquire);
     if ((int64_t)d == n) return;
-    const int64_t t0 = spin_ns > 0 ? now_ns() : 0;
-    for (unsigned k = 1; spin_ns > 0; k++) {
-        cpu_relax();
-        d = atomic_load_explicit(&p->done, memory_order_acquire);
-        if ((int64_t)d == n) return;
-        if ((k & 63) == 0 && now_ns() - t0 > spin_ns) break;
-    }
+    if (spin_wait(p, &p->done, (uint32_t)n, 1)) return;
     atomic_store_explicit(&p->caller_sleeping, 1, memory_order_seq_cst);
     while ((int64_t)(d = atomic_load_explicit(&p->done, memory_order_seq_cst)) != n) futex_wait(&p->done, d);
     atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);

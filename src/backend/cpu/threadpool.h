@@ -10,9 +10,11 @@
  *
  * Waiting: a worker spins on the job counter for a short while after its last item (so
  * back-to-back calls, as in a decode step, start at once), then sleeps on a futex; the caller
- * waits for the last items the same way. Spinning is bounded in time, so an oversubscribed
- * machine loses little to it. STRATA_CPU_SPIN_US (default 200) overrides the bound; 0 means
- * always sleep at once.
+ * waits for the last items the same way. Spinning is bounded in time (STRATA_CPU_SPIN_US,
+ * default 200; 0 means always sleep at once) and switched off for 50 ms whenever the pool
+ * sees that the machine is oversubscribed (a spinning thread preempted, or workers that
+ * spin yet miss whole jobs): there, spinning threads only take CPU time from the thread
+ * that has the work, and sleeping ones are woken promptly by the scheduler.
  *
  * Each calling thread has its own workers (created on first use, joined when that thread
  * exits), so concurrent callers do not serialize. A call made from inside a job (nested)
