@@ -173,20 +173,30 @@ typedef struct {
     const char *prompt;
     char *text; /* the concatenated stream */
     long status;
+    char end[64]; /* how the stream ended: the done line's done_reason, or "error" */
 } conc_arg;
 
+/* Runs on several threads at once: the lines are split with strtok_r, not strtok, whose one
+ * hidden position is shared by all threads (a thread preempted mid-loop while another ran
+ * its loop to the end went on from the other's buffer, and its text came out cut short). */
 static void *conc_main(void *p) {
     conc_arg *a = p;
-    char body[512], *out = NULL;
+    char body[512], *out = NULL, *save = NULL;
     snprintf(body, sizeof body, "{\"model\":\"stories\",\"prompt\":\"%s\",\"options\":{\"temperature\":0,\"num_predict\":40}}",
              a->prompt);
     a->status = http_json(a->s, "POST", "/api/generate", body, &out);
     /* concatenate the "response" fields */
     a->text = calloc(1, strlen(out) + 1);
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    snprintf(a->end, sizeof a->end, "no done line");
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *j = cJSON_Parse(line);
         const char *r = j ? jstr(j, "response") : NULL;
         if (r) strcat(a->text, r);
+        if (j && cJSON_GetObjectItemCaseSensitive(j, "error")) snprintf(a->end, sizeof a->end, "error");
+        else if (j && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "done"))) {
+            const char *why = jstr(j, "done_reason");
+            snprintf(a->end, sizeof a->end, "%s", why ? why : "done, no done_reason");
+        }
         cJSON_Delete(j);
     }
     free(out);
@@ -204,19 +214,21 @@ static void test_concurrent_requests_do_not_mix(void **state) {
     const char *prompts[N] = {"Once upon a time", "Tom had a big dog", "The sun was"};
     conc_arg alone[N], together[N];
     for (int i = 0; i < N; i++) { /* each alone first: the expected texts */
-        alone[i] = (conc_arg){&s, prompts[i], NULL, 0};
+        alone[i] = (conc_arg){&s, prompts[i], NULL, 0, ""};
         conc_main(&alone[i]);
         assert_int_equal(alone[i].status, 200);
+        assert_string_equal(alone[i].end, "length"); /* all 40 tokens */
         assert_true(strlen(alone[i].text) > 0);
     }
     pthread_t th[N];
     for (int i = 0; i < N; i++) {
-        together[i] = (conc_arg){&s, prompts[i], NULL, 0};
+        together[i] = (conc_arg){&s, prompts[i], NULL, 0, ""};
         assert_int_equal(pthread_create(&th[i], NULL, conc_main, &together[i]), 0);
     }
     for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < N; i++) {
         assert_int_equal(together[i].status, 200);
+        assert_string_equal(together[i].end, "length");
         assert_string_equal(together[i].text, alone[i].text);
         free(alone[i].text);
         free(together[i].text);
