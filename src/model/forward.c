@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/threadpool.h"
 #include "core/fp16.h"
 #include "model/model.h"
 #include "tensor/quant.h"
@@ -643,6 +644,20 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
     }
 }
 
+/* Attention heads run on the same thread pool as the matrix products (one pool, no OpenMP
+ * threads spinning beside it); each KV head's work buffers are its own. */
+typedef struct {
+    const model_context *ctx;
+    const model_segment *sg;
+    int32_t il, n, pos;
+} att_args;
+
+static void att_item(void *p, int64_t h, int tid) {
+    (void)tid;
+    const att_args *a = p;
+    attend_kv_head(a->ctx, a->sg, a->il, (int32_t)h, a->n, a->pos);
+}
+
 /* Runs layers [sg->layer_start, sg->layer_end) over the batch hidden state sg->x. */
 static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t pos) {
     const model_hparams *hp = &ctx->d->hp;
@@ -667,8 +682,8 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         /* Short attention (a decode step early in the context) is cheaper than waking the
          * threads for it. */
         const int64_t att_work = (int64_t)n * (pos + n) * hp->n_head * hp->head_dim;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (att_work > (1 << 18))
-        for (int32_t h = 0; h < hp->n_head_kv; h++) attend_kv_head(ctx, sg, il, h, n, pos);
+        att_args aa = {ctx, sg, il, n, pos};
+        cpu_parallel_for(att_work > (1 << 18) ? nt : 1, hp->n_head_kv, att_item, &aa);
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
 
