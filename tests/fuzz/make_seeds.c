@@ -161,6 +161,17 @@ static int write_bytes(const char *dir, const char *name, const void *data, size
     return 0;
 }
 
+/* Writes each of n NUL-terminated texts as DIR/PREFIX-i. */
+static int write_texts(const char *dir, const char *prefix, const char *const *texts, size_t n) {
+    int rc = 0;
+    for (size_t t = 0; t < n; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%zu", prefix, t);
+        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
+    }
+    return rc;
+}
+
 static int make_tokenizer_seeds(const char *dir) {
     static const char *const texts[] = {
         "hello world",
@@ -199,13 +210,7 @@ static int make_modelfile_seeds(const char *dir) {
         "system \"  padded  \"\r\nparameter seed -1\r\nparameter top_p 0.95\r\n",
         "FROM m\nLICENSE \"\"\"line 1\nline \"2\"\n\"\"\"\nMESSAGE system \"two\nlines\"\n",
     };
-    int rc = 0;
-    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
-        char name[32];
-        snprintf(name, sizeof name, "modelfile-%zu", t);
-        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
-    }
-    return rc;
+    return write_texts(dir, "modelfile", texts, sizeof texts / sizeof texts[0]);
 }
 
 /* ---- template ----------------------------------------------------------------------- */
@@ -254,13 +259,7 @@ static int make_backend_seeds(const char *dir) {
         "cpu:64GiB:20:host",
         "512MiB",
     };
-    int rc = 0;
-    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
-        char name[32];
-        snprintf(name, sizeof name, "spec-%zu", t);
-        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
-    }
-    return rc;
+    return write_texts(dir, "spec", texts, sizeof texts / sizeof texts[0]);
 }
 
 /* ---- server ------------------------------------------------------------------------- */
@@ -276,13 +275,7 @@ static int make_server_seeds(const char *dir) {
         "{\"keep_alive\":\"1h30m0.5s\",\"options\":{\"num_keep\":4}}",
         "{\"keep_alive\":0,\"options\":{\"temperature\":\"hot\"}}",
     };
-    int rc = 0;
-    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
-        char name[32];
-        snprintf(name, sizeof name, "body-%zu", t);
-        rc |= write_bytes(dir, name, texts[t], strlen(texts[t]));
-    }
-    return rc;
+    return write_texts(dir, "body", texts, sizeof texts / sizeof texts[0]);
 }
 
 /* ---- sampler ------------------------------------------------------------------------ */
