@@ -14,8 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <omp.h>
-
+#include "backend/cpu/bandwidth.h"
 #include "backend/cpu/matmul.h"
 #include "tensor/quant.h"
 
@@ -31,27 +30,6 @@ static float frand(void) {
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-
-/* Streaming read bandwidth of `bytes` with `threads` threads (best of 3), GB/s. */
-static double read_bandwidth(const uint8_t *buf, size_t bytes, int threads) {
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
-        uint64_t total = 0;
-#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
-        for (size_t i = 0; i < bytes / 64; i++) {
-            uint64_t v;
-            memcpy(&v, buf + i * 64, 8);
-            total += v;
-            memcpy(&v, buf + i * 64 + 32, 8);
-            total += v;
-        }
-        double dt = now() - t0;
-        if (total == 42) printf(" ");
-        if (bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
-    }
-    return best;
 }
 
 int main(int argc, char **argv) {
@@ -87,15 +65,11 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < ptok * cols; i++) x[i] = frand();
     float *y = malloc(sizeof(float) * ptok * rows);
 
-    const size_t probe_bytes = (size_t)256 << 20;
-    uint8_t *probe = malloc(probe_bytes);
-    memset(probe, 1, probe_bytes);
     double bw[8];
     for (int ti = 0; ti < nthreads; ti++) {
-        bw[ti] = read_bandwidth(probe, probe_bytes, threads[ti]);
+        bw[ti] = cpu_read_bandwidth_gbps((size_t)256 << 20, threads[ti], 3);
         printf("read bandwidth, %d thread(s): %.1f GB/s\n", threads[ti], bw[ti]);
     }
-    free(probe);
 
     printf("%-6s %8s %4s %10s %7s %9s %10s %12s\n", "type", "MiB", "thr", "tg GB/s", "of bw", "tg ms", "pp GOP/s",
            "pp tok/s@1.1B");

@@ -683,7 +683,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
          * threads for it. */
         const int64_t att_work = (int64_t)n * (pos + n) * hp->n_head * hp->head_dim;
         att_args aa = {ctx, sg, il, n, pos};
-        cpu_parallel_for(att_work > (1 << 18) ? nt : 1, hp->n_head_kv, att_item, &aa);
+        cpu_parallel_for(att_work > (1 << 14) ? nt : 1, hp->n_head_kv, att_item, &aa);
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
 

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "backend/cpu/bandwidth.h"
 #include "backend/device.h"
 
 /* Reads "Key:   12345 kB" from /proc/meminfo; false when absent (not Linux, sandboxed). */
@@ -48,37 +48,14 @@ static strata_status cpu_query_free(backend_device *dev, uint64_t *free_bytes) {
     return STRATA_OK;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Read bandwidth: sum a 64 MiB buffer with every thread, best of three timed passes after
- * one untimed pass that faults the pages in. Decoding streams each weight once per token,
+/* Read bandwidth: a 64 MiB buffer (beyond the cache of the CPUs this runs on) read by one
+ * thread per online CPU, best of three passes. Decoding streams each weight once per token,
  * so a streaming read is the figure the cost model wants. About 10-40 ms, once. */
 static double cpu_measure_gbps(backend_device *dev) {
     (void)dev;
-    const size_t bytes = (size_t)64 << 20;
-    const size_t n = bytes / sizeof(uint64_t);
-    uint64_t *buf = NULL;
-    if (posix_memalign((void **)&buf, BACKEND_ARENA_ALIGN, bytes) != 0 || !buf) return BACKEND_CPU_DEFAULT_GBPS;
-    for (size_t i = 0; i < n; i++) buf[i] = i;
-    double best = 0;
-    volatile uint64_t sink = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_seconds();
-        uint64_t s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-        for (size_t i = 0; i < n; i++) s += buf[i];
-        double t = now_seconds() - t0;
-        sink += s;
-        if (t > 0 && (best == 0 || t < best)) best = t;
-    }
-    (void)sink;
-    free(buf);
-    if (best <= 0) return BACKEND_CPU_DEFAULT_GBPS;
-    return (double)bytes / best / 1e9;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    double gbps = cpu_read_bandwidth_gbps((size_t)64 << 20, cpus > 0 ? (int)cpus : 1, 3);
+    return gbps > 0 ? gbps : BACKEND_CPU_DEFAULT_GBPS;
 }
 
 static strata_status cpu_alloc(backend_device *dev, size_t bytes, void **out) {
