@@ -504,6 +504,14 @@ static void matmul(const model_segment *sg, const gguf_tensor *w, const float *x
     cpu_matmul(w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
 }
 
+/* Products of the same input as one pool job (cpu_matmul_parts): Q, K, V; gate, up. */
+static void matmul_parts(const model_segment *sg, const gguf_tensor *const *ws, float *const *ys, int n_parts,
+                         const float *x, int32_t n, int nt) {
+    cpu_matmul_part parts[CPU_MATMUL_MAX_PARTS];
+    for (int i = 0; i < n_parts; i++) parts[i] = (cpu_matmul_part){ws[i]->type, ws[i]->data, ws[i]->ne[1], ys[i]};
+    cpu_matmul_parts(parts, n_parts, ws[0]->ne[0], x, n, sg->work, nt);
+}
+
 static void add_bias(float *y, const gguf_tensor *b, int32_t n, int64_t dim) {
     if (!b) return;
     const float *bv = b->data;
@@ -668,9 +676,8 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
     for (int32_t il = sg->layer_start; il < sg->layer_end; il++) {
         const model_layer *L = &sg->layers[il - sg->layer_start];
         for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->attn_norm->data, (int32_t)E, hp->rms_eps);
-        matmul(sg, L->wq, sg->xb, n, sg->q, nt);
-        matmul(sg, L->wk, sg->xb, n, sg->k, nt);
-        matmul(sg, L->wv, sg->xb, n, sg->v, nt);
+        matmul_parts(sg, (const gguf_tensor *const[]){L->wq, L->wk, L->wv}, (float *const[]){sg->q, sg->k, sg->v}, 3,
+                     sg->xb, n, nt);
         add_bias(sg->q, L->bq, n, qd);
         add_bias(sg->k, L->bk, n, kvd);
         add_bias(sg->v, L->bv, n, kvd);
@@ -688,8 +695,8 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
 
         for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->ffn_norm->data, (int32_t)E, hp->rms_eps);
-        matmul(sg, L->w_gate, sg->xb, n, sg->g, nt);
-        matmul(sg, L->w_up, sg->xb, n, sg->u, nt);
+        matmul_parts(sg, (const gguf_tensor *const[]){L->w_gate, L->w_up}, (float *const[]){sg->g, sg->u}, 2, sg->xb,
+                     n, nt);
         for (int64_t j = 0; j < n * F; j++) {
             float a = sg->g[j];
             sg->g[j] = a / (1.0f + expf(-a)) * sg->u[j];

@@ -164,6 +164,58 @@ static void mm_item(void *ctx, int64_t i, int tid) {
     }
 }
 
+/* The thread count for a product: not more threads than there are row tiles; small products
+ * run on one thread. */
+static int mm_threads(const cpu_kernel *k, int64_t rows, int64_t cols, int64_t n_tokens, int n_threads) {
+    int nth = n_threads > 0 ? n_threads : 1;
+    const int64_t row_tiles = (rows + k->mr - 1) / k->mr;
+    if (nth > row_tiles) nth = (int)row_tiles;
+    if ((double)rows * (double)cols * (double)n_tokens < 32768.0) nth = 1;
+    return nth;
+}
+
+/* Fills j's weights, output and chunking for nth threads (activations: the caller's). Row
+ * chunks: whole tiles, about 8 per thread (so a thread the OS deschedules delays little), but
+ * no smaller than 32 KiB of weights per token chunk. Returns the number of items. */
+static int64_t mm_plan(mm_job *j, strata_type wtype, const void *w, int64_t rows, float *y, int nth) {
+    const cpu_kernel *k = j->k;
+    j->w = w;
+    j->y = y;
+    j->rows = rows;
+    j->wstride = strata_type_row_bytes(wtype, j->cols);
+    j->tchunk = token_chunk(j->xstride);
+    const int64_t row_tiles = (rows + k->mr - 1) / k->mr;
+    int64_t tiles_per = (row_tiles + 8 * nth - 1) / (8 * nth);
+    const int64_t min_tiles = (int64_t)((32u << 10) / (j->wstride * (size_t)k->mr)) + 1;
+    if (tiles_per < min_tiles) tiles_per = min_tiles;
+    if (nth == 1) tiles_per = row_tiles;
+    j->rchunk = tiles_per * k->mr;
+    j->n_rchunks = (rows + j->rchunk - 1) / j->rchunk;
+    return j->n_rchunks * ((j->n_tokens + j->tchunk - 1) / j->tchunk);
+}
+
+/* Quantizes the activations into j->wq (a few rows here, cheaper than a round trip through
+ * the pool; a batch split across the threads in groups of tokens). */
+static void mm_quantize(mm_job *j, cpu_isa isa, int nth) {
+    const cpu_kernel *k = j->k;
+    j->xq = (const uint8_t *)j->x;
+    if (k->act == CPU_ACT_F32) return;
+    STRATA_ASSERT(j->wq != NULL);
+    j->quant = cpu_quantize_act_scalar;
+#if defined(__x86_64__)
+    if (isa == CPU_ISA_AVX2) j->quant = cpu_quantize_act_avx2;
+    if (isa == CPU_ISA_AVX512) j->quant = cpu_quantize_act_avx512;
+#else
+    (void)isa;
+#endif
+    j->xq = j->wq;
+    j->qchunk = 4;
+    const int64_t nq = (j->n_tokens + j->qchunk - 1) / j->qchunk;
+    if (nth > 1 && nq > 1) cpu_parallel_for(nth, nq, mm_quant_item, j);
+    else
+        for (int64_t t = 0; t < j->n_tokens; t++) j->quant(k->act, j->x + t * j->cols, j->wq + t * j->xstride, j->cols);
+}
+
 void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols, const float *x,
                     int64_t n_tokens, float *y, void *work, int n_threads) {
     const cpu_kernel *k = kernel_for(isa, wtype);
@@ -173,44 +225,55 @@ void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows,
     if (rows == 0 || n_tokens == 0) return;
     if (isa > detected_isa) isa = detected_isa;
 
-    mm_job j = {.k = k, .w = w, .x = x, .xq = (const uint8_t *)x, .wq = work, .y = y, .rows = rows, .cols = cols,
-                .n_tokens = n_tokens};
-    j.wstride = strata_type_row_bytes(wtype, cols);
+    mm_job j = {.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens};
     j.xstride = cpu_act_row_bytes(k->act, cols);
-    const int quantize = k->act != CPU_ACT_F32;
-    if (quantize) STRATA_ASSERT(work != NULL);
-    j.quant = cpu_quantize_act_scalar;
-#if defined(__x86_64__)
-    if (isa == CPU_ISA_AVX2) j.quant = cpu_quantize_act_avx2;
-    if (isa == CPU_ISA_AVX512) j.quant = cpu_quantize_act_avx512;
-#endif
-    if (quantize) j.xq = j.wq;
+    const int nth = mm_threads(k, rows, cols, n_tokens, n_threads);
+    mm_quantize(&j, isa, nth);
+    cpu_parallel_for(nth, mm_plan(&j, wtype, w, rows, y, nth), mm_item, &j);
+}
 
-    int nth = n_threads > 0 ? n_threads : 1;
-    /* Not more threads than there are row tiles; small products run on one thread. */
-    const int64_t row_tiles = (rows + k->mr - 1) / k->mr;
-    if (nth > row_tiles) nth = (int)row_tiles;
-    if ((double)rows * (double)cols * (double)n_tokens < 32768.0) nth = 1;
+/* Several products as one pool job: item i belongs to the part p with first[p] <= i <
+ * first[p + 1]. */
+typedef struct {
+    mm_job jobs[CPU_MATMUL_MAX_PARTS];
+    int64_t first[CPU_MATMUL_MAX_PARTS + 1];
+    int n;
+} mm_group;
 
-    /* Activations: a few rows are quantized here (cheaper than a round trip through the
-     * pool); a batch is split across the threads in groups of tokens. */
-    if (quantize) {
-        j.qchunk = 4;
-        const int64_t nq = (n_tokens + j.qchunk - 1) / j.qchunk;
-        if (nth > 1 && nq > 1) cpu_parallel_for(nth, nq, mm_quant_item, &j);
-        else
-            for (int64_t t = 0; t < n_tokens; t++) j.quant(k->act, x + t * cols, j.wq + t * j.xstride, cols);
+static void mm_group_item(void *ctx, int64_t i, int tid) {
+    mm_group *g = ctx;
+    int p = 0;
+    while (i >= g->first[p + 1]) p++;
+    mm_item(&g->jobs[p], i - g->first[p], tid);
+}
+
+void cpu_matmul_parts(const cpu_matmul_part *parts, int n_parts, int64_t cols, const float *x, int64_t n_tokens,
+                      void *work, int n_threads) {
+    STRATA_ASSERT(n_parts >= 0 && n_parts <= CPU_MATMUL_MAX_PARTS);
+    if (n_parts == 0 || n_tokens == 0) return;
+    const cpu_isa isa = cpu_isa_detect();
+    mm_group g = {.n = n_parts};
+    int nth = 1, shared = 1;
+    for (int p = 0; p < n_parts; p++) {
+        const cpu_kernel *k = kernel_for(isa, parts[p].wtype);
+        STRATA_ASSERT(k != NULL);
+        STRATA_ASSERT(strata_type_row_ok(parts[p].wtype, cols) && parts[p].rows > 0);
+        if (k->act != kernel_for(isa, parts[0].wtype)->act) shared = 0;
+        const int t = mm_threads(k, parts[p].rows, cols, n_tokens, n_threads);
+        if (t > nth) nth = t;
+        g.jobs[p] = (mm_job){.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens};
+        g.jobs[p].xstride = cpu_act_row_bytes(k->act, cols);
     }
-
-    /* Row chunks: whole tiles, about 8 per thread (so a thread the OS deschedules delays
-     * little), but no smaller than 32 KiB of weights per token chunk. */
-    j.tchunk = token_chunk(j.xstride);
-    int64_t tiles_per = (row_tiles + 8 * nth - 1) / (8 * nth);
-    const int64_t min_tiles = (int64_t)((32u << 10) / (j.wstride * (size_t)k->mr)) + 1;
-    if (tiles_per < min_tiles) tiles_per = min_tiles;
-    if (nth == 1) tiles_per = row_tiles;
-    j.rchunk = tiles_per * k->mr;
-    j.n_rchunks = (rows + j.rchunk - 1) / j.rchunk;
-    const int64_t n_items = j.n_rchunks * ((n_tokens + j.tchunk - 1) / j.tchunk);
-    cpu_parallel_for(nth, n_items, mm_item, &j);
+    if (!shared) { /* different activation formats: one product after another */
+        for (int p = 0; p < n_parts; p++)
+            cpu_matmul_isa(isa, parts[p].wtype, parts[p].w, parts[p].rows, cols, x, n_tokens, parts[p].y, work,
+                           n_threads);
+        return;
+    }
+    mm_quantize(&g.jobs[0], isa, nth);
+    for (int p = 0; p < n_parts; p++) {
+        g.jobs[p].xq = g.jobs[0].xq;
+        g.first[p + 1] = g.first[p] + mm_plan(&g.jobs[p], parts[p].wtype, parts[p].w, parts[p].rows, parts[p].y, nth);
+    }
+    cpu_parallel_for(nth, g.first[n_parts], mm_group_item, &g);
 }

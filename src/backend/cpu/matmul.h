@@ -43,4 +43,21 @@ void cpu_matmul(strata_type wtype, const void *w, int64_t rows, int64_t cols,
 void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols,
                     const float *x, int64_t n_tokens, float *y, void *work, int n_threads);
 
+/* Several products of the same activations (a layer's Q, K and V; its gate and up): one
+ * quantization of x and one pool job over all their row tiles, instead of one of each per
+ * product (fewer waits for the slowest thread; the small K and V products share the
+ * threads with Q). Each part's y is as cpu_matmul would give it, bit for bit. Parts whose
+ * weights take different activation formats run one after another. work: the largest
+ * cpu_matmul_work_bytes of the parts. */
+#define CPU_MATMUL_MAX_PARTS 4
+typedef struct {
+    strata_type wtype;
+    const void *w;
+    int64_t rows; /* > 0 */
+    float *y;     /* n_tokens x rows */
+} cpu_matmul_part;
+
+void cpu_matmul_parts(const cpu_matmul_part *parts, int n_parts, int64_t cols, const float *x, int64_t n_tokens,
+                      void *work, int n_threads);
+
 #endif
