@@ -187,6 +187,50 @@ static void test_threads_bitwise_equal(void **state) {
     }
 }
 
+/* cpu_matmul_parts gives each part exactly what cpu_matmul gives it: parts sharing an
+ * activation format (Q4_K with Q6_K, as a Q4_K_M layer mixes them; three Q4_0 parts of
+ * different heights) and parts that do not (Q8_0 with F16: run one after another). */
+static void check_parts(const strata_type *types, const int64_t *rows, int n, int64_t ntok) {
+    const int64_t cols = 512;
+    problem p[CPU_MATMUL_MAX_PARTS];
+    cpu_matmul_part parts[CPU_MATMUL_MAX_PARTS];
+    float *want[CPU_MATMUL_MAX_PARTS];
+    size_t work_bytes = 1;
+    for (int i = 0; i < n; i++) {
+        problem_init(&p[i], types[i], rows[i], cols, ntok);
+        if (i > 0) memcpy(p[i].x, p[0].x, sizeof(float) * ntok * cols); /* one shared input */
+        want[i] = malloc(sizeof(float) * rows[i] * ntok);
+        cpu_matmul(types[i], p[i].w, rows[i], cols, p[0].x, ntok, want[i], p[i].work, 2);
+        parts[i] = (cpu_matmul_part){types[i], p[i].w, rows[i], malloc(sizeof(float) * rows[i] * ntok)};
+        const size_t wb = cpu_matmul_work_bytes(types[i], cols, ntok);
+        if (wb > work_bytes) work_bytes = wb;
+    }
+    void *work = malloc(work_bytes);
+    for (int threads = 1; threads <= 2; threads++) {
+        cpu_matmul_parts(parts, n, cols, p[0].x, ntok, work, threads);
+        for (int i = 0; i < n; i++) assert_memory_equal(parts[i].y, want[i], sizeof(float) * rows[i] * ntok);
+    }
+    free(work);
+    for (int i = 0; i < n; i++) {
+        free(parts[i].y);
+        free(want[i]);
+        problem_free(&p[i]);
+    }
+}
+
+static void test_parts_equal_single_products(void **state) {
+    (void)state;
+    const strata_type kq[] = {STRATA_TYPE_Q4_K, STRATA_TYPE_Q4_K, STRATA_TYPE_Q6_K};
+    const strata_type q40[] = {STRATA_TYPE_Q4_0, STRATA_TYPE_Q4_0, STRATA_TYPE_Q4_0};
+    const strata_type mixed[] = {STRATA_TYPE_Q8_0, STRATA_TYPE_F16};
+    const int64_t rows3[] = {96, 33, 40}, rows2[] = {70, 129};
+    for (int64_t ntok = 1; ntok <= 9; ntok += 8) {
+        check_parts(kq, rows3, 3, ntok);
+        check_parts(q40, rows3, 3, ntok);
+        check_parts(mixed, rows2, 2, ntok);
+    }
+}
+
 static void compare_isa(cpu_isa isa) {
     for (size_t i = 0; i < N_WTYPES; i++) {
         const strata_type t = wtypes[i];
@@ -276,6 +320,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_vs_reference),
         cmocka_unit_test(test_threads_bitwise_equal),
+        cmocka_unit_test(test_parts_equal_single_products),
         cmocka_unit_test(test_avx2_equals_scalar),
         cmocka_unit_test(test_avx512_equals_scalar),
     };
