@@ -11,8 +11,10 @@
  * Activation formats (bit-compatible with what the reference quantizes activations to,
  * with derived values stored alongside so kernels need no conversions):
  *   CPU_ACT_F32    float, as given                     (F32 weights)
- *   CPU_ACT_F16    IEEE half, round to nearest even     (F16 weights)
- *   CPU_ACT_BF16   bfloat16, round to nearest even      (BF16 weights)
+ *   CPU_ACT_F16    float, rounded to IEEE half (nearest even) and back (F16 weights)
+ *   CPU_ACT_BF16   float, rounded to bfloat16 (nearest even) and back   (BF16 weights)
+ * (the half-precision values kept as float, so that kernels do not convert an activation
+ * again for every weight row it meets)
  *   CPU_ACT_Q8     act_q8 blocks of 32: Q8_0 values     (Q4_0, Q5_0, Q8_0, IQ4_NL)
  *   CPU_ACT_Q8S    act_q8 blocks, with s rounded to fp16 as Q8_1 stores it (Q4_1, Q5_1)
  *   CPU_ACT_Q8K    block_q8_K                           (K-quants, IQ4_XS) */

@@ -17,7 +17,7 @@ size_t cpu_act_row_bytes(cpu_act act, int64_t cols) {
     switch (act) {
     case CPU_ACT_F32: return (size_t)cols * 4;
     case CPU_ACT_F16:
-    case CPU_ACT_BF16: return (size_t)cols * 2;
+    case CPU_ACT_BF16: return (size_t)cols * 4;
     case CPU_ACT_Q8:
     case CPU_ACT_Q8S: return (size_t)(cols / 32) * 40;
     case CPU_ACT_Q8K: return (size_t)(cols / QK_K) * sizeof(block_q8_K);
@@ -44,8 +44,12 @@ static void act_q8_block(const float *x, float *d_out, float *s_out, int8_t *qs,
 void cpu_quantize_act_scalar(cpu_act act, const float *x, void *dst, int64_t cols) {
     switch (act) {
     case CPU_ACT_F32: memcpy(dst, x, (size_t)cols * 4); break;
-    case CPU_ACT_F16: strata_quantize_row(STRATA_TYPE_F16, x, dst, cols); break;
-    case CPU_ACT_BF16: strata_quantize_row(STRATA_TYPE_BF16, x, dst, cols); break;
+    case CPU_ACT_F16:
+        for (int64_t i = 0; i < cols; i++) ((float *)dst)[i] = strata_fp16_to_f32(strata_f32_to_fp16(x[i]));
+        break;
+    case CPU_ACT_BF16:
+        for (int64_t i = 0; i < cols; i++) ((float *)dst)[i] = strata_bf16_to_f32(strata_f32_to_bf16(x[i]));
+        break;
     case CPU_ACT_Q8:
     case CPU_ACT_Q8S: {
         const int64_t nb = cols / 32;
@@ -79,10 +83,11 @@ static float dot_f16(int64_t n, const uint8_t *w, const uint8_t *x) {
     float acc[8] = {0};
     for (int64_t i = 0; i < n; i += 8)
         for (int k = 0; k < 8 && i + k < n; k++) {
-            uint16_t a, b;
+            uint16_t a;
+            float b;
             memcpy(&a, w + 2 * (i + k), 2);
-            memcpy(&b, x + 2 * (i + k), 2);
-            acc[k] += strata_fp16_to_f32(a) * strata_fp16_to_f32(b);
+            memcpy(&b, x + 4 * (i + k), 4);
+            acc[k] += strata_fp16_to_f32(a) * b;
         }
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
@@ -91,10 +96,11 @@ static float dot_bf16(int64_t n, const uint8_t *w, const uint8_t *x) {
     float acc[8] = {0};
     for (int64_t i = 0; i < n; i += 8)
         for (int k = 0; k < 8 && i + k < n; k++) {
-            uint16_t a, b;
+            uint16_t a;
+            float b;
             memcpy(&a, w + 2 * (i + k), 2);
-            memcpy(&b, x + 2 * (i + k), 2);
-            acc[k] += strata_bf16_to_f32(a) * strata_bf16_to_f32(b);
+            memcpy(&b, x + 4 * (i + k), 4);
+            acc[k] += strata_bf16_to_f32(a) * b;
         }
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
