@@ -207,7 +207,7 @@ int cmd_bench(int argc, char **argv) {
     /* Generation reads every weight once per token (the token embedding: one row, unless it
      * doubles as the output layer). Where the whole model runs on the CPU, that rate is put
      * against the read bandwidth the same number of threads measures (backend/cpu/bandwidth.h,
-     * 256 MiB, best of 3), on stderr so the table and the JSON stay as llama-bench prints them. */
+     * 512 MiB, best of 5), on stderr so the table and the JSON stay as llama-bench prints them. */
     bool cpu_only = true;
     for (int32_t j = 0; j < e->n_devs; j++)
         if (e->devs[j].backend && e->devs[j].backend->kind != BACKEND_DEVICE_CPU) cpu_only = false;
@@ -219,7 +219,7 @@ int cmd_bench(int argc, char **argv) {
             per_token -= dp->tok_embd->bytes - strata_type_row_bytes(dp->tok_embd->type, dp->tok_embd->ne[0]);
         const double gbs = res[i].mean * (double)per_token / 1e9;
         fprintf(stderr, "%s: %.3f GB of weights read per token, %.1f GB/s", res[i].name, per_token / 1e9, gbs);
-        const double bw = cpu_only ? cpu_read_bandwidth_gbps((size_t)256 << 20, rp->n_threads, 3) : 0;
+        const double bw = cpu_only ? cpu_read_bandwidth_gbps((size_t)512 << 20, rp->n_threads, 5) : 0;
         if (bw > 0) fprintf(stderr, ": %.0f%% of the %.1f GB/s read bandwidth of %d threads", 100 * gbs / bw, bw, rp->n_threads);
         fputc('\n', stderr);
     }

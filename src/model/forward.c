@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/vec.h"
 #include "backend/cpu/threadpool.h"
 #include "core/fp16.h"
 #include "model/model.h"
@@ -579,11 +580,8 @@ static void kv_store(const model_context *ctx, const model_segment *sg, int32_t 
                 memcpy(vb + row, vs, ctx->head_row);
                 break;
             case STRATA_TYPE_F16: {
-                uint16_t *kd = (uint16_t *)(kb + row), *vd = (uint16_t *)(vb + row);
-                for (int32_t j = 0; j < hp->head_dim; j++) {
-                    kd[j] = strata_f32_to_fp16(ks[j]);
-                    vd[j] = strata_f32_to_fp16(vs[j]);
-                }
+                cpu_vec_f32_to_f16(ks, (uint16_t *)(kb + row), hp->head_dim);
+                cpu_vec_f32_to_f16(vs, (uint16_t *)(vb + row), hp->head_dim);
                 break;
             }
             default:
@@ -612,7 +610,11 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
     void *work = sg->att_work + (size_t)h * sg->att_work_stride;
     const float scale = 1.0f / sqrtf((float)hd);
 
-    for (int32_t t = 0; t < n_kv; t++) strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, vf + (size_t)t * hd, hd);
+    if (ctx->p.kv_type == STRATA_TYPE_F16) /* the rows are contiguous: one vector conversion */
+        cpu_vec_f16_to_f32((const uint16_t *)vals, vf, (int64_t)n_kv * hd);
+    else
+        for (int32_t t = 0; t < n_kv; t++)
+            strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, vf + (size_t)t * hd, hd);
 
     /* Rows of the query block: (token i, head qh) pairs, token-major. */
     const int32_t total = n * group;
@@ -635,11 +637,10 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
                 s[t] *= scale;
                 if (s[t] > mx) mx = s[t];
             }
+            for (int32_t t = 0; t < nk; t++) s[t] -= mx;
+            cpu_vec_exp(s, nk);
             double sum = 0;
-            for (int32_t t = 0; t < nk; t++) {
-                s[t] = expf(s[t] - mx);
-                sum += s[t];
-            }
+            for (int32_t t = 0; t < nk; t++) sum += s[t];
             float inv = (float)(1.0 / sum);
             float *o = sg->att + ((size_t)i * hp->n_head + qh) * hd;
             for (int32_t j = 0; j < hd; j++) o[j] = 0;
@@ -697,10 +698,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->ffn_norm->data, (int32_t)E, hp->rms_eps);
         matmul_parts(sg, (const gguf_tensor *const[]){L->w_gate, L->w_up}, (float *const[]){sg->g, sg->u}, 2, sg->xb,
                      n, nt);
-        for (int64_t j = 0; j < n * F; j++) {
-            float a = sg->g[j];
-            sg->g[j] = a / (1.0f + expf(-a)) * sg->u[j];
-        }
+        cpu_vec_silu_mul(sg->g, sg->u, n * F);
         matmul(sg, L->w_down, sg->g, n, sg->xb, nt);
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
     }

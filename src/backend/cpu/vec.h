@@ -1,0 +1,31 @@
+/* Elementwise helpers of the CPU forward pass: half-precision conversion of KV-cache rows,
+ * the exponential of the attention softmax and the SwiGLU gate. Each has a portable scalar
+ * version (the reference) and an AVX2 one (vec_avx2.c), chosen once by CPUID as the matrix
+ * kernels are (cpu_isa_detect); tests/backend/test_vec.c holds them to each other. */
+#ifndef STRATA_BACKEND_CPU_VEC_H
+#define STRATA_BACKEND_CPU_VEC_H
+
+#include <stdint.h>
+
+/* IEEE half <-> float, round to nearest even (bit-identical to core/fp16.h for every value
+ * but NaN payloads). */
+void cpu_vec_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
+
+/* x[i] = e^x[i]. The SIMD version is within 2 ulp of expf for arguments in [-87, 88];
+ * below, it returns about 1e-38 where expf goes subnormal or 0 (negligible against the
+ * softmax's largest term, 1), above 88 it saturates at e^88. */
+void cpu_vec_exp(float *x, int64_t n);
+
+/* g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a): the SwiGLU feed-forward gate. */
+void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
+
+/* The scalar versions, for tests and benchmarks. */
+void cpu_vec_exp_scalar(float *x, int64_t n);
+void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
+void cpu_vec_exp_avx2(float *x, int64_t n);
+void cpu_vec_silu_mul_avx2(float *g, const float *u, int64_t n);
+void cpu_vec_f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n);
+void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
+
+#endif
