@@ -13,7 +13,8 @@
  * SIMD vs scalar: same activation bytes (checked exactly), same integer block sums, so the
  * results differ only by float summation order: tolerance 1e-5 * sum_i |w_i x_i|.
  * Thread counts: each output is computed by one thread with the same code, so 1 and 2
- * threads must agree bit for bit. */
+ * threads must agree bit for bit. A token alone (single-token tiles) and the same token in
+ * a batch (batch tiles) sum in different orders: they agree to float rounding. */
 #include "testdata.h"
 
 #include <math.h>

@@ -3,12 +3,11 @@
  * Work split (threads from backend/cpu/threadpool.c, not OpenMP): the activation rows are
  * quantized first into the caller's work buffer (by the caller alone for a few tokens, in
  * groups of tokens across the threads for a batch); then the product is cut into items of
- * (token chunk, row chunk) that the threads claim one at a time. Token chunks are small
- * enough for their quantized rows to stay in L2 while the weight rows stream through once
- * per chunk; row chunks are whole tiles, several per thread, so that a thread the OS
- * deschedules on a busy machine holds up little. Each output element is computed by one
- * tile call whose shape does not depend on the thread count, so results are the same for
- * any number of threads. */
+ * (token chunk, row chunk) that the threads claim one at a time. The weights stream through
+ * once per token chunk, so chunks are as long as the tiles take (see token_chunk); row
+ * chunks are whole tiles, several per thread, so that a thread the OS deschedules on a busy
+ * machine holds up little. Each output element is computed by one tile call whose shape
+ * does not depend on the thread count, so results are the same for any number of threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
