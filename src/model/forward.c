@@ -642,13 +642,8 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
             double sum = 0;
             for (int32_t t = 0; t < nk; t++) sum += s[t];
             float inv = (float)(1.0 / sum);
-            float *o = sg->att + ((size_t)i * hp->n_head + qh) * hd;
-            for (int32_t j = 0; j < hd; j++) o[j] = 0;
-            for (int32_t t = 0; t < nk; t++) {
-                float pt = s[t] * inv;
-                const float *vt = vf + (size_t)t * hd;
-                for (int32_t j = 0; j < hd; j++) o[j] += pt * vt[j];
-            }
+            for (int32_t t = 0; t < nk; t++) s[t] *= inv;
+            cpu_vec_weighted_rows(s, vf, nk, hd, sg->att + ((size_t)i * hp->n_head + qh) * hd);
         }
     }
 }

@@ -61,3 +61,19 @@ void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {
 #endif
     cpu_vec_silu_mul_scalar(g, u, n);
 }
+
+void cpu_vec_weighted_rows_scalar(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+    for (int64_t j = 0; j < dim; j++) out[j] = 0.0f;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < dim; j++) out[j] = fmaf(w[t], rows[t * dim + j], out[j]);
+}
+
+void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        cpu_vec_weighted_rows_avx2(w, rows, n, dim, out);
+        return;
+    }
+#endif
+    cpu_vec_weighted_rows_scalar(w, rows, n, dim, out);
+}

@@ -20,7 +20,13 @@ void cpu_vec_exp(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a): the SwiGLU feed-forward gate. */
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 
+/* out[j] = sum over t < n of w[t] * rows[t * dim + j], j < dim: the attention's weighted sum
+ * of value rows. Summed in t order per element (both versions; FMA in the SIMD one). */
+void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
+
 /* The scalar versions, for tests and benchmarks. */
+void cpu_vec_weighted_rows_scalar(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
+void cpu_vec_weighted_rows_avx2(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
 void cpu_vec_exp_scalar(float *x, int64_t n);
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
 void cpu_vec_exp_avx2(float *x, int64_t n);

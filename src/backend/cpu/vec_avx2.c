@@ -1,6 +1,7 @@
 /* AVX2 + FMA + F16C elementwise helpers (this file's name gives it those flags; see
  * cmake/modules.cmake). Called only when CPUID reports them (vec.c). */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/vec.h"
@@ -65,4 +66,30 @@ void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) dst[i] = strata_f32_to_fp16(src[i]);
+}
+
+/* Eight output vectors (64 floats) at a time stay in registers while the rows stream past:
+ * one broadcast and eight independent FMAs per row. */
+void cpu_vec_weighted_rows_avx2(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+    int64_t j0 = 0;
+    for (; j0 + 64 <= dim; j0 += 64) {
+        __m256 a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+        for (int64_t t = 0; t < n; t++) {
+            const __m256 wt = _mm256_broadcast_ss(w + t);
+            const float *r = rows + t * dim + j0;
+            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(r + 8 * k), a[k]);
+        }
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps(out + j0 + 8 * k, a[k]);
+    }
+    for (; j0 + 8 <= dim; j0 += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t t = 0; t < n; t++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_loadu_ps(rows + t * dim + j0), a);
+        _mm256_storeu_ps(out + j0, a);
+    }
+    for (; j0 < dim; j0++) {
+        float a = 0.0f;
+        for (int64_t t = 0; t < n; t++) a = fmaf(w[t], rows[t * dim + j0], a);
+        out[j0] = a;
+    }
 }
