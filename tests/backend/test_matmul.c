@@ -168,6 +168,10 @@ static void test_matmul_vs_reference(void **state) {
         check_against_reference(wtypes[i], 37, 512, 1, 1);
         check_against_reference(wtypes[i], 64, 256, 5, 2);
         check_against_reference(wtypes[i], 19, 768, 70, 2);
+        /* rows of 9 super-blocks (72 blocks, 2304 floats): the batch tiles' segments (4
+         * super-blocks, 32 blocks, 128 floats) run whole and partial; 21 rows leave partial
+         * groups of 8 and 16 */
+        check_against_reference(wtypes[i], 21, 2304, 6, 2);
     }
 }
 
