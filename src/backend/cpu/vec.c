@@ -2,16 +2,17 @@
 #include "backend/cpu/vec.h"
 
 #include <math.h>
+#include <pthread.h>
 
 #include "backend/cpu/matmul.h"
 #include "core/fp16.h"
 
-static int use_avx2(void) {
-#if defined(__x86_64__)
-    return cpu_isa_detect() >= CPU_ISA_AVX2;
-#else
-    return 0;
-#endif
+static void f16_to_f32_scalar(const uint16_t *src, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = strata_fp16_to_f32(src[i]);
+}
+
+static void f32_to_f16_scalar(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = strata_f32_to_fp16(src[i]);
 }
 
 void cpu_vec_exp_scalar(float *x, int64_t n) {
@@ -22,58 +23,60 @@ void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void cpu_vec_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
-#if defined(__x86_64__)
-    if (use_avx2()) {
-        cpu_vec_f16_to_f32_avx2(src, dst, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++) dst[i] = strata_fp16_to_f32(src[i]);
-}
-
-void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
-#if defined(__x86_64__)
-    if (use_avx2()) {
-        cpu_vec_f32_to_f16_avx2(src, dst, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++) dst[i] = strata_f32_to_fp16(src[i]);
-}
-
-void cpu_vec_exp(float *x, int64_t n) {
-#if defined(__x86_64__)
-    if (use_avx2()) {
-        cpu_vec_exp_avx2(x, n);
-        return;
-    }
-#endif
-    cpu_vec_exp_scalar(x, n);
-}
-
-void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {
-#if defined(__x86_64__)
-    if (use_avx2()) {
-        cpu_vec_silu_mul_avx2(g, u, n);
-        return;
-    }
-#endif
-    cpu_vec_silu_mul_scalar(g, u, n);
-}
-
 void cpu_vec_weighted_rows_scalar(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
     for (int64_t j = 0; j < dim; j++) out[j] = 0.0f;
     for (int64_t t = 0; t < n; t++)
         for (int64_t j = 0; j < dim; j++) out[j] = fmaf(w[t], rows[t * dim + j], out[j]);
 }
 
-void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+/* The versions in use, chosen once (like the matrix kernels' table). */
+static struct {
+    void (*f16_to_f32)(const uint16_t *, float *, int64_t);
+    void (*f32_to_f16)(const float *, uint16_t *, int64_t);
+    void (*exp)(float *, int64_t);
+    void (*silu_mul)(float *, const float *, int64_t);
+    void (*weighted_rows)(const float *, const float *, int64_t, int64_t, float *);
+} impl;
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static void choose(void) {
+    impl.f16_to_f32 = f16_to_f32_scalar;
+    impl.f32_to_f16 = f32_to_f16_scalar;
+    impl.exp = cpu_vec_exp_scalar;
+    impl.silu_mul = cpu_vec_silu_mul_scalar;
+    impl.weighted_rows = cpu_vec_weighted_rows_scalar;
 #if defined(__x86_64__)
-    if (use_avx2()) {
-        cpu_vec_weighted_rows_avx2(w, rows, n, dim, out);
-        return;
+    if (cpu_isa_detect() >= CPU_ISA_AVX2) {
+        impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
+        impl.f32_to_f16 = cpu_vec_f32_to_f16_avx2;
+        impl.exp = cpu_vec_exp_avx2;
+        impl.silu_mul = cpu_vec_silu_mul_avx2;
+        impl.weighted_rows = cpu_vec_weighted_rows_avx2;
     }
 #endif
-    cpu_vec_weighted_rows_scalar(w, rows, n, dim, out);
+}
+
+void cpu_vec_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
+    pthread_once(&impl_once, choose);
+    impl.f16_to_f32(src, dst, n);
+}
+
+void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
+    pthread_once(&impl_once, choose);
+    impl.f32_to_f16(src, dst, n);
+}
+
+void cpu_vec_exp(float *x, int64_t n) {
+    pthread_once(&impl_once, choose);
+    impl.exp(x, n);
+}
+
+void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {
+    pthread_once(&impl_once, choose);
+    impl.silu_mul(g, u, n);
+}
+
+void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+    pthread_once(&impl_once, choose);
+    impl.weighted_rows(w, rows, n, dim, out);
 }
