@@ -63,11 +63,12 @@ static void init_tables(void) {
     cpu_kernels_scalar(kernel_tables[CPU_ISA_SCALAR]);
 #if defined(__x86_64__)
     /* Each ISA's table starts from the one below it, so a type without a kernel of its
-     * own uses the best lower one. */
+     * own uses the best lower one. Even filling a table runs code compiled for its ISA (the
+     * compiler may use its instructions for the stores): only where the CPU has it. */
     memcpy(kernel_tables[CPU_ISA_AVX2], kernel_tables[CPU_ISA_SCALAR], sizeof kernel_tables[0]);
-    cpu_kernels_avx2(kernel_tables[CPU_ISA_AVX2]);
+    if (detected_isa >= CPU_ISA_AVX2) cpu_kernels_avx2(kernel_tables[CPU_ISA_AVX2]);
     memcpy(kernel_tables[CPU_ISA_AVX512], kernel_tables[CPU_ISA_AVX2], sizeof kernel_tables[0]);
-    cpu_kernels_avx512(kernel_tables[CPU_ISA_AVX512]);
+    if (detected_isa >= CPU_ISA_AVX512) cpu_kernels_avx512(kernel_tables[CPU_ISA_AVX512]);
 #else
     memcpy(kernel_tables[CPU_ISA_AVX2], kernel_tables[CPU_ISA_SCALAR], sizeof kernel_tables[0]);
     memcpy(kernel_tables[CPU_ISA_AVX512], kernel_tables[CPU_ISA_SCALAR], sizeof kernel_tables[0]);
