@@ -24,6 +24,8 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,14 +335,44 @@ static const char *content_text(const cJSON *content, char **owned) {
     return buf;
 }
 
-/* The chat family of the GGUF at path (from tokenizer.chat_template). */
+/* The chat family of the GGUF at path (from tokenizer.chat_template). Model paths are store
+ * blobs, named by the digest of their bytes, so a path's family never changes: it is read
+ * once and remembered (a header with a large vocabulary takes tens of milliseconds to parse,
+ * on every chat request otherwise). A small table, replaced round-robin when full. */
+enum { FAMILY_CACHE_SLOTS = 32 };
+static struct {
+    char path[512];
+    strata_chat_family fam;
+} family_cache[FAMILY_CACHE_SLOTS];
+static int family_cache_next;
+static pthread_mutex_t family_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static strata_chat_family detect_family(const char *path) {
+    const bool cacheable = strlen(path) < sizeof family_cache[0].path;
+    if (cacheable) {
+        pthread_mutex_lock(&family_cache_mu);
+        for (int i = 0; i < FAMILY_CACHE_SLOTS; i++)
+            if (strcmp(family_cache[i].path, path) == 0) {
+                const strata_chat_family fam = family_cache[i].fam;
+                pthread_mutex_unlock(&family_cache_mu);
+                return fam;
+            }
+        pthread_mutex_unlock(&family_cache_mu);
+    }
     gguf_file *f = NULL;
-    if (gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return STRATA_CHAT_UNKNOWN;
+    if (gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return STRATA_CHAT_UNKNOWN; /* not remembered */
     gguf_str s;
     strata_chat_family fam = STRATA_CHAT_UNKNOWN;
     if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
     gguf_close(f);
+    if (cacheable) {
+        pthread_mutex_lock(&family_cache_mu);
+        const int i = family_cache_next;
+        family_cache_next = (family_cache_next + 1) % FAMILY_CACHE_SLOTS;
+        snprintf(family_cache[i].path, sizeof family_cache[i].path, "%s", path);
+        family_cache[i].fam = fam;
+        pthread_mutex_unlock(&family_cache_mu);
+    }
     return fam;
 }
 
