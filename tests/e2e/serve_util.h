@@ -267,6 +267,29 @@ static inline void create_model(const test_server *s, const char *name, const ch
 }
 
 /* Number of models /api/ps lists; *names (optional) gets them joined by spaces. */
+/* Concatenates the given field (or field.sub) of every NDJSON line of a streamed reply into
+ * text; returns the last line's object (the caller frees it). */
+static inline cJSON *ndjson_collect(const char *body, const char *field, const char *sub, char *text, size_t cap) {
+    text[0] = 0;
+    cJSON *last = NULL;
+    const char *p = body;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        if (!nl) fail_msg("NDJSON line without a newline: %s", p);
+        char *line = strndup(p, (size_t)(nl - p));
+        cJSON *j = json_or_fail(line);
+        free(line);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, field);
+        if (sub) f = cJSON_GetObjectItemCaseSensitive(f, sub);
+        if (cJSON_IsString(f)) strncat(text, f->valuestring, cap - strlen(text) - 1);
+        cJSON_Delete(last);
+        last = j;
+        p = nl + 1;
+    }
+    if (!last) fail_msg("empty stream");
+    return last;
+}
+
 static inline int ps_count(const test_server *s, char *names, size_t cap) {
     char *out = NULL;
     assert_int_equal(http_json(s, "GET", "/api/ps", NULL, &out), 200);

@@ -9,28 +9,6 @@ static const char greedy_ref[] =
 
 #define GREEDY "\"options\":{\"temperature\":0,\"num_predict\":64}"
 
-/* Concatenates the given field of every NDJSON line; returns the last line's object. */
-static cJSON *ndjson_collect(const char *body, const char *field, const char *sub, char *text, size_t cap) {
-    text[0] = 0;
-    cJSON *last = NULL;
-    const char *p = body;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        if (!nl) fail_msg("NDJSON line without a newline: %s", p);
-        char *line = strndup(p, (size_t)(nl - p));
-        cJSON *j = json_or_fail(line);
-        free(line);
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, field);
-        if (sub) f = cJSON_GetObjectItemCaseSensitive(f, sub);
-        if (cJSON_IsString(f)) strncat(text, f->valuestring, cap - strlen(text) - 1);
-        cJSON_Delete(last);
-        last = j;
-        p = nl + 1;
-    }
-    if (!last) fail_msg("empty stream");
-    return last;
-}
-
 static void check_final_stats(const cJSON *j, bool with_context) {
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "done")));
     assert_non_null(jstr(j, "done_reason"));

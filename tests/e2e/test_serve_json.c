@@ -31,27 +31,6 @@ static void check_json(const char *text, const char *done_reason, strata_json_to
     }
 }
 
-/* Concatenates "response" (or message.content) over NDJSON lines; returns the last line. */
-static cJSON *ndjson_text(const char *body, bool chat, char *text, size_t cap) {
-    text[0] = 0;
-    cJSON *last = NULL;
-    for (const char *p = body; *p;) {
-        const char *nl = strchr(p, '\n');
-        if (!nl) fail_msg("NDJSON line without a newline: %s", p);
-        char *line = strndup(p, (size_t)(nl - p));
-        cJSON *j = json_or_fail(line);
-        free(line);
-        const cJSON *f = chat ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "message"), "content")
-                              : cJSON_GetObjectItemCaseSensitive(j, "response");
-        if (cJSON_IsString(f)) strncat(text, f->valuestring, cap - strlen(text) - 1);
-        cJSON_Delete(last);
-        last = j;
-        p = nl + 1;
-    }
-    if (!last) fail_msg("empty stream");
-    return last;
-}
-
 #define PROMPT "\"Lily said {\\\"name\\\": \\\"Lily\\\", \\\"age\\\": 3}. Tom said\""
 
 static void test_format_json(void **state) {
@@ -88,7 +67,7 @@ static void test_format_json(void **state) {
     /* Streamed: the pieces put together are the same JSON. */
     assert_int_equal(post(&s, "/api/generate", &out, "{\"model\":\"stories\",\"prompt\":" PROMPT ",\"format\":\"json\","
                                                     "\"options\":{\"temperature\":1,\"seed\":7,\"num_predict\":200}}"), 200);
-    j = ndjson_text(out, false, text, sizeof text);
+    j = ndjson_collect(out, "response", NULL, text, sizeof text);
     check_json(text, jstr(j, "done_reason"), STRATA_JSON_TOP_OBJECT);
     cJSON_Delete(j);
     free(out);
@@ -96,7 +75,7 @@ static void test_format_json(void **state) {
     /* /api/chat, streamed and not. */
     assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"stories\",\"format\":\"json\",\"messages\":[{\"role\":\"user\","
                                                 "\"content\":" PROMPT "}],\"options\":{\"temperature\":0,\"num_predict\":150}}"), 200);
-    j = ndjson_text(out, true, text, sizeof text);
+    j = ndjson_collect(out, "message", "content", text, sizeof text);
     check_json(text, jstr(j, "done_reason"), STRATA_JSON_TOP_OBJECT);
     cJSON_Delete(j);
     free(out);
