@@ -276,6 +276,22 @@ static strata_status carve(strata_device *dev, size_t bytes, const char *what, v
     return *out ? STRATA_OK : STRATA_ERR_NOMEM;
 }
 
+/* Copies the tensor *slot points at into the segment's arena, as record sg->copies[*k], and
+ * points *slot at that record. */
+static strata_status copy_tensor(model_segment *sg, const gguf_tensor **slot, const char *what, size_t *k) {
+    const gguf_tensor *t = *slot;
+    if (!t->data)
+        return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name, sg->dev->name);
+    void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, what);
+    if (!dst) return STRATA_ERR_NOMEM;
+    strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+    if (st != STRATA_OK) return st;
+    sg->copies[*k] = *t;
+    sg->copies[*k].data = dst;
+    *slot = &sg->copies[(*k)++];
+    return STRATA_OK;
+}
+
 /* Points the segment at its weights: the desc's mapped tensors, or, on a device that copies
  * them, one arena allocation per tensor filled with strata_device_copy_in (in slot order, the
  * order model_weight_arena_bytes counts them). */
@@ -295,35 +311,18 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         const gguf_tensor **slots[16];
         int ns = layer_slots(&sg->layers[i], slots);
         for (int j = 0; j < ns; j++) {
-            const gguf_tensor *t = *slots[j];
-            if (!t) continue;
-            if (!t->data)
-                return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name,
-                                   sg->dev->name);
-            void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, "weights");
-            if (!dst) return STRATA_ERR_NOMEM;
-            strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+            if (!*slots[j]) continue;
+            strata_status st = copy_tensor(sg, slots[j], "weights", &k);
             if (st != STRATA_OK) return st;
-            sg->copies[k] = *t;
-            sg->copies[k].data = dst;
-            *slots[j] = &sg->copies[k++];
         }
     }
     if (sg->has_output) {
         const gguf_tensor *outs[2] = {d->output_norm, d->output};
         const gguf_tensor **dsts[2] = {&sg->out_norm, &sg->out_w};
         for (int j = 0; j < 2; j++) {
-            const gguf_tensor *t = outs[j];
-            if (!t->data)
-                return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name,
-                                   sg->dev->name);
-            void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, "output weights");
-            if (!dst) return STRATA_ERR_NOMEM;
-            strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+            *dsts[j] = outs[j];
+            strata_status st = copy_tensor(sg, dsts[j], "output weights", &k);
             if (st != STRATA_OK) return st;
-            sg->copies[k] = *t;
-            sg->copies[k].data = dst;
-            *dsts[j] = &sg->copies[k++];
         }
     }
     sg->weights_bytes = sg->dev->arena.used - used0;
