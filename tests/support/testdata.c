@@ -26,6 +26,14 @@ char *testdata_path(const char *relative) {
     return p;
 }
 
+int testdata_has(const char *relative) {
+    char *path = testdata_path(relative);
+    struct stat st;
+    int found = path && stat(path, &st) == 0;
+    free(path);
+    return found;
+}
+
 int testdata_in_ci(void) {
     const char *ci = getenv("CI");
     return ci && strcmp(ci, "true") == 0;

@@ -17,6 +17,10 @@ const char *testdata_dir(void);
 char *testdata_path(const char *relative);
 /* True when running under CI=true. */
 int testdata_in_ci(void);
+/* True when testdata_dir()/relative exists. A test looping over many files uses it to run the
+ * files a partial copy of the data holds (a machine the whole folder cannot be carried to):
+ * a missing file is skipped with a message, except under CI=true, where it is a failure. */
+int testdata_has(const char *relative);
 /* Reads a whole file (malloc'd; caller frees); NULL on failure. */
 void *testdata_read_file(const char *path, size_t *size);
 
