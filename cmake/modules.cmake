@@ -14,11 +14,19 @@ function(strata_module name)
   add_library(strata_${name} STATIC ${_srcs})
   target_include_directories(strata_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
   target_link_libraries(strata_${name} PUBLIC ${M_DEPS})
+  set(_avx512 "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c;-mbmi2;-mprefer-vector-width=256")
+  if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
+    list(APPEND _avx512 "-mmove-max=256;-mstore-max=256") # inline memset/memcpy too (clang keeps them at 256)
+  endif()
   foreach(_f ${_srcs})
     if(_f MATCHES "_avx2\\.c$")
       set_source_files_properties(${_f} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mbmi2")
     elseif(_f MATCHES "_avx512\\.c$")
-      set_source_files_properties(${_f} PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c;-mbmi2")
+      # The kernels are written for 256-bit vectors (EVEX encoding, VNNI, 32 registers);
+      # -mprefer-vector-width=256 keeps the compiler from adding 512-bit instructions of its
+      # own (copies, vectorised loops), which on Intel can lower the core's clock for every
+      # thread's code after them.
+      set_source_files_properties(${_f} PROPERTIES COMPILE_OPTIONS "${_avx512}")
     endif()
   endforeach()
 endfunction()
