@@ -1,3 +1,7 @@
+include(CheckCCompilerFlag)
+# GCC 12+ lets inline copies be held to 256 bits as well; older GCC and clang lack the flag.
+check_c_compiler_flag("-mavx512f -mmove-max=256 -mstore-max=256" STRATA_CC_MOVE_MAX_256)
+
 # strata_module(NAME DEPS ...): a static library strata_NAME built from every .c file under
 # src/NAME. Files ending in _avx2.c / _avx512.c get the ISA flags for that file only, so the
 # rest of the binary stays portable and the kernels are chosen at run time by CPUID.
@@ -15,8 +19,8 @@ function(strata_module name)
   target_include_directories(strata_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
   target_link_libraries(strata_${name} PUBLIC ${M_DEPS})
   set(_avx512 "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c;-mbmi2;-mprefer-vector-width=256")
-  if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
-    list(APPEND _avx512 "-mmove-max=256;-mstore-max=256") # inline memset/memcpy too (clang keeps them at 256)
+  if(STRATA_CC_MOVE_MAX_256)
+    list(APPEND _avx512 "-mmove-max=256;-mstore-max=256") # inline memset/memcpy too (GCC 12 and later)
   endif()
   foreach(_f ${_srcs})
     if(_f MATCHES "_avx2\\.c$")
