@@ -628,7 +628,7 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
         }
         cpu_matmul(ctx->p.kv_type, keys, n_keys, hd, qg, nr, sc, work, 1);
         for (int32_t r = 0; r < nr; r++) {
-            int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
+            int32_t i = (r0 + r) / group;
             int32_t nk = pos + i + 1; /* causal: positions <= pos + i */
             float *s = sc + (size_t)r * n_keys;
             float mx = -INFINITY;
@@ -642,7 +642,16 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
             for (int32_t t = 0; t < nk; t++) sum += s[t];
             float inv = (float)(1.0 / sum);
             for (int32_t t = 0; t < nk; t++) s[t] *= inv;
-            cpu_vec_weighted_rows(s, vf, nk, hd, sg->att + ((size_t)i * hp->n_head + qh) * hd);
+        }
+        /* The block's rows of one token (consecutive query heads of this KV head) share
+         * their keys and values: their weighted sums of value rows go together. */
+        for (int32_t r = 0; r < nr;) {
+            const int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
+            int32_t m = 1;
+            while (r + m < nr && (r0 + r + m) / group == i) m++;
+            cpu_vec_weighted_rows(sc + (size_t)r * n_keys, n_keys, m, vf, pos + i + 1, hd,
+                                  sg->att + ((size_t)i * hp->n_head + qh) * hd, hd);
+            r += m;
         }
     }
 }

@@ -131,25 +131,31 @@ static void test_silu_mul(void **state) {
 }
 
 /* Both versions sum each element in row order with fused multiply-adds: equal bit for bit,
- * for head sizes that are whole 64-float blocks, 8-float blocks and neither. */
+ * for head sizes that are whole 64-float blocks, 16- and 8-float blocks and neither, and for
+ * 1 to 9 query rows (the SIMD version's groups of four and the rows left over), with strided
+ * weights and outputs. */
 static void test_weighted_rows(void **state) {
     (void)state;
     if (!have_avx2()) skip();
-    const int64_t dims[] = {64, 128, 80, 77, 5};
-    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-        const int64_t dim = dims[d], n = 301;
-        float *w = malloc(n * sizeof *w), *rows = malloc(n * dim * sizeof *rows);
-        float *want = malloc(dim * sizeof *want), *got = malloc(dim * sizeof *got);
-        for (int64_t t = 0; t < n; t++) w[t] = 1.0f / (float)(t + 3);
-        for (int64_t i = 0; i < n * dim; i++) rows[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
-        cpu_vec_weighted_rows_scalar(w, rows, n, dim, want);
-        cpu_vec_weighted_rows_avx2(w, rows, n, dim, got);
-        assert_memory_equal(got, want, dim * sizeof *got);
-        free(w);
-        free(rows);
-        free(want);
-        free(got);
-    }
+    const int64_t dims[] = {64, 128, 80, 77, 24, 5};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int64_t nw = 1; nw <= 9; nw += 2) {
+            const int64_t dim = dims[d], n = 301, w_stride = n + 3, out_stride = dim + 5;
+            float *w = malloc(nw * w_stride * sizeof *w), *rows = malloc(n * dim * sizeof *rows);
+            float *want = calloc(nw * out_stride, sizeof *want), *got = calloc(nw * out_stride, sizeof *got);
+            for (int64_t i = 0; i < nw * w_stride; i++) w[i] = 1.0f / (float)(i % 509 + 3);
+            for (int64_t i = 0; i < n * dim; i++) rows[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
+            cpu_vec_weighted_rows_scalar(w, w_stride, nw, rows, n, dim, want, out_stride);
+            cpu_vec_weighted_rows_avx2(w, w_stride, nw, rows, n, dim, got, out_stride);
+            assert_memory_equal(got, want, nw * out_stride * sizeof *got);
+            /* and a row's sums do not depend on how many rows come with it */
+            cpu_vec_weighted_rows_avx2(w + (nw - 1) * w_stride, w_stride, 1, rows, n, dim, got, out_stride);
+            assert_memory_equal(got, want + (nw - 1) * out_stride, dim * sizeof *got);
+            free(w);
+            free(rows);
+            free(want);
+            free(got);
+        }
 }
 
 int main(void) {

@@ -23,10 +23,15 @@ void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void cpu_vec_weighted_rows_scalar(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
-    for (int64_t j = 0; j < dim; j++) out[j] = 0.0f;
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t j = 0; j < dim; j++) out[j] = fmaf(w[t], rows[t * dim + j], out[j]);
+void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                  int64_t dim, float *out, int64_t out_stride) {
+    for (int64_t q = 0; q < nw; q++) {
+        const float *wq = w + q * w_stride;
+        float *o = out + q * out_stride;
+        for (int64_t j = 0; j < dim; j++) o[j] = 0.0f;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t j = 0; j < dim; j++) o[j] = fmaf(wq[t], rows[t * dim + j], o[j]);
+    }
 }
 
 /* The versions in use, chosen once (like the matrix kernels' table). */
@@ -35,7 +40,7 @@ static struct {
     void (*f32_to_f16)(const float *, uint16_t *, int64_t);
     void (*exp)(float *, int64_t);
     void (*silu_mul)(float *, const float *, int64_t);
-    void (*weighted_rows)(const float *, const float *, int64_t, int64_t, float *);
+    void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 } impl;
 static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
 
@@ -76,7 +81,8 @@ void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {
     impl.silu_mul(g, u, n);
 }
 
-void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
+void cpu_vec_weighted_rows(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n, int64_t dim,
+                           float *out, int64_t out_stride) {
     pthread_once(&impl_once, choose);
-    impl.weighted_rows(w, rows, n, dim, out);
+    impl.weighted_rows(w, w_stride, nw, rows, n, dim, out, out_stride);
 }

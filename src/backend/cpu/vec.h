@@ -20,13 +20,20 @@ void cpu_vec_exp(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a): the SwiGLU feed-forward gate. */
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 
-/* out[j] = sum over t < n of w[t] * rows[t * dim + j], j < dim: the attention's weighted sum
- * of value rows. Summed in t order per element (both versions; FMA in the SIMD one). */
-void cpu_vec_weighted_rows(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
+/* out[q * out_stride + j] = sum over t < n of w[q * w_stride + t] * rows[t * dim + j], for
+ * q < nw and j < dim: the attention's weighted sums of value rows, for nw query rows that
+ * share the rows (the query heads of one KV head, one token). Summed in t order per element
+ * (both versions; FMA in the SIMD one), so a row's result does not depend on nw. The SIMD
+ * version takes four query rows at a time, so that each value row it loads serves four
+ * (one query row at a time, the loads of rows from L2 bound it at half the FMA rate). */
+void cpu_vec_weighted_rows(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n, int64_t dim,
+                           float *out, int64_t out_stride);
 
 /* The scalar versions, for tests and benchmarks. */
-void cpu_vec_weighted_rows_scalar(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
-void cpu_vec_weighted_rows_avx2(const float *w, const float *rows, int64_t n, int64_t dim, float *out);
+void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                  int64_t dim, float *out, int64_t out_stride);
+void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_exp_scalar(float *x, int64_t n);
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
 void cpu_vec_exp_avx2(float *x, int64_t n);

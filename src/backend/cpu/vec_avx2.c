@@ -70,8 +70,8 @@ void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
 
 /* Eight output vectors (64 floats) at a time stay in registers while the rows stream past:
  * one broadcast and eight independent FMAs per row. */
-void cpu_vec_weighted_rows_avx2(const float *w, const float *rows, int64_t n, int64_t dim, float *out) {
-    int64_t j0 = 0;
+/* One query row, columns [j0, dim). */
+static void weighted_row(const float *w, const float *rows, int64_t n, int64_t dim, int64_t j0, float *out) {
     for (; j0 + 64 <= dim; j0 += 64) {
         __m256 a[8];
         for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
@@ -92,4 +92,39 @@ void cpu_vec_weighted_rows_avx2(const float *w, const float *rows, int64_t n, in
         for (int64_t t = 0; t < n; t++) a = fmaf(w[t], rows[t * dim + j0], a);
         out[j0] = a;
     }
+}
+
+void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                int64_t dim, float *out, int64_t out_stride) {
+    int64_t q = 0;
+    /* Four query rows x 16 columns: per value row two loads, four broadcasts and eight FMAs
+     * (eight accumulators in flight). */
+    for (; q + 4 <= nw; q += 4) {
+        const float *w0 = w + q * w_stride, *w1 = w0 + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+        float *o = out + q * out_stride;
+        int64_t j0 = 0;
+        for (; j0 + 16 <= dim; j0 += 16) {
+            __m256 a[4][2];
+            for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
+            for (int64_t t = 0; t < n; t++) {
+                const __m256 r0 = _mm256_loadu_ps(rows + t * dim + j0), r1 = _mm256_loadu_ps(rows + t * dim + j0 + 8);
+                const __m256 b0 = _mm256_broadcast_ss(w0 + t), b1 = _mm256_broadcast_ss(w1 + t);
+                const __m256 b2 = _mm256_broadcast_ss(w2 + t), b3 = _mm256_broadcast_ss(w3 + t);
+                a[0][0] = _mm256_fmadd_ps(b0, r0, a[0][0]);
+                a[0][1] = _mm256_fmadd_ps(b0, r1, a[0][1]);
+                a[1][0] = _mm256_fmadd_ps(b1, r0, a[1][0]);
+                a[1][1] = _mm256_fmadd_ps(b1, r1, a[1][1]);
+                a[2][0] = _mm256_fmadd_ps(b2, r0, a[2][0]);
+                a[2][1] = _mm256_fmadd_ps(b2, r1, a[2][1]);
+                a[3][0] = _mm256_fmadd_ps(b3, r0, a[3][0]);
+                a[3][1] = _mm256_fmadd_ps(b3, r1, a[3][1]);
+            }
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(o + i * out_stride + j0, a[i][0]);
+                _mm256_storeu_ps(o + i * out_stride + j0 + 8, a[i][1]);
+            }
+        }
+        for (int i = 0; i < 4; i++) weighted_row(w0 + i * w_stride, rows, n, dim, j0, o + i * out_stride);
+    }
+    for (; q < nw; q++) weighted_row(w + q * w_stride, rows, n, dim, 0, out + q * out_stride);
 }
