@@ -627,22 +627,8 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
             memcpy(qg + (size_t)r * hd, sg->q + ((size_t)i * hp->n_head + qh) * hd, (size_t)hd * sizeof(float));
         }
         cpu_matmul(ctx->p.kv_type, keys, n_keys, hd, qg, nr, sc, work, 1);
-        for (int32_t r = 0; r < nr; r++) {
-            int32_t i = (r0 + r) / group;
-            int32_t nk = pos + i + 1; /* causal: positions <= pos + i */
-            float *s = sc + (size_t)r * n_keys;
-            float mx = -INFINITY;
-            for (int32_t t = 0; t < nk; t++) {
-                s[t] *= scale;
-                if (s[t] > mx) mx = s[t];
-            }
-            for (int32_t t = 0; t < nk; t++) s[t] -= mx;
-            cpu_vec_exp(s, nk);
-            double sum = 0;
-            for (int32_t t = 0; t < nk; t++) sum += s[t];
-            float inv = (float)(1.0 / sum);
-            for (int32_t t = 0; t < nk; t++) s[t] *= inv;
-        }
+        for (int32_t r = 0; r < nr; r++) /* causal: token i sees positions <= pos + i */
+            cpu_vec_softmax(sc + (size_t)r * n_keys, pos + (r0 + r) / group + 1, scale);
         /* The block's rows of one token (consecutive query heads of this KV head) share
          * their keys and values: their weighted sums of value rows go together. */
         for (int32_t r = 0; r < nr;) {

@@ -130,6 +130,31 @@ static void test_silu_mul(void **state) {
     free(want);
 }
 
+/* The SIMD softmax against the scalar one: its exp is within 2 ulp of expf and it sums in
+ * eight double lanes instead of in order, so each weight may differ by a few ulp; the
+ * weights still sum to 1 within float rounding. Lengths with and without a tail, scores
+ * from large negative to large positive. */
+static void test_softmax(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    const int64_t lens[] = {1, 7, 8, 9, 64, 301, 4096};
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+        const int64_t n = lens[l];
+        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        for (int64_t i = 0; i < n; i++) a[i] = b[i] = (float)((i * 7919) % 2001 - 1000) * 0.05f;
+        cpu_vec_softmax_scalar(a, n, 0.125f);
+        cpu_vec_softmax_avx2(b, n, 0.125f);
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            assert_true(ulp_distance(a[i], b[i]) <= 4 || fabsf(a[i] - b[i]) < 1e-30f);
+            sum += b[i];
+        }
+        assert_true(fabs(sum - 1.0) < 1e-5);
+        free(a);
+        free(b);
+    }
+}
+
 /* Both versions sum each element in row order with fused multiply-adds: equal bit for bit,
  * for head sizes that are whole 64-float blocks, 16- and 8-float blocks and neither, and for
  * 1 to 9 query rows (the SIMD version's groups of four and the rows left over), with strided
@@ -163,6 +188,7 @@ int main(void) {
         cmocka_unit_test(test_half_conversions),
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_silu_mul),
+        cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_weighted_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,19 @@ void cpu_vec_exp_scalar(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = expf(x[i]);
 }
 
+void cpu_vec_softmax_scalar(float *x, int64_t n, float scale) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > mx) mx = x[i];
+    }
+    for (int64_t i = 0; i < n; i++) x[i] = expf(x[i] - mx);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += x[i];
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -39,6 +52,7 @@ static struct {
     void (*f16_to_f32)(const uint16_t *, float *, int64_t);
     void (*f32_to_f16)(const float *, uint16_t *, int64_t);
     void (*exp)(float *, int64_t);
+    void (*softmax)(float *, int64_t, float);
     void (*silu_mul)(float *, const float *, int64_t);
     void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 } impl;
@@ -48,6 +62,7 @@ static void choose(void) {
     impl.f16_to_f32 = f16_to_f32_scalar;
     impl.f32_to_f16 = f32_to_f16_scalar;
     impl.exp = cpu_vec_exp_scalar;
+    impl.softmax = cpu_vec_softmax_scalar;
     impl.silu_mul = cpu_vec_silu_mul_scalar;
     impl.weighted_rows = cpu_vec_weighted_rows_scalar;
 #if defined(__x86_64__)
@@ -55,6 +70,7 @@ static void choose(void) {
         impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
         impl.f32_to_f16 = cpu_vec_f32_to_f16_avx2;
         impl.exp = cpu_vec_exp_avx2;
+        impl.softmax = cpu_vec_softmax_avx2;
         impl.silu_mul = cpu_vec_silu_mul_avx2;
         impl.weighted_rows = cpu_vec_weighted_rows_avx2;
     }
@@ -74,6 +90,11 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
 void cpu_vec_exp(float *x, int64_t n) {
     pthread_once(&impl_once, choose);
     impl.exp(x, n);
+}
+
+void cpu_vec_softmax(float *x, int64_t n, float scale) {
+    pthread_once(&impl_once, choose);
+    impl.softmax(x, n, scale);
 }
 
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {

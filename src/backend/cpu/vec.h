@@ -17,6 +17,11 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
  * softmax's largest term, 1), above 88 it saturates at e^88. */
 void cpu_vec_exp(float *x, int64_t n);
 
+/* x[i] = e^(scale x[i] - m) / sum over j of e^(scale x[j] - m), m = max of scale x[j], in
+ * place: the attention's weights from its scores. The sum is accumulated in double (in t
+ * order in the scalar version, in 8 lanes in the SIMD one). */
+void cpu_vec_softmax(float *x, int64_t n, float scale);
+
 /* g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a): the SwiGLU feed-forward gate. */
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 
@@ -35,6 +40,8 @@ void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, 
 void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
                                 int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_exp_scalar(float *x, int64_t n);
+void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
+void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
 void cpu_vec_exp_avx2(float *x, int64_t n);
 void cpu_vec_silu_mul_avx2(float *g, const float *u, int64_t n);
