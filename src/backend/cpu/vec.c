@@ -51,7 +51,6 @@ void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, 
 static struct {
     void (*f16_to_f32)(const uint16_t *, float *, int64_t);
     void (*f32_to_f16)(const float *, uint16_t *, int64_t);
-    void (*exp)(float *, int64_t);
     void (*softmax)(float *, int64_t, float);
     void (*silu_mul)(float *, const float *, int64_t);
     void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
@@ -61,7 +60,6 @@ static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
 static void choose(void) {
     impl.f16_to_f32 = f16_to_f32_scalar;
     impl.f32_to_f16 = f32_to_f16_scalar;
-    impl.exp = cpu_vec_exp_scalar;
     impl.softmax = cpu_vec_softmax_scalar;
     impl.silu_mul = cpu_vec_silu_mul_scalar;
     impl.weighted_rows = cpu_vec_weighted_rows_scalar;
@@ -69,7 +67,6 @@ static void choose(void) {
     if (cpu_isa_detect() >= CPU_ISA_AVX2) {
         impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
         impl.f32_to_f16 = cpu_vec_f32_to_f16_avx2;
-        impl.exp = cpu_vec_exp_avx2;
         impl.softmax = cpu_vec_softmax_avx2;
         impl.silu_mul = cpu_vec_silu_mul_avx2;
         impl.weighted_rows = cpu_vec_weighted_rows_avx2;
@@ -85,11 +82,6 @@ void cpu_vec_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
 void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
     pthread_once(&impl_once, choose);
     impl.f32_to_f16(src, dst, n);
-}
-
-void cpu_vec_exp(float *x, int64_t n) {
-    pthread_once(&impl_once, choose);
-    impl.exp(x, n);
 }
 
 void cpu_vec_softmax(float *x, int64_t n, float scale) {

@@ -1,7 +1,8 @@
 /* Elementwise helpers of the CPU forward pass: half-precision conversion of KV-cache rows,
- * the exponential of the attention softmax and the SwiGLU gate. Each has a portable scalar
- * version (the reference) and an AVX2 one (vec_avx2.c), chosen once by CPUID as the matrix
- * kernels are (cpu_isa_detect); tests/backend/test_vec.c holds them to each other. */
+ * the attention's softmax and weighted sums of value rows, and the SwiGLU gate. Each has a
+ * portable scalar version (the reference) and an AVX2 one (vec_avx2.c), chosen once by CPUID
+ * as the matrix kernels are (cpu_isa_detect); tests/backend/test_vec.c holds them to each
+ * other. */
 #ifndef STRATA_BACKEND_CPU_VEC_H
 #define STRATA_BACKEND_CPU_VEC_H
 
@@ -11,11 +12,6 @@
  * but NaN payloads). */
 void cpu_vec_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
-
-/* x[i] = e^x[i]. The SIMD version is within 2 ulp of expf for arguments in [-87, 88];
- * below, it returns about 1e-38 where expf goes subnormal or 0 (negligible against the
- * softmax's largest term, 1), above 88 it saturates at e^88. */
-void cpu_vec_exp(float *x, int64_t n);
 
 /* x[i] = e^(scale x[i] - m) / sum over j of e^(scale x[j] - m), m = max of scale x[j], in
  * place: the attention's weights from its scores. The sum is accumulated in double (in t
@@ -39,6 +35,9 @@ void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, 
                                   int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
                                 int64_t dim, float *out, int64_t out_stride);
+/* x[i] = e^x[i] (the softmax's exponential). The SIMD version is within 2 ulp of expf for
+ * arguments in [-87, 88]; below, it returns about 1e-38 where expf goes subnormal or 0
+ * (negligible against the softmax's largest term, 1), above 88 it saturates at e^88. */
 void cpu_vec_exp_scalar(float *x, int64_t n);
 void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
 void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
