@@ -632,9 +632,8 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
         /* The block's rows of one token (consecutive query heads of this KV head) share
          * their keys and values: their weighted sums of value rows go together. */
         for (int32_t r = 0; r < nr;) {
-            const int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
-            int32_t m = 1;
-            while (r + m < nr && (r0 + r + m) / group == i) m++;
+            const int32_t i = (r0 + r) / group, ql = (r0 + r) % group, qh = h * group + ql;
+            const int32_t m = group - ql < nr - r ? group - ql : nr - r; /* this token's rows here */
             cpu_vec_weighted_rows(sc + (size_t)r * n_keys, n_keys, m, vf, pos + i + 1, hd,
                                   sg->att + ((size_t)i * hp->n_head + qh) * hd, hd);
             r += m;

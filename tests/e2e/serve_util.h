@@ -266,7 +266,6 @@ static inline void create_model(const test_server *s, const char *name, const ch
     free(path);
 }
 
-/* Number of models /api/ps lists; *names (optional) gets them joined by spaces. */
 /* Concatenates the given field (or field.sub) of every NDJSON line of a streamed reply into
  * text; returns the last line's object (the caller frees it). */
 static inline cJSON *ndjson_collect(const char *body, const char *field, const char *sub, char *text, size_t cap) {
@@ -290,6 +289,7 @@ static inline cJSON *ndjson_collect(const char *body, const char *field, const c
     return last;
 }
 
+/* Number of models /api/ps lists; *names (optional) gets them joined by spaces. */
 static inline int ps_count(const test_server *s, char *names, size_t cap) {
     char *out = NULL;
     assert_int_equal(http_json(s, "GET", "/api/ps", NULL, &out), 200);

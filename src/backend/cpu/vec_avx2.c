@@ -105,9 +105,8 @@ void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
     for (; i < n; i++) dst[i] = strata_f32_to_fp16(src[i]);
 }
 
-/* Eight output vectors (64 floats) at a time stay in registers while the rows stream past:
- * one broadcast and eight independent FMAs per row. */
-/* One query row, columns [j0, dim). */
+/* One query row, columns [j0, dim): eight output vectors (64 floats) at a time stay in
+ * registers while the rows stream past, one broadcast and eight independent FMAs per row. */
 static void weighted_row(const float *w, const float *rows, int64_t n, int64_t dim, int64_t j0, float *out) {
     for (; j0 + 64 <= dim; j0 += 64) {
         __m256 a[8];
