@@ -9,7 +9,17 @@
  * again only for job g + 2, after publishing g + 1). Stragglers that wake up late see
  * another generation in next and claim nothing. Each finished item increments `done`; the
  * caller returns when done reaches the item count, and resets it only after that, so no
- * item of an older job can still be counting. */
+ * item of an older job can still be counting.
+ *
+ * Ranged jobs (cpu_parallel_ranges) use the same counter to hand out seats instead of items:
+ * seat s owns the contiguous items [n s / nth, n (s + 1) / nth), kept as one word
+ * (back << 32 | front) in span[s]. Its owner takes items from the front, anyone who has run
+ * out takes them from the back, each by a compare-and-swap of that word. Seats carry no
+ * generation, so a straggler must never reach the spans of a later job: the caller, after
+ * its own work, closes the seating (next = (g, ALL_SEATED)) and then waits until every
+ * thread that took a seat has left (each adds 1 to `done` on leaving). By then no item is
+ * unclaimed (the caller's own pass took whatever the others left, unseated spans too) and
+ * none is still running. */
 #include "backend/cpu/threadpool.h"
 
 #include <limits.h>
@@ -30,7 +40,17 @@ typedef struct {
     _Atomic(void *) ctx;
     _Atomic int64_t n;
     _Atomic int nth;
+    _Atomic int ranged; /* a cpu_parallel_ranges job: next counts seats, not items */
 } job_slot;
+
+/* One seat's remaining items of a ranged job: back << 32 | front. A line of its own, so the
+ * owner's claims stay in its cache until someone comes to take from the back. */
+typedef struct {
+    _Alignas(64) _Atomic uint64_t span;
+} seat_span;
+
+/* The low half of next once a ranged job's caller has closed the seating. */
+#define ALL_SEATED 0xffffffffu
 
 typedef struct {
     pool *p;
@@ -52,6 +72,7 @@ struct pool {
     uint32_t miss; /* caller: bit k set if the k-th last job ran entirely on the caller */
     int n_workers;
     worker w[MAX_WORKERS];
+    seat_span seat[MAX_WORKERS + 1];
 };
 
 static _Thread_local pool *tls_pool;
@@ -106,7 +127,38 @@ static int spin_wait(pool *p, _Atomic uint32_t *word, uint32_t val, int cmp_eq) 
     }
 }
 
-/* Claims and runs items of job g until none is left; returns how many it ran. */
+/* Takes one item of span *sp (from the front for its owner, else from the back) into *item;
+ * returns 0 once the span is empty. */
+static int take_item(_Atomic uint64_t *sp, int from_front, uint32_t *item) {
+    uint64_t v = atomic_load_explicit(sp, memory_order_relaxed);
+    for (;;) {
+        const uint32_t front = (uint32_t)v, back = (uint32_t)(v >> 32);
+        if (front >= back) return 0;
+        const uint64_t to = from_front ? v + 1 : v - ((uint64_t)1 << 32);
+        if (atomic_compare_exchange_weak_explicit(sp, &v, to, memory_order_acq_rel, memory_order_relaxed)) {
+            *item = from_front ? front : back - 1;
+            return 1;
+        }
+    }
+}
+
+/* Runs seat `seat`'s items of a ranged job front to back, then takes from the back of every
+ * other seat's span in turn until all are empty; returns how many items it ran. */
+static int64_t run_seat(pool *p, cpu_parallel_fn fn, void *ctx, int nth, int seat, int tid) {
+    int64_t ran = 0;
+    uint32_t i;
+    for (int k = 0; k < nth; k++) {
+        const int s = (seat + k) % nth;
+        while (take_item(&p->seat[s].span, k == 0, &i)) {
+            fn(ctx, (int64_t)i, tid);
+            ran++;
+        }
+    }
+    return ran;
+}
+
+/* Claims and runs items of job g until none is left (for a ranged job: takes a seat and runs
+ * it, then leaves); returns how many items it ran. */
 static int64_t run_items(pool *p, uint32_t g, int tid) {
     job_slot *s = &p->slot[g & 1];
     int64_t ran = 0;
@@ -117,10 +169,20 @@ static int64_t run_items(pool *p, uint32_t g, int tid) {
             const cpu_parallel_fn fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
             void *ctx = atomic_load_explicit(&s->ctx, memory_order_relaxed);
             const int64_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
+            const int nth = atomic_load_explicit(&s->nth, memory_order_relaxed);
+            const int ranged = atomic_load_explicit(&s->ranged, memory_order_relaxed);
             const uint32_t i = (uint32_t)v;
-            if ((int64_t)i >= n) return ran;
+            if ((int64_t)i >= (ranged ? nth : n)) return ran;
             if (atomic_compare_exchange_weak_explicit(&p->next, &v, v + 1, memory_order_acq_rel,
                                                       memory_order_acquire)) {
+                if (ranged) {
+                    ran = run_seat(p, fn, ctx, nth, (int)i, tid);
+                    if (tid != 0) { /* the caller does not count itself: it is the one waiting */
+                        atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst);
+                        if (atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst)) futex_wake(&p->done);
+                    }
+                    return ran;
+                }
                 fn(ctx, (int64_t)i, tid);
                 const uint32_t d = atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst) + 1;
                 if ((int64_t)d == n && atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
@@ -190,7 +252,7 @@ static pool *get_pool(void) {
 
 int cpu_parallel_in_job(void) { return tls_in_job; }
 
-void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
+static void parallel_job(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx, int ranged) {
     if (n <= 0) return;
     int nth = n_threads;
     if (nth > MAX_WORKERS + 1) nth = MAX_WORKERS + 1;
@@ -221,6 +283,12 @@ void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
     atomic_store_explicit(&s->ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&s->n, n, memory_order_relaxed);
     atomic_store_explicit(&s->nth, nth, memory_order_relaxed);
+    atomic_store_explicit(&s->ranged, ranged, memory_order_relaxed);
+    if (ranged)
+        for (int k = 0; k < nth; k++) {
+            const uint64_t front = (uint64_t)(n * k / nth), back = (uint64_t)(n * (k + 1) / nth);
+            atomic_store_explicit(&p->seat[k].span, back << 32 | front, memory_order_relaxed);
+        }
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->next, (uint64_t)g << 32, memory_order_seq_cst);
     atomic_store_explicit(&p->gen, g, memory_order_seq_cst);
@@ -245,11 +313,25 @@ void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
         }
     }
 
-    /* wait for the items other threads are still running */
+    /* wait for the items other threads are still running (ranged: for the threads that took
+     * a seat, once no more can) */
+    uint32_t until = (uint32_t)n;
+    if (ranged) {
+        const uint64_t v = atomic_exchange_explicit(&p->next, (uint64_t)g << 32 | ALL_SEATED, memory_order_seq_cst);
+        until = (uint32_t)v - 1; /* seats taken, the caller's own excepted */
+    }
     uint32_t d = atomic_load_explicit(&p->done, memory_order_acquire);
-    if ((int64_t)d == n) return;
-    if (spin_wait(p, &p->done, (uint32_t)n, 1)) return;
+    if (d == until) return;
+    if (spin_wait(p, &p->done, until, 1)) return;
     atomic_store_explicit(&p->caller_sleeping, 1, memory_order_seq_cst);
-    while ((int64_t)(d = atomic_load_explicit(&p->done, memory_order_seq_cst)) != n) futex_wait(&p->done, d);
+    while ((d = atomic_load_explicit(&p->done, memory_order_seq_cst)) != until) futex_wait(&p->done, d);
     atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);
+}
+
+void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
+    parallel_job(n_threads, n, fn, ctx, 0);
+}
+
+void cpu_parallel_ranges(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx) {
+    parallel_job(n_threads, n, fn, ctx, 1);
 }

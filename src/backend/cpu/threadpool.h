@@ -28,6 +28,15 @@ typedef void (*cpu_parallel_fn)(void *ctx, int64_t i, int tid);
 
 void cpu_parallel_for(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx);
 
+/* The same contract as cpu_parallel_for, but [0, n) is first cut into n_threads contiguous
+ * ranges, one per thread, which each runs in order; a thread that finishes its range takes
+ * items from the back of the others'. A thread thus reads neighbouring items one after
+ * another (one memory stream, which the hardware prefetcher keeps up with) and claims them
+ * without touching a line the others use, while a descheduled thread still holds up at most
+ * the item it is running. For items too short to amortize a shared counter, such as the row
+ * chunks of one token's matrix-vector product. */
+void cpu_parallel_ranges(int n_threads, int64_t n, cpu_parallel_fn fn, void *ctx);
+
 /* True while the calling thread is running an item of a cpu_parallel_for job. */
 int cpu_parallel_in_job(void);
 
