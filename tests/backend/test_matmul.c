@@ -168,6 +168,7 @@ static void test_matmul_vs_reference(void **state) {
         check_against_reference(wtypes[i], 37, 512, 1, 1);
         check_against_reference(wtypes[i], 64, 256, 5, 2);
         check_against_reference(wtypes[i], 19, 768, 70, 2);
+        check_against_reference(wtypes[i], 11, 512, 133, 2); /* two token chunks (128 + 5) */
         /* rows of 9 super-blocks (72 blocks, 2304 floats): the batch tiles' segments (4
          * super-blocks, 32 blocks, 128 floats) run whole and partial; 21 rows leave partial
          * groups of 8 and 16 */
@@ -246,7 +247,7 @@ static void test_parts_equal_single_products(void **state) {
 static void compare_isa(cpu_isa isa) {
     for (size_t i = 0; i < N_WTYPES; i++) {
         const strata_type t = wtypes[i];
-        const int64_t shapes[][3] = {{1, 256, 1}, {7, 512, 1}, {33, 1024, 3}, {45, 512, 13}, {16, 2048, 67}, {6, 4352, 6}};
+        const int64_t shapes[][3] = {{1, 256, 1}, {7, 512, 1}, {33, 1024, 3}, {45, 512, 13}, {16, 2048, 67}, {6, 4352, 6}, {9, 512, 131}};
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2];
             problem p;
