@@ -493,13 +493,6 @@ int32_t model_logits_count(const model_context *ctx) { return ctx->n_out; }
 
 /* ---- building blocks -------------------------------------------------------------- */
 
-static void rms_norm(float *y, const float *x, const float *w, int32_t n, float eps) {
-    double ss = 0;
-    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (int32_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
-}
-
 static void matmul(const model_segment *sg, const gguf_tensor *w, const float *x, int32_t n, float *y, int nt) {
     cpu_matmul(w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
 }
@@ -559,7 +552,7 @@ static void head_norm(const model_hparams *hp, float *v, int32_t n, int32_t n_he
     if (!w) return;
     for (int32_t i = 0; i < n * n_heads; i++) {
         float *x = v + (size_t)i * hp->head_dim;
-        rms_norm(x, x, w->data, hp->head_dim, hp->rms_eps);
+        cpu_vec_rms_norm(x, x, w->data, hp->head_dim, hp->rms_eps);
     }
 }
 
@@ -664,7 +657,8 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
     rope_table(ctx, sg->rope, n, pos);
     for (int32_t il = sg->layer_start; il < sg->layer_end; il++) {
         const model_layer *L = &sg->layers[il - sg->layer_start];
-        for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->attn_norm->data, (int32_t)E, hp->rms_eps);
+        for (int32_t i = 0; i < n; i++)
+            cpu_vec_rms_norm(sg->xb + i * E, sg->x + i * E, L->attn_norm->data, E, hp->rms_eps);
         matmul_parts(sg, (const gguf_tensor *const[]){L->wq, L->wk, L->wv}, (float *const[]){sg->q, sg->k, sg->v}, 3,
                      sg->xb, n, nt);
         add_bias(sg->q, L->bq, n, qd);
@@ -683,7 +677,8 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         for (int64_t j = 0; j < n * E; j++) sg->x[j] += sg->xb[j];
 
-        for (int32_t i = 0; i < n; i++) rms_norm(sg->xb + i * E, sg->x + i * E, L->ffn_norm->data, (int32_t)E, hp->rms_eps);
+        for (int32_t i = 0; i < n; i++)
+            cpu_vec_rms_norm(sg->xb + i * E, sg->x + i * E, L->ffn_norm->data, E, hp->rms_eps);
         matmul_parts(sg, (const gguf_tensor *const[]){L->w_gate, L->w_up}, (float *const[]){sg->g, sg->u}, 2, sg->xb,
                      n, nt);
         cpu_vec_silu_mul(sg->g, sg->u, n * F);
@@ -725,13 +720,14 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
     /* Every token's output-norm state, when embeddings are kept. */
     if (sg->hidden) {
         for (int32_t i = 0; i < n; i++)
-            rms_norm(sg->hidden + i * E, sg->x + i * E, sg->out_norm->data, (int32_t)E, hp->rms_eps);
+            cpu_vec_rms_norm(sg->hidden + i * E, sg->x + i * E, sg->out_norm->data, E, hp->rms_eps);
         ctx->n_hidden = n;
     }
     /* Output layer: only the rows whose logits are kept. */
     int32_t n_out = n < ctx->p.n_logits ? n : ctx->p.n_logits;
     const float *xl = sg->x + (size_t)(n - n_out) * E;
-    for (int32_t i = 0; i < n_out; i++) rms_norm(sg->xb + i * E, xl + i * E, sg->out_norm->data, (int32_t)E, hp->rms_eps);
+    for (int32_t i = 0; i < n_out; i++)
+        cpu_vec_rms_norm(sg->xb + i * E, xl + i * E, sg->out_norm->data, E, hp->rms_eps);
     matmul(sg, sg->out_w, sg->xb, n_out, sg->logits, ctx->p.n_threads);
     ctx->n_out = n_out;
     return STRATA_OK;

@@ -155,6 +155,42 @@ static void test_softmax(void **state) {
     }
 }
 
+/* RMS norm, both versions against the formula in long double: the float steps (x * s, then
+ * times w) each round once, and s itself may be 1 ulp off (its double sum, rounded to float),
+ * so each result is within 3 ulp. Lengths around the SIMD version's 16- and 8-float steps
+ * and model widths; magnitudes from 1e-3 to 1e3 within a row; in place (y = x) as well. */
+static void test_rms_norm(void **state) {
+    (void)state;
+    const int64_t lens[] = {1, 7, 8, 15, 16, 17, 33, 64, 2048, 5000};
+    const float eps = 1e-6f;
+    for (int avx = 0; avx < 2; avx++) {
+        if (avx && !have_avx2()) continue;
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            const int64_t n = lens[l];
+            float *x = malloc(n * sizeof *x), *w = malloc(n * sizeof *w), *y = malloc(n * sizeof *y);
+            for (int64_t i = 0; i < n; i++) {
+                x[i] = (float)((i * 7919) % 2001 - 1000) * powf(10.0f, (float)(i % 7) - 3.0f) * 1e-3f;
+                w[i] = 0.5f + (float)((i * 104729) % 1000) * 1e-3f;
+            }
+            long double ss = 0;
+            for (int64_t i = 0; i < n; i++) ss += (long double)x[i] * x[i];
+            const long double s = 1.0L / sqrtl(ss / n + eps);
+            (avx ? cpu_vec_rms_norm_avx2 : cpu_vec_rms_norm_scalar)(y, x, w, n, eps);
+            for (int64_t i = 0; i < n; i++) {
+                const float want = (float)((long double)x[i] * s * w[i]);
+                if (ulp_distance(y[i], want) > 3)
+                    fail_msg("%s, n %lld, element %lld: %.9g, want %.9g", avx ? "avx2" : "scalar", (long long)n,
+                             (long long)i, y[i], want);
+            }
+            (avx ? cpu_vec_rms_norm_avx2 : cpu_vec_rms_norm_scalar)(x, x, w, n, eps); /* in place */
+            assert_memory_equal(x, y, n * sizeof *x);
+            free(x);
+            free(w);
+            free(y);
+        }
+    }
+}
+
 /* Both versions sum each element in row order with fused multiply-adds: equal bit for bit,
  * for head sizes that are whole 64-float blocks, 16- and 8-float blocks and neither, and for
  * 1 to 9 query rows (the SIMD version's groups of four and the rows left over), with strided
@@ -189,6 +225,7 @@ int main(void) {
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_silu_mul),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_rms_norm),
         cmocka_unit_test(test_weighted_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

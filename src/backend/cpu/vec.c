@@ -32,6 +32,13 @@ void cpu_vec_softmax_scalar(float *x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+void cpu_vec_rms_norm_scalar(float *y, const float *x, const float *w, int64_t n, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -52,6 +59,7 @@ static struct {
     void (*f16_to_f32)(const uint16_t *, float *, int64_t);
     void (*f32_to_f16)(const float *, uint16_t *, int64_t);
     void (*softmax)(float *, int64_t, float);
+    void (*rms_norm)(float *, const float *, const float *, int64_t, float);
     void (*silu_mul)(float *, const float *, int64_t);
     void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 } impl;
@@ -61,6 +69,7 @@ static void choose(void) {
     impl.f16_to_f32 = f16_to_f32_scalar;
     impl.f32_to_f16 = f32_to_f16_scalar;
     impl.softmax = cpu_vec_softmax_scalar;
+    impl.rms_norm = cpu_vec_rms_norm_scalar;
     impl.silu_mul = cpu_vec_silu_mul_scalar;
     impl.weighted_rows = cpu_vec_weighted_rows_scalar;
 #if defined(__x86_64__)
@@ -68,6 +77,7 @@ static void choose(void) {
         impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
         impl.f32_to_f16 = cpu_vec_f32_to_f16_avx2;
         impl.softmax = cpu_vec_softmax_avx2;
+        impl.rms_norm = cpu_vec_rms_norm_avx2;
         impl.silu_mul = cpu_vec_silu_mul_avx2;
         impl.weighted_rows = cpu_vec_weighted_rows_avx2;
     }
@@ -87,6 +97,11 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
 void cpu_vec_softmax(float *x, int64_t n, float scale) {
     pthread_once(&impl_once, choose);
     impl.softmax(x, n, scale);
+}
+
+void cpu_vec_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps) {
+    pthread_once(&impl_once, choose);
+    impl.rms_norm(y, x, w, n, eps);
 }
 
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n) {

@@ -18,6 +18,12 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
  * order in the scalar version, in 8 lanes in the SIMD one). */
 void cpu_vec_softmax(float *x, int64_t n, float scale);
 
+/* y[i] = x[i] * s * w[i] with s = 1 / sqrt(mean of x[j]^2 + eps), as float (x[i] * s first):
+ * RMS normalization. The squares are summed in double (in order in the scalar version, in
+ * four lanes of four accumulators in the SIMD one, whose scale may therefore differ in the
+ * last bit; each y[i] is then computed the same way). y may be x. */
+void cpu_vec_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps);
+
 /* g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a): the SwiGLU feed-forward gate. */
 void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 
@@ -40,6 +46,8 @@ void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, co
  * (negligible against the softmax's largest term, 1), above 88 it saturates at e^88. */
 void cpu_vec_exp_scalar(float *x, int64_t n);
 void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
+void cpu_vec_rms_norm_scalar(float *y, const float *x, const float *w, int64_t n, float eps);
+void cpu_vec_rms_norm_avx2(float *y, const float *x, const float *w, int64_t n, float eps);
 void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
 void cpu_vec_exp_avx2(float *x, int64_t n);
