@@ -726,6 +726,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         silu_gate(sg->g, sg->u, n, F, nt);
         matmul(sg, L->w_down, sg->g, n, sg->xb, nt);
     }
+    /* and the last layer's joins it here */
     if (sg->layer_end > sg->layer_start) add_norm(sg->x, sg->xb, NULL, NULL, n, E, 0.0f, nt);
 }
 

@@ -184,12 +184,12 @@ static int mm_threads(const cpu_kernel *k, int64_t rows, int64_t cols, int64_t n
 /* Fills j's weights, output and chunking for nth threads (activations: the caller's). Returns
  * the number of items.
  *
- * A job of one token chunk (a decode step) streams each weight once, doing little arithmetic
- * per byte: it runs as a ranged job (cpu_parallel_ranges), in items of about 32 per thread but
- * no less than 8 KiB of weights. Each thread then streams one contiguous run of rows and
- * claims its items without contention. Handing those out one at a time from the shared
- * counter instead cost Q4_0 and Q4_K_M generation 4-6 %, and even 8 larger items per thread
- * from it cost as much (measured: tg64, 2 threads).
+ * A job of one token chunk (a decode step, or a prompt of up to a chunk) streams each weight
+ * once: it runs as a ranged job (cpu_parallel_ranges), in items of about 32 per thread but no
+ * less than 8 KiB of weights. Each thread then streams one contiguous run of rows and claims
+ * its items without contention. Taking 8 larger items per thread from the shared counter
+ * instead (the plan below) made Q4_0 and Q4_K_M generation about 3 % slower (tg64, 2 threads,
+ * means of runs in ABBA order), and more, smaller items from it slower still.
  *
  * Other jobs take row chunks from the shared counter in order, so that the threads work on
  * one token chunk at a time and share its activations: whole tiles, about 8 per thread (so a
