@@ -38,6 +38,13 @@ void cpu_vec_exp_avx2(float *x, int64_t n) {
     }
 }
 
+/* The sum of four double lanes, pairwise: (l0 + l1) + (l2 + l3). */
+static inline double hsum_pd(__m256d v) {
+    double l[4];
+    _mm256_storeu_pd(l, v);
+    return (l[0] + l[1]) + (l[2] + l[3]);
+}
+
 void cpu_vec_softmax_avx2(float *x, int64_t n, float scale) {
     int64_t i = 0;
     const __m256 sv = _mm256_set1_ps(scale);
@@ -65,9 +72,7 @@ void cpu_vec_softmax_avx2(float *x, int64_t n, float scale) {
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
     }
-    double lanes[4];
-    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
-    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    double sum = hsum_pd(_mm256_add_pd(s0, s1));
     for (; i < n; i++) sum += x[i];
     const float inv = (float)(1.0 / sum);
     const __m256 iv = _mm256_set1_ps(inv);
@@ -86,9 +91,7 @@ void cpu_vec_rms_norm_avx2(float *y, const float *x, const float *w, int64_t n, 
             const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k));
             s[k] = _mm256_fmadd_pd(v, v, s[k]);
         }
-    double lanes[4];
-    _mm256_storeu_pd(lanes, _mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3])));
-    double ss = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    double ss = hsum_pd(_mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3])));
     for (; i < n; i++) ss += (double)x[i] * x[i];
     const float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
     const __m256 sv = _mm256_set1_ps(scale);
