@@ -36,23 +36,24 @@ void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 void cpu_vec_weighted_rows(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n, int64_t dim,
                            float *out, int64_t out_stride);
 
-/* The scalar versions, for tests and benchmarks. */
+/* The scalar versions (the references) and the AVX2 ones, for tests and benchmarks. */
+void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
+void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
+void cpu_vec_rms_norm_scalar(float *y, const float *x, const float *w, int64_t n, float eps);
+void cpu_vec_rms_norm_avx2(float *y, const float *x, const float *w, int64_t n, float eps);
+void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
+void cpu_vec_silu_mul_avx2(float *g, const float *u, int64_t n);
 void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
                                   int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
                                 int64_t dim, float *out, int64_t out_stride);
+void cpu_vec_f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n);
+void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
+
 /* x[i] = e^x[i] (the softmax's exponential). The SIMD version is within 2 ulp of expf for
  * arguments in [-87, 88]; below, it returns about 1e-38 where expf goes subnormal or 0
  * (negligible against the softmax's largest term, 1), above 88 it saturates at e^88. */
 void cpu_vec_exp_scalar(float *x, int64_t n);
-void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
-void cpu_vec_rms_norm_scalar(float *y, const float *x, const float *w, int64_t n, float eps);
-void cpu_vec_rms_norm_avx2(float *y, const float *x, const float *w, int64_t n, float eps);
-void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
-void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);
 void cpu_vec_exp_avx2(float *x, int64_t n);
-void cpu_vec_silu_mul_avx2(float *g, const float *u, int64_t n);
-void cpu_vec_f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n);
-void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
 
 #endif
