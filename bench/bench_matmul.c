@@ -1,14 +1,17 @@
 /* Kernel benchmark: cpu_matmul throughput per weight type.
  *
  *   bench_matmul [-r ROWS] [-c COLS] [-p PROMPT_TOKENS] [-t THREADS,...] [-T TYPE,...] [--isa scalar|avx2|avx512]
+ *                [--repack]
  *
  * Generation (1 token): weight bytes streamed per second, over enough copies of the matrix
  * (>= 256 MiB in all) that they come from memory, not cache; printed next to a plain
  * streaming read of the same buffer size (the bound). Prompt (-p tokens, default 512): the
  * product's multiply-adds per second (best call of those run in the time given) (GOP/s = 2 * rows * cols * tokens / s) and the
  * equivalent tokens/s of a 1.1e9-weight model. Default shape 5632 x 2048 (TinyLlama's
- * ffn_up/ffn_gate). */
+ * ffn_up/ffn_gate). --repack: the types with a load-time layout (backend/cpu/repack.h) are
+ * measured in it, as the CPU runs them after loading a model. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 
 #include "backend/cpu/bandwidth.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/repack.h"
 #include "tensor/quant.h"
 
 static double now(void) {
@@ -37,11 +41,13 @@ int main(int argc, char **argv) {
     int threads[8] = {1, 2}, nthreads = 2;
     const char *types_arg = "Q4_0,Q8_0,Q4_K,Q5_K,Q6_K,F16,F32";
     cpu_isa isa = cpu_isa_detect();
+    bool repack = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-r") && i + 1 < argc) rows = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-c") && i + 1 < argc) cols = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) ptok = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--repack")) repack = true;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             nthreads = 0;
             for (char *s = argv[++i]; *s && nthreads < 8;) {
@@ -52,7 +58,7 @@ int main(int argc, char **argv) {
             const char *n = argv[++i];
             isa = !strcmp(n, "scalar") ? CPU_ISA_SCALAR : !strcmp(n, "avx2") ? CPU_ISA_AVX2 : CPU_ISA_AVX512;
         } else {
-            fprintf(stderr, "usage: %s [-r ROWS] [-c COLS] [-p TOKENS] [-t T1,T2] [-T TYPE,...] [--isa NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-r ROWS] [-c COLS] [-p TOKENS] [-t T1,T2] [-T TYPE,...] [--isa NAME] [--repack]\n", argv[0]);
             return 2;
         }
     }
@@ -86,18 +92,27 @@ int main(int argc, char **argv) {
         /* quantize 64 distinct rows, then tile them (quantizing 11M values per K-type is slow) */
         for (int64_t r = 0; r < 64 && r < rows; r++) strata_quantize_row(t, wf + r * cols, w + r * rb, cols);
         for (int64_t r = 64; r < rows; r++) memcpy(w + r * rb, w + (r % 64) * rb, rb);
+        const bool packed = repack && cpu_repack_applies(t, rows, cols);
+        if (packed) {
+            uint8_t *tmp = malloc(mbytes);
+            cpu_repack(t, w, tmp, rows, cols);
+            memcpy(w, tmp, mbytes);
+            free(tmp);
+        }
         for (int c = 1; c < copies; c++) memcpy(w + c * mbytes, w, mbytes);
+        void (*const product)(cpu_isa, strata_type, const void *, int64_t, int64_t, const float *, int64_t, float *,
+                              void *, int) = packed ? cpu_matmul_repacked : cpu_matmul_isa;
         void *work = malloc(cpu_matmul_work_bytes(t, cols, ptok) + 64);
         for (int ti = 0; ti < nthreads; ti++) {
             const int th = threads[ti];
             /* generation: one token, cycling through the copies; the best per-call time
              * (the machine may be shared: the minimum is the least disturbed run) */
-            cpu_matmul_isa(isa, t, w, rows, cols, x, 1, y, work, th);
+            product(isa, t, w, rows, cols, x, 1, y, work, th);
             int iters = 0;
             double tg_s = 1e9, start = now();
             do {
                 double t0 = now();
-                cpu_matmul_isa(isa, t, w + (size_t)(iters % copies) * mbytes, rows, cols, x, 1, y, work, th);
+                product(isa, t, w + (size_t)(iters % copies) * mbytes, rows, cols, x, 1, y, work, th);
                 double dt = now() - t0;
                 if (dt < tg_s) tg_s = dt;
                 iters++;
@@ -107,12 +122,12 @@ int main(int argc, char **argv) {
             start = now();
             do {
                 double t0 = now();
-                cpu_matmul_isa(isa, t, w, rows, cols, x, ptok, y, work, th);
+                product(isa, t, w, rows, cols, x, ptok, y, work, th);
                 double dt = now() - t0;
                 if (dt < pp_s) pp_s = dt;
             } while (now() - start < 1.5);
             const double gops = 2.0 * rows * cols * ptok / pp_s / 1e9;
-            printf("%-6s %8.1f %4d %10.1f %6.0f%% %9.3f %10.1f %12.1f\n", name, mbytes / 1048576.0, th,
+            printf("%-6s%c%8.1f %4d %10.1f %6.0f%% %9.3f %10.1f %12.1f\n", name, packed ? '*' : ' ', mbytes / 1048576.0, th,
                    mbytes / tg_s / 1e9, 100.0 * mbytes / tg_s / 1e9 / bw[ti], tg_s * 1e3, gops, gops * 1e9 / (2.0 * 1.1e9));
             fflush(stdout);
         }

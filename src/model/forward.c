@@ -501,7 +501,7 @@ static void matmul(const model_segment *sg, const gguf_tensor *w, const float *x
 static void matmul_parts(const model_segment *sg, const gguf_tensor *const *ws, float *const *ys, int n_parts,
                          const float *x, int32_t n, int nt) {
     cpu_matmul_part parts[CPU_MATMUL_MAX_PARTS];
-    for (int i = 0; i < n_parts; i++) parts[i] = (cpu_matmul_part){ws[i]->type, ws[i]->data, ws[i]->ne[1], ys[i]};
+    for (int i = 0; i < n_parts; i++) parts[i] = (cpu_matmul_part){ws[i]->type, ws[i]->data, ws[i]->ne[1], ys[i], false};
     cpu_matmul_parts(parts, n_parts, ws[0]->ne[0], x, n, sg->work, nt);
 }
 

@@ -20,10 +20,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/repack.h"
 #include "core/fp16.h"
+#include "tensor/blocks.h"
 #include "tensor/quant.h"
 
 static const strata_type wtypes[] = {
@@ -202,8 +205,10 @@ static void test_threads_bitwise_equal(void **state) {
 
 /* cpu_matmul_parts gives each part exactly what cpu_matmul gives it: parts sharing an
  * activation format (Q4_K with Q6_K, as a Q4_K_M layer mixes them; three Q4_0 parts of
- * different heights) and parts that do not (Q8_0 with F16: run one after another). */
-static void check_parts(const strata_type *types, const int64_t *rows, int n, int64_t ntok) {
+ * different heights) and parts that do not (Q8_0 with F16: run one after another). With
+ * `repack`, the parts of a type with a repacked layout are repacked (as the CPU keeps them
+ * after loading) and compared with cpu_matmul_repacked. */
+static void check_parts(const strata_type *types, const int64_t *rows, int n, int64_t ntok, bool repack) {
     const int64_t cols = 512;
     problem p[CPU_MATMUL_MAX_PARTS];
     cpu_matmul_part parts[CPU_MATMUL_MAX_PARTS];
@@ -213,8 +218,18 @@ static void check_parts(const strata_type *types, const int64_t *rows, int n, in
         problem_init(&p[i], types[i], rows[i], cols, ntok);
         if (i > 0) memcpy(p[i].x, p[0].x, sizeof(float) * ntok * cols); /* one shared input */
         want[i] = malloc(sizeof(float) * rows[i] * ntok);
-        cpu_matmul(types[i], p[i].w, rows[i], cols, p[0].x, ntok, want[i], p[i].work, 2);
-        parts[i] = (cpu_matmul_part){types[i], p[i].w, rows[i], malloc(sizeof(float) * rows[i] * ntok)};
+        const bool packed = repack && cpu_repack_applies(types[i], rows[i], cols);
+        if (packed) {
+            const size_t bytes = strata_type_row_bytes(types[i], cols) * rows[i];
+            uint8_t *wr = malloc(bytes);
+            cpu_repack(types[i], p[i].w, wr, rows[i], cols);
+            memcpy(p[i].w, wr, bytes);
+            free(wr);
+            cpu_matmul_repacked(cpu_isa_detect(), types[i], p[i].w, rows[i], cols, p[0].x, ntok, want[i], p[i].work, 2);
+        } else {
+            cpu_matmul(types[i], p[i].w, rows[i], cols, p[0].x, ntok, want[i], p[i].work, 2);
+        }
+        parts[i] = (cpu_matmul_part){types[i], p[i].w, rows[i], malloc(sizeof(float) * rows[i] * ntok), packed};
         const size_t wb = cpu_matmul_work_bytes(types[i], cols, ntok);
         if (wb > work_bytes) work_bytes = wb;
     }
@@ -238,10 +253,83 @@ static void test_parts_equal_single_products(void **state) {
     const strata_type mixed[] = {STRATA_TYPE_Q8_0, STRATA_TYPE_F16};
     const int64_t rows3[] = {96, 33, 40}, rows2[] = {70, 129};
     for (int64_t ntok = 1; ntok <= 9; ntok += 8) {
-        check_parts(kq, rows3, 3, ntok);
-        check_parts(q40, rows3, 3, ntok);
-        check_parts(mixed, rows2, 2, ntok);
+        check_parts(kq, rows3, 3, ntok, false);
+        check_parts(kq, rows3, 3, ntok, true);
+        check_parts(q40, rows3, 3, ntok, false);
+        check_parts(mixed, rows2, 2, ntok, false);
     }
+}
+
+/* Fails unless y and want agree to `rel` of their size (plus `rel` absolute, for sums that
+ * cancel to near zero). */
+static void expect_close(const char *what, const float *y, const float *want, int64_t n, float rel) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(y[i] - want[i]) <= rel * (fabsf(want[i]) + 1.0f))) {
+            print_error("%s: output %lld: %.9g, expected %.9g\n", what, (long long)i, y[i], want[i]);
+            fail();
+        }
+}
+
+/* Q4_K repacked in groups of 8 rows (backend/cpu/repack.h), on quantized weights and on
+ * weights whose scale and quant bytes are random (every 6-bit scale and min pattern):
+ *   - every row's super-blocks read back from the layout equal the originals, and a tail of
+ *     rows past the last group keeps the plain layout;
+ *   - the scalar tile on the layout gives the same bits as on the plain layout (it reads each
+ *     super-block back and sums it the same way);
+ *   - the SIMD tiles give the same bits on 1 and 2 threads, and agree with the plain
+ *     layout's scalar result to float rounding (the integer sums are exact; only the order
+ *     in which the float terms are added differs), for single tokens and batches of up to
+ *     two token chunks. */
+static void test_repacked_q4_k(void **state) {
+    (void)state;
+    const int64_t shapes[][3] = {{8, 256, 1}, {37, 512, 1}, {64, 2304, 5}, {21, 768, 70}, {150, 512, 9}, {24, 1024, 133}};
+    for (int scramble = 0; scramble <= 1; scramble++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2], nsb = cols / 256;
+            problem p;
+            problem_init(&p, STRATA_TYPE_Q4_K, rows, cols, ntok);
+            block_q4_K *blocks = (block_q4_K *)p.w;
+            if (scramble)
+                for (int64_t b = 0; b < rows * nsb; b++) {
+                    for (int k = 0; k < K_SCALE_SIZE; k++) blocks[b].scales[k] = (uint8_t)(uni() * 256);
+                    for (int k = 0; k < QK_K / 2; k++) blocks[b].qs[k] = (uint8_t)(uni() * 256);
+                }
+            assert_true(cpu_repack_applies(STRATA_TYPE_Q4_K, rows, cols));
+            const size_t row_bytes = strata_type_row_bytes(STRATA_TYPE_Q4_K, cols), bytes = row_bytes * rows;
+            uint8_t *wr = malloc(bytes);
+            cpu_repack(STRATA_TYPE_Q4_K, p.w, wr, rows, cols);
+            for (int64_t r = 0; r < rows / 8 * 8; r++)
+                for (int64_t i = 0; i < nsb; i++) {
+                    block_q4_K back;
+                    cpu_repack_q4_k_row_block(wr + (size_t)(r / 8) * 8 * row_bytes + (size_t)i * REPACK_Q4K_GROUP_BLOCK,
+                                              (int)(r % 8), &back);
+                    assert_memory_equal(&back, &blocks[r * nsb + i], sizeof back);
+                }
+            const size_t tail = (size_t)(rows / 8 * 8) * row_bytes;
+            assert_memory_equal(wr + tail, p.w + tail, bytes - tail);
+
+            const size_t out = sizeof(float) * rows * ntok;
+            float *plain = malloc(out), *packed = malloc(out), *packed2 = malloc(out);
+            cpu_matmul_isa(CPU_ISA_SCALAR, STRATA_TYPE_Q4_K, p.w, rows, cols, p.x, ntok, plain, p.work, 1);
+            cpu_matmul_repacked(CPU_ISA_SCALAR, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed, p.work, 2);
+            assert_memory_equal(plain, packed, out);
+            for (cpu_isa isa = CPU_ISA_AVX2; isa <= cpu_isa_detect(); isa++) {
+                cpu_matmul_repacked(isa, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed, p.work, 1);
+                cpu_matmul_repacked(isa, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed2, p.work, 2);
+                assert_memory_equal(packed, packed2, out);
+                char what[96];
+                snprintf(what, sizeof what, "%s, %lld x %lld, %lld tokens%s", cpu_isa_name(isa), (long long)rows,
+                         (long long)cols, (long long)ntok, scramble ? ", random bytes" : "");
+                expect_close(what, packed, plain, rows * ntok, 1e-5f);
+            }
+            free(wr);
+            free(plain);
+            free(packed);
+            free(packed2);
+            problem_free(&p);
+        }
+    assert_false(cpu_repack_applies(STRATA_TYPE_Q4_K, 7, 256));
+    assert_false(cpu_repack_applies(STRATA_TYPE_Q6_K, 64, 256));
 }
 
 static void compare_isa(cpu_isa isa) {
@@ -334,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_vs_reference),
         cmocka_unit_test(test_threads_bitwise_equal),
         cmocka_unit_test(test_parts_equal_single_products),
+        cmocka_unit_test(test_repacked_q4_k),
         cmocka_unit_test(test_avx2_equals_scalar),
         cmocka_unit_test(test_avx512_equals_scalar),
     };

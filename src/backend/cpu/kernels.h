@@ -49,6 +49,10 @@ typedef struct {
     cpu_tile_fn tile;
     int mr;     /* most rows per tile */
     int nt_max; /* most tokens per tile */
+    /* Weights repacked in groups of 8 rows (backend/cpu/repack.h), or NULL where the type has
+     * no such layout: called at the start of a group with whole groups (nr a multiple of 8,
+     * and mr is then one too). */
+    cpu_tile_fn tile_x8;
 } cpu_kernel;
 
 size_t cpu_act_row_bytes(cpu_act act, int64_t cols);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/repack.h"
 #include "core/fp16.h"
 #include "core/status.h"
 #include "tensor/quant.h"
@@ -251,28 +252,52 @@ static float dot_q3_k(int64_t n, const uint8_t *w, const uint8_t *x) {
     return sum;
 }
 
+/* One super-block's term of a Q4_K row's dot product (shared by both layouts' tiles, so that
+ * they give the same bits). */
+static inline float q4_k_block_dot(const block_q4_K *bw, const block_q8_K *bx) {
+    int isum = 0, msum = 0;
+    for (int g = 0; g < 8; g++) {
+        uint8_t sc, m;
+        k_get_scale_min(g, bw->scales, &sc, &m);
+        const uint8_t *q = bw->qs + 32 * (g / 2);
+        const int8_t *a = bx->qs + 32 * g;
+        int s = 0;
+        if (g % 2 == 0)
+            for (int l = 0; l < 32; l++) s += (q[l] & 0x0f) * a[l];
+        else
+            for (int l = 0; l < 32; l++) s += (q[l] >> 4) * a[l];
+        isum += sc * s;
+        msum += m * (bx->bsums[2 * g] + bx->bsums[2 * g + 1]);
+    }
+    return bx->d * strata_fp16_to_f32(bw->d) * (float)isum - bx->d * strata_fp16_to_f32(bw->dmin) * (float)msum;
+}
+
 static float dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q4_K *bw = (const block_q4_K *)w;
     const block_q8_K *bx = (const block_q8_K *)x;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        int isum = 0, msum = 0;
-        for (int g = 0; g < 8; g++) {
-            uint8_t sc, m;
-            k_get_scale_min(g, bw[i].scales, &sc, &m);
-            const uint8_t *q = bw[i].qs + 32 * (g / 2);
-            const int8_t *a = bx[i].qs + 32 * g;
-            int s = 0;
-            if (g % 2 == 0)
-                for (int l = 0; l < 32; l++) s += (q[l] & 0x0f) * a[l];
-            else
-                for (int l = 0; l < 32; l++) s += (q[l] >> 4) * a[l];
-            isum += sc * s;
-            msum += m * (bx[i].bsums[2 * g] + bx[i].bsums[2 * g + 1]);
-        }
-        sum += bx[i].d * strata_fp16_to_f32(bw[i].d) * (float)isum - bx[i].d * strata_fp16_to_f32(bw[i].dmin) * (float)msum;
-    }
+    for (int64_t i = 0; i < n / QK_K; i++) sum += q4_k_block_dot(bw + i, bx + i);
     return sum;
+}
+
+/* Q4_K repacked x8 (repack.h): nr is a multiple of 8, whole groups. Each row's super-block is
+ * read back into the Q4_K layout and taken as dot_q4_k takes it. */
+static void tile_q4_k_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,
+                         float *y, size_t ys) {
+    STRATA_ASSERT(nr % 8 == 0);
+    const int64_t nsb = cols / QK_K;
+    for (int g = 0; g < nr / 8; g++)
+        for (int r = 0; r < 8; r++)
+            for (int t = 0; t < nt; t++) {
+                const block_q8_K *bx = (const block_q8_K *)(x + t * xs);
+                float sum = 0.0f;
+                for (int64_t i = 0; i < nsb; i++) {
+                    block_q4_K b;
+                    cpu_repack_q4_k_row_block(w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q4K_GROUP_BLOCK, r, &b);
+                    sum += q4_k_block_dot(&b, bx + i);
+                }
+                y[t * ys + 8 * g + r] = sum;
+            }
 }
 
 static float dot_q5_k(int64_t n, const uint8_t *w, const uint8_t *x) {
@@ -368,19 +393,19 @@ SCALAR_TILE(q6_k)
 SCALAR_TILE(iq4_xs)
 
 void cpu_kernels_scalar(cpu_kernel t[STRATA_TYPE_COUNT]) {
-    t[STRATA_TYPE_F32] = (cpu_kernel){CPU_ACT_F32, tile_f32, 1, 1};
-    t[STRATA_TYPE_F16] = (cpu_kernel){CPU_ACT_F16, tile_f16, 1, 1};
-    t[STRATA_TYPE_BF16] = (cpu_kernel){CPU_ACT_BF16, tile_bf16, 1, 1};
-    t[STRATA_TYPE_Q8_0] = (cpu_kernel){CPU_ACT_Q8, tile_q8_0, 1, 1};
-    t[STRATA_TYPE_Q4_0] = (cpu_kernel){CPU_ACT_Q8, tile_q4_0, 1, 1};
-    t[STRATA_TYPE_Q4_1] = (cpu_kernel){CPU_ACT_Q8S, tile_q4_1, 1, 1};
-    t[STRATA_TYPE_Q5_0] = (cpu_kernel){CPU_ACT_Q8, tile_q5_0, 1, 1};
-    t[STRATA_TYPE_Q5_1] = (cpu_kernel){CPU_ACT_Q8S, tile_q5_1, 1, 1};
-    t[STRATA_TYPE_IQ4_NL] = (cpu_kernel){CPU_ACT_Q8, tile_iq4_nl, 1, 1};
-    t[STRATA_TYPE_Q2_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q2_k, 1, 1};
-    t[STRATA_TYPE_Q3_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q3_k, 1, 1};
-    t[STRATA_TYPE_Q4_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q4_k, 1, 1};
-    t[STRATA_TYPE_Q5_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q5_k, 1, 1};
-    t[STRATA_TYPE_Q6_K] = (cpu_kernel){CPU_ACT_Q8K, tile_q6_k, 1, 1};
-    t[STRATA_TYPE_IQ4_XS] = (cpu_kernel){CPU_ACT_Q8K, tile_iq4_xs, 1, 1};
+    t[STRATA_TYPE_F32] = (cpu_kernel){.act = CPU_ACT_F32, .tile = tile_f32, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_F16] = (cpu_kernel){.act = CPU_ACT_F16, .tile = tile_f16, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_BF16] = (cpu_kernel){.act = CPU_ACT_BF16, .tile = tile_bf16, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q8_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q8_0, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q4_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q4_0, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q4_1] = (cpu_kernel){.act = CPU_ACT_Q8S, .tile = tile_q4_1, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q5_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q5_0, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q5_1] = (cpu_kernel){.act = CPU_ACT_Q8S, .tile = tile_q5_1, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_IQ4_NL] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_iq4_nl, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q2_K] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_q2_k, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q3_K] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_q3_k, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q4_K] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_q4_k, .mr = 8, .nt_max = 1, .tile_x8 = tile_q4_k_x8};
+    t[STRATA_TYPE_Q5_K] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_q5_k, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q6_K] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_q6_k, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_IQ4_XS] = (cpu_kernel){.act = CPU_ACT_Q8K, .tile = tile_iq4_xs, .mr = 1, .nt_max = 1};
 }

@@ -9,6 +9,7 @@
  * machine holds up little. Each output element is computed by one tile call whose shape
  * does not depend on the thread count, so results are the same for any number of threads. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,7 @@ typedef struct {
     uint8_t *wq;
     float *y;
     int64_t rows, cols, n_tokens;
+    bool repacked; /* weights in the x8 layout of repack.h: whole groups go to k->tile_x8 */
     size_t wstride, xstride;
     int64_t tchunk, rchunk, n_rchunks; /* tokens per token chunk, rows per row chunk */
     int64_t qchunk;                    /* tokens per quantization item */
@@ -163,10 +165,18 @@ static void mm_item(void *ctx, int64_t i, int tid) {
     for (int64_t r = r0; r < r1; r += k->mr) {
         const int nr = (int)(r1 - r < k->mr ? r1 - r : k->mr);
         const uint8_t *wr = j->w + (size_t)r * j->wstride;
+        /* Repacked: mr is a multiple of 8, so r starts a group; the rows past the last whole
+         * group (at most 7, at the end) kept the plain layout. */
+        const int64_t grouped_end = j->repacked ? j->rows / 8 * 8 : 0;
+        const int n8 = r + nr <= grouped_end ? nr : r < grouped_end ? (int)(grouped_end - r) : 0;
         for (int64_t t = c0; t < c1; t += k->nt_max) {
             const int ntk = (int)(c1 - t < k->nt_max ? c1 - t : k->nt_max);
-            k->tile(j->cols, wr, j->wstride, nr, j->xq + (size_t)t * j->xstride, j->xstride, ntk, j->y + t * j->rows + r,
-                    (size_t)j->rows);
+            const uint8_t *xt = j->xq + (size_t)t * j->xstride;
+            float *yt = j->y + t * j->rows + r;
+            if (n8) k->tile_x8(j->cols, wr, j->wstride, n8, xt, j->xstride, ntk, yt, (size_t)j->rows);
+            if (nr > n8)
+                k->tile(j->cols, wr + (size_t)n8 * j->wstride, j->wstride, nr - n8, xt, j->xstride, ntk, yt + n8,
+                        (size_t)j->rows);
         }
     }
 }
@@ -237,21 +247,32 @@ static void mm_quantize(mm_job *j, cpu_isa isa, int nth) {
         for (int64_t t = 0; t < j->n_tokens; t++) j->quant(k->act, j->x + t * j->cols, j->wq + t * j->xstride, j->cols);
 }
 
-void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols, const float *x,
-                    int64_t n_tokens, float *y, void *work, int n_threads) {
+static void mm_run(cpu_isa isa, strata_type wtype, bool repacked, const void *w, int64_t rows, int64_t cols,
+                   const float *x, int64_t n_tokens, float *y, void *work, int n_threads) {
     const cpu_kernel *k = kernel_for(isa, wtype);
     STRATA_ASSERT(k != NULL);
     STRATA_ASSERT(strata_type_row_ok(wtype, cols));
     STRATA_ASSERT(rows >= 0 && n_tokens >= 0);
+    STRATA_ASSERT(!repacked || (k->tile_x8 && k->mr % 8 == 0));
     if (rows == 0 || n_tokens == 0) return;
     if (isa > detected_isa) isa = detected_isa;
 
-    mm_job j = {.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens};
+    mm_job j = {.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens, .repacked = repacked};
     j.xstride = cpu_act_row_bytes(k->act, cols);
     const int nth = mm_threads(k, rows, cols, n_tokens, n_threads);
     mm_quantize(&j, isa, nth);
     const int64_t n_items = mm_plan(&j, wtype, w, rows, y, nth);
     (j.ranged ? cpu_parallel_ranges : cpu_parallel_for)(nth, n_items, mm_item, &j);
+}
+
+void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols, const float *x,
+                    int64_t n_tokens, float *y, void *work, int n_threads) {
+    mm_run(isa, wtype, false, w, rows, cols, x, n_tokens, y, work, n_threads);
+}
+
+void cpu_matmul_repacked(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols, const float *x,
+                         int64_t n_tokens, float *y, void *work, int n_threads) {
+    mm_run(isa, wtype, true, w, rows, cols, x, n_tokens, y, work, n_threads);
 }
 
 /* Several products as one pool job: item i belongs to the part p with first[p] <= i <
@@ -280,16 +301,17 @@ void cpu_matmul_parts(const cpu_matmul_part *parts, int n_parts, int64_t cols, c
         const cpu_kernel *k = kernel_for(isa, parts[p].wtype);
         STRATA_ASSERT(k != NULL);
         STRATA_ASSERT(strata_type_row_ok(parts[p].wtype, cols) && parts[p].rows > 0);
+        STRATA_ASSERT(!parts[p].repacked || (k->tile_x8 && k->mr % 8 == 0));
         if (k->act != kernel_for(isa, parts[0].wtype)->act) shared = 0;
         const int t = mm_threads(k, parts[p].rows, cols, n_tokens, n_threads);
         if (t > nth) nth = t;
-        g.jobs[p] = (mm_job){.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens};
+        g.jobs[p] = (mm_job){.k = k, .x = x, .wq = work, .cols = cols, .n_tokens = n_tokens, .repacked = parts[p].repacked};
         g.jobs[p].xstride = cpu_act_row_bytes(k->act, cols);
     }
     if (!shared) { /* different activation formats: one product after another */
         for (int p = 0; p < n_parts; p++)
-            cpu_matmul_isa(isa, parts[p].wtype, parts[p].w, parts[p].rows, cols, x, n_tokens, parts[p].y, work,
-                           n_threads);
+            mm_run(isa, parts[p].wtype, parts[p].repacked, parts[p].w, parts[p].rows, cols, x, n_tokens, parts[p].y,
+                   work, n_threads);
         return;
     }
     mm_quantize(&g.jobs[0], isa, nth);

@@ -19,6 +19,7 @@
 #ifndef STRATA_BACKEND_CPU_MATMUL_H
 #define STRATA_BACKEND_CPU_MATMUL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,10 @@ void cpu_matmul(strata_type wtype, const void *w, int64_t rows, int64_t cols,
 void cpu_matmul_isa(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols,
                     const float *x, int64_t n_tokens, float *y, void *work, int n_threads);
 
+/* The same for weights in the repacked layout of backend/cpu/repack.h (cpu_repack_applies). */
+void cpu_matmul_repacked(cpu_isa isa, strata_type wtype, const void *w, int64_t rows, int64_t cols,
+                         const float *x, int64_t n_tokens, float *y, void *work, int n_threads);
+
 /* Several products of the same activations (a layer's Q, K and V; its gate and up): one
  * quantization of x and one pool job over all their row tiles, instead of one of each per
  * product (fewer waits for the slowest thread; the small K and V products share the
@@ -55,6 +60,7 @@ typedef struct {
     const void *w;
     int64_t rows; /* > 0 */
     float *y;     /* n_tokens x rows */
+    bool repacked; /* w in the layout of backend/cpu/repack.h */
 } cpu_matmul_part;
 
 void cpu_matmul_parts(const cpu_matmul_part *parts, int n_parts, int64_t cols, const float *x, int64_t n_tokens,
