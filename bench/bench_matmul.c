@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         const bool packed = repack && cpu_repack_applies(t, rows, cols);
         if (packed) {
             uint8_t *tmp = malloc(mbytes);
-            cpu_repack(t, w, tmp, rows, cols);
+            cpu_repack(t, w, tmp, rows, cols, 2);
             memcpy(w, tmp, mbytes);
             free(tmp);
         }

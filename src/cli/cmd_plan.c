@@ -110,7 +110,18 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
                    backend_device_kind_name(inv->devices[i]->kind));
     char hb[32];
     cli_format_bytes(r->host_bytes, hb, sizeof hb);
-    printf("\nlayer %d is the output layer; the CPU's weights stay mapped from the file\n", r->layers_total - 1);
+    /* the CPU's arena beyond its KV and compute: the matrices its kernels keep repacked */
+    uint64_t repacked = 0;
+    for (int32_t j = 0; j < r->n_devices; j++)
+        if (devs[j].kind == BACKEND_DEVICE_CPU)
+            repacked += r->dev[j].arena_bytes - r->dev[j].kv_bytes - r->dev[j].compute_bytes;
+    printf("\nlayer %d is the output layer; the CPU's weights stay mapped from the file", r->layers_total - 1);
+    if (repacked) {
+        char rb[32];
+        cli_format_bytes(repacked, rb, sizeof rb);
+        printf(", except %s of Q4_K matrices repacked into its arena for its kernels", rb);
+    }
+    printf("\n");
     printf("host memory:        %s\n", hb);
     printf("layers offloaded:   %d/%d\n", r->layers_offloaded, r->layers_total);
     printf("predicted decode:   %.2f tokens/s\n", r->tokens_per_second);

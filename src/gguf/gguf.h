@@ -88,6 +88,11 @@ strata_status gguf_open(const char *path, gguf_open_flags flags, gguf_file **out
 /* Borrows data[0..size): the caller keeps it alive and unchanged until gguf_close(). */
 strata_status gguf_open_memory(const void *data, size_t size, gguf_open_flags flags, gguf_file **out);
 void gguf_close(gguf_file *f);
+/* Says that this process no longer needs the tensor bytes [data, data + bytes) of f (they
+ * were copied elsewhere, e.g. repacked into an arena): the whole pages among them leave the
+ * resident set, and are read again from the file if touched later, unchanged. Nothing
+ * happens for a file opened from memory, or for bytes outside the file's mapping. */
+void gguf_release_data(const gguf_file *f, const void *data, uint64_t bytes);
 
 uint32_t gguf_version(const gguf_file *f);
 uint64_t gguf_alignment(const gguf_file *f);

@@ -507,6 +507,16 @@ strata_status gguf_open(const char *path, gguf_open_flags flags, gguf_file **out
     return s;
 }
 
+void gguf_release_data(const gguf_file *f, const void *data, uint64_t bytes) {
+    if (!f || !f->mapping || !data) return;
+    const uintptr_t base = (uintptr_t)f->mapping, start = (uintptr_t)data;
+    if (start < base || bytes > f->size || start - base > f->size - bytes) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (start + page - 1) & ~(page - 1), hi = (start + bytes) & ~(page - 1);
+    /* a private read-only file mapping: dropping its pages loses nothing */
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void gguf_close(gguf_file *f) {
     if (!f) return;
     if (f->keys)

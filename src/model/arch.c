@@ -203,6 +203,7 @@ static strata_status bind(const gguf_file *f, const model_hparams *hp, const cha
 
 strata_status model_desc_init(const gguf_file *f, model_desc *out) {
     memset(out, 0, sizeof *out);
+    out->file = f;
     model_hparams *hp = &out->hp;
     strata_status st = read_hparams(f, hp);
     if (st != STRATA_OK) return st;

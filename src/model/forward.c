@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/repack.h"
 #include "backend/cpu/vec.h"
 #include "backend/cpu/threadpool.h"
 #include "core/fp16.h"
@@ -155,6 +156,28 @@ size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il) {
     return b;
 }
 
+/* On the CPU, the matrices whose type has a repacked layout (backend/cpu/repack.h: today
+ * Q4_K) are copied into the arena in that layout at load time (the same bytes, rounded like
+ * any arena allocation), for kernels that read them with fewer operations; the rest stays
+ * in the mapping. */
+bool model_cpu_repacks(const gguf_tensor *t) {
+    return t && cpu_repack_applies(t->type, t->ne[1], t->ne[0]) && t->ne[2] == 1 && t->ne[3] == 1;
+}
+
+size_t model_layer_cpu_repack_bytes(const model_desc *d, int32_t il) {
+    model_layer L = d->layers[il];
+    const gguf_tensor **slots[16];
+    int n = layer_slots(&L, slots);
+    size_t b = 0;
+    for (int i = 0; i < n; i++)
+        if (model_cpu_repacks(*slots[i])) b += strata_arena_round((size_t)(*slots[i])->bytes);
+    return b;
+}
+
+size_t model_output_cpu_repack_bytes(const model_desc *d) {
+    return model_cpu_repacks(d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
+}
+
 size_t model_output_weight_arena_bytes(const model_desc *d) {
     return strata_arena_round((size_t)d->output_norm->bytes) + strata_arena_round((size_t)d->output->bytes);
 }
@@ -234,8 +257,13 @@ size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t l
 
 size_t model_device_arena_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
                                 bool has_output, bool copy_weights) {
+    size_t repacked = 0;
+    if (!copy_weights) {
+        for (int32_t il = layer_start; il < layer_end; il++) repacked += model_layer_cpu_repack_bytes(d, il);
+        if (has_output) repacked += model_output_cpu_repack_bytes(d);
+    }
     return model_segment_bytes(d, p, layer_start, layer_end, has_output) +
-           (copy_weights ? model_weight_arena_bytes(d, layer_start, layer_end, has_output) : 0);
+           (copy_weights ? model_weight_arena_bytes(d, layer_start, layer_end, has_output) : repacked);
 }
 
 /* ---- context ---------------------------------------------------------------------- */
@@ -252,6 +280,7 @@ typedef struct {
      * the tensor records whose data lies in the device's arena (host heap, owned). */
     model_layer *layers;                 /* indexed by il - layer_start */
     gguf_tensor *copies;                 /* owned records when copied, else NULL */
+    size_t n_copies;                     /* records in use */
     const gguf_tensor *out_norm, *out_w; /* output layer (has_output only) */
     size_t weights_bytes, kv_bytes, compute_bytes;
 } model_segment;
@@ -276,16 +305,50 @@ static strata_status carve(strata_device *dev, size_t bytes, const char *what, v
     return *out ? STRATA_OK : STRATA_ERR_NOMEM;
 }
 
-/* Copies the tensor *slot points at into the segment's arena, as record sg->copies[*k], and
- * points *slot at that record. */
-static strata_status copy_tensor(model_segment *sg, const gguf_tensor **slot, const char *what, size_t *k) {
+/* Whether the device's layers run on the CPU kernels, whose layouts (backend/cpu/repack.h)
+ * its matrices then take: today every device (the CPU, and a sim, which computes with the
+ * CPU kernels on its arena), so that a split computes what the CPU alone computes, bit for
+ * bit. A device with kernels of its own (CUDA, once it has them) keeps the GGUF layout. */
+static bool runs_cpu_kernels(const strata_device *dev) {
+    return !dev->backend || dev->backend->kind != BACKEND_DEVICE_CUDA;
+}
+
+/* Writes matrix t in its repacked layout at dst: straight into the arena on the CPU; on a
+ * device whose arena is written only through strata_device_copy_in (a sim), through a host
+ * buffer of the matrix's size. */
+static strata_status repack_into(model_segment *sg, void *dst, const gguf_tensor *t, int n_threads) {
+    if (!sg->dev->copy_weights) {
+        cpu_repack(t->type, t->data, dst, t->ne[1], t->ne[0], n_threads);
+        return STRATA_OK;
+    }
+    void *buf = malloc((size_t)t->bytes);
+    if (!buf) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory repacking %s", t->name);
+    cpu_repack(t->type, t->data, buf, t->ne[1], t->ne[0], n_threads);
+    strata_status st = strata_device_copy_in(sg->dev, dst, buf, (size_t)t->bytes);
+    free(buf);
+    return st;
+}
+
+/* Puts the tensor *slot points at into the segment's arena, as record sg->copies[*k], and
+ * points *slot at that record: repacked when the device runs the CPU kernels and the type
+ * has a layout of theirs (model_cpu_repacks), else copied as it is. On the CPU
+ * (`repack_only`) the other tensors stay where they are, in the mapping. */
+static strata_status place_tensor(model_segment *sg, const model_desc *d, const gguf_tensor **slot, const char *what,
+                                  bool repack_only, int n_threads, size_t *k) {
     const gguf_tensor *t = *slot;
+    if (!t) return STRATA_OK;
+    const bool repack = runs_cpu_kernels(sg->dev) && model_cpu_repacks(t);
+    if (repack_only && !repack) return STRATA_OK;
     if (!t->data)
         return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name, sg->dev->name);
     void *dst = strata_device_alloc(sg->dev, (size_t)t->bytes, what);
     if (!dst) return STRATA_ERR_NOMEM;
-    strata_status st = strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
+    strata_status st =
+        repack ? repack_into(sg, dst, t, n_threads) : strata_device_copy_in(sg->dev, dst, t->data, (size_t)t->bytes);
     if (st != STRATA_OK) return st;
+    /* the mapped pages are not read again (the token embeddings are, even when tied to the
+     * output matrix): out of the resident set, so that the copy is not counted twice */
+    if (t != d->tok_embd) gguf_release_data(d->file, t->data, t->bytes);
     sg->copies[*k] = *t;
     sg->copies[*k].data = dst;
     *slot = &sg->copies[(*k)++];
@@ -295,36 +358,34 @@ static strata_status copy_tensor(model_segment *sg, const gguf_tensor **slot, co
 /* Points the segment at its weights: the desc's mapped tensors, or, on a device that copies
  * them, one arena allocation per tensor filled with strata_device_copy_in (in slot order, the
  * order model_weight_arena_bytes counts them). */
-static strata_status segment_weights(model_segment *sg, const model_desc *d) {
+static strata_status segment_weights(model_segment *sg, const model_desc *d, int n_threads) {
     int32_t nl = sg->layer_end - sg->layer_start;
     sg->layers = calloc((size_t)(nl > 0 ? nl : 1), sizeof *sg->layers);
     if (!sg->layers) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
     for (int32_t i = 0; i < nl; i++) sg->layers[i] = d->layers[sg->layer_start + i];
     sg->out_norm = sg->has_output ? d->output_norm : NULL;
     sg->out_w = sg->has_output ? d->output : NULL;
-    if (!sg->dev->copy_weights) return STRATA_OK;
     size_t n_copies = (size_t)nl * 16 + 2;
     sg->copies = calloc(n_copies, sizeof *sg->copies);
     if (!sg->copies) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
     size_t used0 = sg->dev->arena.used, k = 0;
+    const bool repack_only = !sg->dev->copy_weights; /* the CPU: the rest stays mapped */
     for (int32_t i = 0; i < nl; i++) {
         const gguf_tensor **slots[16];
         int ns = layer_slots(&sg->layers[i], slots);
         for (int j = 0; j < ns; j++) {
-            if (!*slots[j]) continue;
-            strata_status st = copy_tensor(sg, slots[j], "weights", &k);
+            strata_status st = place_tensor(sg, d, slots[j], "weights", repack_only, n_threads, &k);
             if (st != STRATA_OK) return st;
         }
     }
     if (sg->has_output) {
-        const gguf_tensor *outs[2] = {d->output_norm, d->output};
         const gguf_tensor **dsts[2] = {&sg->out_norm, &sg->out_w};
         for (int j = 0; j < 2; j++) {
-            *dsts[j] = outs[j];
-            strata_status st = copy_tensor(sg, dsts[j], "output weights", &k);
+            strata_status st = place_tensor(sg, d, dsts[j], "output weights", repack_only, n_threads, &k);
             if (st != STRATA_OK) return st;
         }
     }
+    sg->n_copies = k;
     sg->weights_bytes = sg->dev->arena.used - used0;
     return STRATA_OK;
 }
@@ -365,7 +426,7 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     sg->kv_bytes = kvb;
     sg->compute_bytes = scratch_total(&s);
     sg->att_work_stride = d->hp.n_head_kv ? s.att_work / (size_t)d->hp.n_head_kv : 0;
-    if (st == STRATA_OK) st = segment_weights(sg, d);
+    if (st == STRATA_OK) st = segment_weights(sg, d, ctx->p.n_threads);
     if (st == STRATA_OK && sg->kv) {
         /* Zero once so that no uninitialised byte is ever read; positions are written before
          * they are attended to, so this is for hygiene only. */
@@ -493,15 +554,25 @@ int32_t model_logits_count(const model_context *ctx) { return ctx->n_out; }
 
 /* ---- building blocks -------------------------------------------------------------- */
 
+/* Whether w is one of the segment's repacked copies (place_tensor). */
+static bool repacked(const model_segment *sg, const gguf_tensor *w) {
+    return sg->copies && w >= sg->copies && w < sg->copies + sg->n_copies && runs_cpu_kernels(sg->dev) &&
+           model_cpu_repacks(w);
+}
+
 static void matmul(const model_segment *sg, const gguf_tensor *w, const float *x, int32_t n, float *y, int nt) {
-    cpu_matmul(w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
+    if (repacked(sg, w))
+        cpu_matmul_repacked(cpu_isa_detect(), w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
+    else
+        cpu_matmul(w->type, w->data, w->ne[1], w->ne[0], x, n, y, sg->work, nt);
 }
 
 /* Products of the same input as one pool job (cpu_matmul_parts): Q, K, V; gate, up. */
 static void matmul_parts(const model_segment *sg, const gguf_tensor *const *ws, float *const *ys, int n_parts,
                          const float *x, int32_t n, int nt) {
     cpu_matmul_part parts[CPU_MATMUL_MAX_PARTS];
-    for (int i = 0; i < n_parts; i++) parts[i] = (cpu_matmul_part){ws[i]->type, ws[i]->data, ws[i]->ne[1], ys[i], false};
+    for (int i = 0; i < n_parts; i++)
+        parts[i] = (cpu_matmul_part){ws[i]->type, ws[i]->data, ws[i]->ne[1], ys[i], repacked(sg, ws[i])};
     cpu_matmul_parts(parts, n_parts, ws[0]->ne[0], x, n, sg->work, nt);
 }
 

@@ -72,6 +72,7 @@ typedef struct {
 
 typedef struct {
     model_hparams hp;
+    const gguf_file *file;         /* borrowed: the file the tensors are in */
     const gguf_tensor *tok_embd;
     const gguf_tensor *output_norm;
     const gguf_tensor *output;     /* == tok_embd when the embeddings are tied */
@@ -127,17 +128,25 @@ size_t model_output_weight_arena_bytes(const model_desc *d);
 /* Arena bytes of the weights a device holding [layer_start, layer_end) (+ the output
  * layer when has_output) copies in; rope_freqs is not among them (read from the host). */
 size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_t layer_end, bool has_output);
+/* The arena bytes a CPU device gives layer il's matrices that it keeps repacked
+ * (backend/cpu/repack.h); the layer's other tensors stay in the mapping. */
+size_t model_layer_cpu_repack_bytes(const model_desc *d, int32_t il);
+/* The same for the output matrix (when the CPU holds the output layer). */
+size_t model_output_cpu_repack_bytes(const model_desc *d);
+/* Whether a CPU keeps this matrix repacked in its arena (its type has a repacked layout). */
+bool model_cpu_repacks(const gguf_tensor *t);
 /* Arena bytes of compute scratch for a device running layers [layer_start, layer_end) with
  * the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and the output layer
  * when produces_logits. */
 size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
                            int32_t layer_end, bool produces_logits);
-/* Everything one device's arena holds for a segment (KV + compute; weights stay mapped on
- * the CPU). `p` must be resolved. */
+/* A device's arena for a segment apart from weights: KV + compute. `p` must be resolved. */
 size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
                            int32_t layer_end, bool has_output);
 /* The whole arena of a device for a segment: model_segment_bytes, plus
- * model_weight_arena_bytes when the device copies its weights (strata_device.copy_weights). */
+ * model_weight_arena_bytes when the device copies its weights (strata_device.copy_weights),
+ * else (the CPU) the matrices it repacks (model_layer_cpu_repack_bytes,
+ * model_output_cpu_repack_bytes). */
 size_t model_device_arena_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
                                 bool has_output, bool copy_weights);
 

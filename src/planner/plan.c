@@ -446,6 +446,8 @@ static void fill_result(const plan_ctx *c, int32_t p, const int32_t *start, cons
     cu->layer_end = p;
     need_cpu_parts(c, p, &cu->weights_bytes, &cu->kv_bytes, &cu->compute_bytes);
     cu->arena_bytes = cu->kv_bytes + cu->compute_bytes;
+    if (c->prof->cpu_arena_weight_bytes)
+        for (int32_t l = 0; l < p; l++) cu->arena_bytes += c->prof->cpu_arena_weight_bytes[l];
     cu->time_ps = cost(c, c->cpu, 0, p);
     out->n_chain = 0;
     out->chain[out->n_chain++] = c->cpu;

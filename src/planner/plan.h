@@ -68,7 +68,10 @@
 typedef struct {
     int32_t n_layers;                 /* offloadable layers: n_layer blocks + 1 output layer */
     const uint64_t *gpu_weight_bytes; /* [n_layers] arena bytes of the weights on a GPU-like device */
-    const uint64_t *cpu_weight_bytes; /* [n_layers] bytes of the weights mapped on the CPU */
+    const uint64_t *cpu_weight_bytes; /* [n_layers] bytes of the weights on the CPU (mapped or repacked) */
+    /* [n_layers] the part of cpu_weight_bytes a CPU keeps in its arena: the matrices it
+     * repacks for its kernels (backend/cpu/repack.h); NULL: none */
+    const uint64_t *cpu_arena_weight_bytes;
     const uint64_t *read_bytes;       /* [n_layers] bytes read per decoded token (cost model) */
     uint64_t host_bytes;              /* never offloaded, mapped on the CPU: token embedding */
     /* KV and compute arena bytes of a device running [start, end) (end == n_layers: with the
@@ -104,9 +107,9 @@ plan_options plan_default_options(void);
 typedef struct {
     int32_t device;              /* index in the plan_device array */
     int32_t layer_start, layer_end; /* [start, end) offloadable layers; equal when unused */
-    uint64_t weights_bytes;      /* GPU: in the arena; CPU: mapped (its layers + host_bytes) */
+    uint64_t weights_bytes;      /* GPU: in the arena; CPU: its layers (mapped or repacked) + host_bytes */
     uint64_t kv_bytes, compute_bytes;
-    uint64_t arena_bytes;        /* what the loader allocates: GPU weights + KV + compute; CPU KV + compute */
+    uint64_t arena_bytes;        /* what the loader allocates: GPU weights + KV + compute; CPU repacked weights + KV + compute */
     uint64_t total_bytes;        /* weights + KV + compute */
     uint64_t free_bytes, reserve_bytes, budget_bytes, headroom_bytes; /* headroom = budget - total */
     int64_t time_ps;             /* cost of its layers per token, picoseconds */

@@ -28,7 +28,7 @@ struct plan_model {
     model_params params;
     int32_t n_ctx_seq; /* per sequence */
     plan_profile prof;
-    uint64_t *gpu_w, *cpu_w, *read;
+    uint64_t *gpu_w, *cpu_w, *cpu_arena_w, *read;
     char arch[32];
 };
 
@@ -103,8 +103,9 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
     int32_t nl = hp->n_layer, n = nl + 1;
     m->gpu_w = calloc((size_t)n, sizeof *m->gpu_w);
     m->cpu_w = calloc((size_t)n, sizeof *m->cpu_w);
+    m->cpu_arena_w = calloc((size_t)n, sizeof *m->cpu_arena_w);
     m->read = calloc((size_t)n, sizeof *m->read);
-    if (!m->gpu_w || !m->cpu_w || !m->read) {
+    if (!m->gpu_w || !m->cpu_w || !m->cpu_arena_w || !m->read) {
         plan_model_free(m);
         return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
     }
@@ -129,17 +130,20 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         }
         m->gpu_w[il] = arena;
         m->cpu_w[il] = raw;
+        m->cpu_arena_w[il] = model_layer_cpu_repack_bytes(&m->desc, il);
         m->read[il] = raw + model_kv_bytes(hp, p.kv_type, p.n_ctx, il, il + 1);
     }
     const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
     m->gpu_w[nl] = model_output_weight_arena_bytes(&m->desc);
     m->cpu_w[nl] = model_output_weight_bytes(&m->desc);
+    m->cpu_arena_w[nl] = model_output_cpu_repack_bytes(&m->desc);
     m->read[nl] = on->bytes + ow->bytes;
 
     plan_profile *pr = &m->prof;
     pr->n_layers = n;
     pr->gpu_weight_bytes = m->gpu_w;
     pr->cpu_weight_bytes = m->cpu_w;
+    pr->cpu_arena_weight_bytes = m->cpu_arena_w;
     pr->read_bytes = m->read;
     pr->host_bytes = m->desc.tok_embd->bytes + (m->desc.rope_freqs ? m->desc.rope_freqs->bytes : 0);
     pr->segment_bytes = segment_bytes;
@@ -153,6 +157,7 @@ void plan_model_free(plan_model *m) {
     model_desc_free(&m->desc);
     free(m->gpu_w);
     free(m->cpu_w);
+    free(m->cpu_arena_w);
     free(m->read);
     free(m);
 }

@@ -222,7 +222,7 @@ static void check_parts(const strata_type *types, const int64_t *rows, int n, in
         if (packed) {
             const size_t bytes = strata_type_row_bytes(types[i], cols) * rows[i];
             uint8_t *wr = malloc(bytes);
-            cpu_repack(types[i], p[i].w, wr, rows[i], cols);
+            cpu_repack(types[i], p[i].w, wr, rows[i], cols, 2);
             memcpy(p[i].w, wr, bytes);
             free(wr);
             cpu_matmul_repacked(cpu_isa_detect(), types[i], p[i].w, rows[i], cols, p[0].x, ntok, want[i], p[i].work, 2);
@@ -282,7 +282,9 @@ static void expect_close(const char *what, const float *y, const float *want, in
  *     two token chunks. */
 static void test_repacked_q4_k(void **state) {
     (void)state;
-    const int64_t shapes[][3] = {{8, 256, 1}, {37, 512, 1}, {64, 2304, 5}, {21, 768, 70}, {150, 512, 9}, {24, 1024, 133}};
+    const int64_t shapes[][3] = {{8, 256, 1},   {37, 512, 1},    {64, 2304, 5},
+                                 {21, 768, 70}, {150, 512, 9},   {24, 1024, 133},
+                                 {300, 256, 3}}; /* 300 rows: groups in more than one pool item */
     for (int scramble = 0; scramble <= 1; scramble++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2], nsb = cols / 256;
@@ -297,7 +299,7 @@ static void test_repacked_q4_k(void **state) {
             assert_true(cpu_repack_applies(STRATA_TYPE_Q4_K, rows, cols));
             const size_t row_bytes = strata_type_row_bytes(STRATA_TYPE_Q4_K, cols), bytes = row_bytes * rows;
             uint8_t *wr = malloc(bytes);
-            cpu_repack(STRATA_TYPE_Q4_K, p.w, wr, rows, cols);
+            cpu_repack(STRATA_TYPE_Q4_K, p.w, wr, rows, cols, 1 + (int)(s % 2));
             for (int64_t r = 0; r < rows / 8 * 8; r++)
                 for (int64_t i = 0; i < nsb; i++) {
                     block_q4_K back;

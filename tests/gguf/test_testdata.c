@@ -1,6 +1,7 @@
 /* Real files: every .gguf under ../shared/testdata/{models,vocab} loads from a file and from
  * memory alike, its tensors lie inside the mapping at aligned offsets with the sizes the type
- * table gives, and stories260K's header holds the values its README states. (Rewriting each
+ * table gives, their bytes survive gguf_release_data, and stories260K's header holds the
+ * values its README states. (Rewriting each
  * file byte for byte is test_rewrite.c.) */
 #include <dirent.h>
 #include <stdio.h>
@@ -50,6 +51,22 @@ static void check_file(const char *path) {
     assert_int_equal(gguf_kv_count(m), gguf_kv_count(f));
     assert_int_equal(gguf_tensor_count(m), gguf_tensor_count(f));
     assert_int_equal(gguf_data_offset(m), gguf_data_offset(f));
+
+    /* gguf_release_data: the mapped tensors read the same after their pages are dropped;
+     * a file opened from memory, and bytes outside a mapping, are left alone (dropping heap
+     * pages would zero them) */
+    for (int64_t i = 0; i < gguf_tensor_count(m); i++) {
+        const gguf_tensor *t = gguf_tensor_at(m, i);
+        gguf_release_data(m, t->data, t->bytes);
+        gguf_release_data(f, t->data, t->bytes); /* not f's bytes */
+    }
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        gguf_release_data(f, t->data, t->bytes);
+        const size_t at = (size_t)(gguf_data_offset(f) + t->offset);
+        assert_memory_equal(t->data, (const uint8_t *)bytes + at, t->bytes);
+        assert_memory_equal(gguf_tensor_at(m, i)->data, (const uint8_t *)bytes + at, t->bytes);
+    }
     gguf_close(m);
     free(bytes);
     gguf_close(f);

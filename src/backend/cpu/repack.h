@@ -41,8 +41,8 @@ enum {
 bool cpu_repack_applies(strata_type type, int64_t rows, int64_t cols);
 
 /* Writes the repacked form of `rows` rows of `cols` elements at src into dst (the same size,
- * not overlapping). Only where cpu_repack_applies. */
-void cpu_repack(strata_type type, const void *src, void *dst, int64_t rows, int64_t cols);
+ * not overlapping), on up to n_threads threads of the pool. Only where cpu_repack_applies. */
+void cpu_repack(strata_type type, const void *src, void *dst, int64_t rows, int64_t cols, int n_threads);
 
 /* Row r's (r < 8) super-block back in the Q4_K layout, from a group's super-block in the x8
  * layout (the scalar tile's reading of the layout, and the tests' inverse). */
