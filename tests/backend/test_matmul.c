@@ -256,6 +256,7 @@ static void test_parts_equal_single_products(void **state) {
         check_parts(kq, rows3, 3, ntok, false);
         check_parts(kq, rows3, 3, ntok, true);
         check_parts(q40, rows3, 3, ntok, false);
+        check_parts(q40, rows3, 3, ntok, true);
         check_parts(mixed, rows2, 2, ntok, false);
     }
 }
@@ -270,58 +271,80 @@ static void expect_close(const char *what, const float *y, const float *want, in
         }
 }
 
-/* Q4_K repacked in groups of 8 rows (backend/cpu/repack.h), on quantized weights and on
- * weights whose scale and quant bytes are random (every 6-bit scale and min pattern):
- *   - every row's super-blocks read back from the layout equal the originals, and a tail of
- *     rows past the last group keeps the plain layout;
+/* Random scale and quant bytes (every 6-bit scale and min pattern of Q4_K), keeping the
+ * quantizer's fp16 scales. */
+static void scramble(strata_type type, uint8_t *w, int64_t rows, int64_t cols) {
+    if (type == STRATA_TYPE_Q4_K) {
+        block_q4_K *b = (block_q4_K *)w;
+        for (int64_t i = 0; i < rows * (cols / QK_K); i++) {
+            for (int k = 0; k < K_SCALE_SIZE; k++) b[i].scales[k] = (uint8_t)(uni() * 256);
+            for (int k = 0; k < QK_K / 2; k++) b[i].qs[k] = (uint8_t)(uni() * 256);
+        }
+    } else {
+        block_q4_0 *b = (block_q4_0 *)w;
+        for (int64_t i = 0; i < rows * (cols / QK4_0); i++)
+            for (int k = 0; k < QK4_0 / 2; k++) b[i].qs[k] = (uint8_t)(uni() * 256);
+    }
+}
+
+/* Row r's block i read back from a repacked matrix equals the original block. */
+static void expect_block_back(strata_type type, const uint8_t *packed, const uint8_t *plain, size_t row_bytes,
+                              int64_t r, int64_t i) {
+    const uint8_t *group = packed + (size_t)(r / 8) * 8 * row_bytes;
+    if (type == STRATA_TYPE_Q4_K) {
+        block_q4_K back;
+        cpu_repack_q4_k_row_block(group + (size_t)i * REPACK_Q4K_GROUP_BLOCK, (int)(r % 8), &back);
+        assert_memory_equal(&back, (const block_q4_K *)(plain + (size_t)r * row_bytes) + i, sizeof back);
+    } else {
+        block_q4_0 back;
+        cpu_repack_q4_0_row_block(group + (size_t)i * REPACK_Q40_GROUP_BLOCK, (int)(r % 8), &back);
+        assert_memory_equal(&back, (const block_q4_0 *)(plain + (size_t)r * row_bytes) + i, sizeof back);
+    }
+}
+
+/* Weights repacked in groups of 8 rows (backend/cpu/repack.h), on quantized weights and on
+ * weights whose scale and quant bytes are random:
+ *   - every row's blocks read back from the layout equal the originals, and a tail of rows
+ *     past the last group keeps the plain layout;
  *   - the scalar tile on the layout gives the same bits as on the plain layout (it reads each
- *     super-block back and sums it the same way);
+ *     block back and sums it the same way);
  *   - the SIMD tiles give the same bits on 1 and 2 threads, and agree with the plain
  *     layout's scalar result to float rounding (the integer sums are exact; only the order
  *     in which the float terms are added differs), for single tokens and batches of up to
  *     two token chunks. */
-static void test_repacked_q4_k(void **state) {
-    (void)state;
-    const int64_t shapes[][3] = {{8, 256, 1},   {37, 512, 1},    {64, 2304, 5},
-                                 {21, 768, 70}, {150, 512, 9},   {24, 1024, 133},
+static void check_repacked(strata_type type) {
+    const int64_t shapes[][3] = {{8, 256, 1},   {37, 512, 1},  {64, 2304, 5},
+                                 {21, 768, 70}, {150, 512, 9}, {24, 1024, 133},
                                  {300, 256, 3}}; /* 300 rows: groups in more than one pool item */
-    for (int scramble = 0; scramble <= 1; scramble++)
+    const int64_t block = type == STRATA_TYPE_Q4_K ? QK_K : QK4_0;
+    for (int scrambled = 0; scrambled <= 1; scrambled++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2], nsb = cols / 256;
+            const int64_t rows = shapes[s][0], cols = shapes[s][1], ntok = shapes[s][2];
             problem p;
-            problem_init(&p, STRATA_TYPE_Q4_K, rows, cols, ntok);
-            block_q4_K *blocks = (block_q4_K *)p.w;
-            if (scramble)
-                for (int64_t b = 0; b < rows * nsb; b++) {
-                    for (int k = 0; k < K_SCALE_SIZE; k++) blocks[b].scales[k] = (uint8_t)(uni() * 256);
-                    for (int k = 0; k < QK_K / 2; k++) blocks[b].qs[k] = (uint8_t)(uni() * 256);
-                }
-            assert_true(cpu_repack_applies(STRATA_TYPE_Q4_K, rows, cols));
-            const size_t row_bytes = strata_type_row_bytes(STRATA_TYPE_Q4_K, cols), bytes = row_bytes * rows;
+            problem_init(&p, type, rows, cols, ntok);
+            if (scrambled) scramble(type, p.w, rows, cols);
+            assert_true(cpu_repack_applies(type, rows, cols));
+            const size_t row_bytes = strata_type_row_bytes(type, cols), bytes = row_bytes * rows;
             uint8_t *wr = malloc(bytes);
-            cpu_repack(STRATA_TYPE_Q4_K, p.w, wr, rows, cols, 1 + (int)(s % 2));
+            cpu_repack(type, p.w, wr, rows, cols, 1 + (int)(s % 2));
             for (int64_t r = 0; r < rows / 8 * 8; r++)
-                for (int64_t i = 0; i < nsb; i++) {
-                    block_q4_K back;
-                    cpu_repack_q4_k_row_block(wr + (size_t)(r / 8) * 8 * row_bytes + (size_t)i * REPACK_Q4K_GROUP_BLOCK,
-                                              (int)(r % 8), &back);
-                    assert_memory_equal(&back, &blocks[r * nsb + i], sizeof back);
-                }
+                for (int64_t i = 0; i < cols / block; i++) expect_block_back(type, wr, p.w, row_bytes, r, i);
             const size_t tail = (size_t)(rows / 8 * 8) * row_bytes;
             assert_memory_equal(wr + tail, p.w + tail, bytes - tail);
 
             const size_t out = sizeof(float) * rows * ntok;
             float *plain = malloc(out), *packed = malloc(out), *packed2 = malloc(out);
-            cpu_matmul_isa(CPU_ISA_SCALAR, STRATA_TYPE_Q4_K, p.w, rows, cols, p.x, ntok, plain, p.work, 1);
-            cpu_matmul_repacked(CPU_ISA_SCALAR, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed, p.work, 2);
+            cpu_matmul_isa(CPU_ISA_SCALAR, type, p.w, rows, cols, p.x, ntok, plain, p.work, 1);
+            cpu_matmul_repacked(CPU_ISA_SCALAR, type, wr, rows, cols, p.x, ntok, packed, p.work, 2);
             assert_memory_equal(plain, packed, out);
             for (cpu_isa isa = CPU_ISA_AVX2; isa <= cpu_isa_detect(); isa++) {
-                cpu_matmul_repacked(isa, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed, p.work, 1);
-                cpu_matmul_repacked(isa, STRATA_TYPE_Q4_K, wr, rows, cols, p.x, ntok, packed2, p.work, 2);
+                cpu_matmul_repacked(isa, type, wr, rows, cols, p.x, ntok, packed, p.work, 1);
+                cpu_matmul_repacked(isa, type, wr, rows, cols, p.x, ntok, packed2, p.work, 2);
                 assert_memory_equal(packed, packed2, out);
                 char what[96];
-                snprintf(what, sizeof what, "%s, %lld x %lld, %lld tokens%s", cpu_isa_name(isa), (long long)rows,
-                         (long long)cols, (long long)ntok, scramble ? ", random bytes" : "");
+                snprintf(what, sizeof what, "%s %s, %lld x %lld, %lld tokens%s", strata_type_name(type),
+                         cpu_isa_name(isa), (long long)rows, (long long)cols, (long long)ntok,
+                         scrambled ? ", random bytes" : "");
                 expect_close(what, packed, plain, rows * ntok, 1e-5f);
             }
             free(wr);
@@ -330,8 +353,18 @@ static void test_repacked_q4_k(void **state) {
             free(packed2);
             problem_free(&p);
         }
-    assert_false(cpu_repack_applies(STRATA_TYPE_Q4_K, 7, 256));
+    assert_false(cpu_repack_applies(type, 7, 256));
+}
+
+static void test_repacked_q4_k(void **state) {
+    (void)state;
+    check_repacked(STRATA_TYPE_Q4_K);
     assert_false(cpu_repack_applies(STRATA_TYPE_Q6_K, 64, 256));
+}
+
+static void test_repacked_q4_0(void **state) {
+    (void)state;
+    check_repacked(STRATA_TYPE_Q4_0);
 }
 
 static void compare_isa(cpu_isa isa) {
@@ -425,6 +458,7 @@ int main(void) {
         cmocka_unit_test(test_threads_bitwise_equal),
         cmocka_unit_test(test_parts_equal_single_products),
         cmocka_unit_test(test_repacked_q4_k),
+        cmocka_unit_test(test_repacked_q4_0),
         cmocka_unit_test(test_avx2_equals_scalar),
         cmocka_unit_test(test_avx512_equals_scalar),
     };

@@ -123,19 +123,42 @@ static float dot_q8_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     return sum;
 }
 
+/* One block's term of a Q4_0 row's dot product (shared by both layouts' tiles). */
+static inline float q4_0_block_dot(const block_q4_0 *bw, const int8_t *xq, float xd) {
+    int s = 0;
+    for (int j = 0; j < 16; j++) s += ((bw->qs[j] & 0x0f) - 8) * xq[j] + ((bw->qs[j] >> 4) - 8) * xq[j + 16];
+    return strata_fp16_to_f32(bw->d) * xd * (float)s;
+}
+
 static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     const block_q4_0 *bw = (const block_q4_0 *)w;
     const int64_t nb = n / 32;
     const float *xd = act_q8_d(x, nb);
     const int8_t *xq = act_q8_qs(x, nb);
     float sum = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        int s = 0;
-        for (int j = 0; j < 16; j++)
-            s += ((bw[i].qs[j] & 0x0f) - 8) * xq[32 * i + j] + ((bw[i].qs[j] >> 4) - 8) * xq[32 * i + j + 16];
-        sum += strata_fp16_to_f32(bw[i].d) * xd[i] * (float)s;
-    }
+    for (int64_t i = 0; i < nb; i++) sum += q4_0_block_dot(bw + i, xq + 32 * i, xd[i]);
     return sum;
+}
+
+/* Q4_0 repacked x8 (repack.h): whole groups, each row's blocks read back and taken as
+ * dot_q4_0 takes them. */
+static void tile_q4_0_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,
+                         float *y, size_t ys) {
+    STRATA_ASSERT(nr % 8 == 0);
+    const int64_t nb = cols / 32;
+    for (int g = 0; g < nr / 8; g++)
+        for (int r = 0; r < 8; r++)
+            for (int t = 0; t < nt; t++) {
+                const float *xd = act_q8_d(x + t * xs, nb);
+                const int8_t *xq = act_q8_qs(x + t * xs, nb);
+                float sum = 0.0f;
+                for (int64_t i = 0; i < nb; i++) {
+                    block_q4_0 b;
+                    cpu_repack_q4_0_row_block(w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q40_GROUP_BLOCK, r, &b);
+                    sum += q4_0_block_dot(&b, xq + 32 * i, xd[i]);
+                }
+                y[t * ys + 8 * g + r] = sum;
+            }
 }
 
 static float dot_q4_1(int64_t n, const uint8_t *w, const uint8_t *x) {
@@ -397,7 +420,7 @@ void cpu_kernels_scalar(cpu_kernel t[STRATA_TYPE_COUNT]) {
     t[STRATA_TYPE_F16] = (cpu_kernel){.act = CPU_ACT_F16, .tile = tile_f16, .mr = 1, .nt_max = 1};
     t[STRATA_TYPE_BF16] = (cpu_kernel){.act = CPU_ACT_BF16, .tile = tile_bf16, .mr = 1, .nt_max = 1};
     t[STRATA_TYPE_Q8_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q8_0, .mr = 1, .nt_max = 1};
-    t[STRATA_TYPE_Q4_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q4_0, .mr = 1, .nt_max = 1};
+    t[STRATA_TYPE_Q4_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q4_0, .mr = 8, .nt_max = 1, .tile_x8 = tile_q4_0_x8};
     t[STRATA_TYPE_Q4_1] = (cpu_kernel){.act = CPU_ACT_Q8S, .tile = tile_q4_1, .mr = 1, .nt_max = 1};
     t[STRATA_TYPE_Q5_0] = (cpu_kernel){.act = CPU_ACT_Q8, .tile = tile_q5_0, .mr = 1, .nt_max = 1};
     t[STRATA_TYPE_Q5_1] = (cpu_kernel){.act = CPU_ACT_Q8S, .tile = tile_q5_1, .mr = 1, .nt_max = 1};

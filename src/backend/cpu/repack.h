@@ -17,6 +17,11 @@
  * this one does not, so generation stays memory-bound on two cores (docs/performance.md).
  * Rows past the last whole group keep the Q4_K layout.
  *
+ * Q4_0 "x8", the same idea for 32-element blocks: block b of a group is 144 bytes (8 x 18):
+ *     [  0,  16)  d of rows 0-7 (fp16)
+ *     [ 16, 144)  4 x 32 bytes V[m]: lane r holds row r's qs[4m .. 4m+3]: low nibbles are
+ *                 elements 4m .. 4m+3, high nibbles elements 16+4m .. 16+4m+3.
+ *
  * Only types whose kernels have a tile for the layout are repacked (cpu_repack_applies);
  * the CPU copies such matrices into its arena at load time (model/forward.c), and the
  * planner counts them there (planner/profile.c). */
@@ -37,6 +42,8 @@ enum {
     REPACK_Q4K_QS = 128,
 };
 
+enum { REPACK_Q40_GROUP_BLOCK = 8 * (int)sizeof(block_q4_0), REPACK_Q40_QS = 16 };
+
 /* Whether a matrix of this type and shape (rows x cols) has a repacked layout. */
 bool cpu_repack_applies(strata_type type, int64_t rows, int64_t cols);
 
@@ -47,5 +54,7 @@ void cpu_repack(strata_type type, const void *src, void *dst, int64_t rows, int6
 /* Row r's (r < 8) super-block back in the Q4_K layout, from a group's super-block in the x8
  * layout (the scalar tile's reading of the layout, and the tests' inverse). */
 void cpu_repack_q4_k_row_block(const uint8_t *group_block, int r, block_q4_K *out);
+/* The same for Q4_0. */
+void cpu_repack_q4_0_row_block(const uint8_t *group_block, int r, block_q4_0 *out);
 
 #endif
