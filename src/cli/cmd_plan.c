@@ -119,7 +119,7 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
     if (repacked) {
         char rb[32];
         cli_format_bytes(repacked, rb, sizeof rb);
-        printf(", except %s of Q4_K matrices repacked into its arena for its kernels", rb);
+        printf(", except %s of Q4_0 and Q4_K matrices, repacked into its arena for its kernels", rb);
     }
     printf("\n");
     printf("host memory:        %s\n", hb);

@@ -17,7 +17,7 @@
  * need no inventory.
  *
  * Weights. On the CPU (or a host device) they stay in the read-only GGUF mapping, except
- * the matrices the CPU kernels keep in a layout of their own (backend/cpu/repack.h: Q4_K),
+ * the matrices the CPU kernels keep in a layout of their own (backend/cpu/repack.h: Q4_0, Q4_K),
  * which are repacked into the arena at load. On a GPU-like backend device (sim, cuda:
  * copy_weights is set) each weight tensor of the device's layers is copied into the arena
  * with backend_device_copy_in, one strata_device_alloc per tensor, so the arena also holds

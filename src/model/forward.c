@@ -157,9 +157,9 @@ size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il) {
 }
 
 /* On the CPU, the matrices whose type has a repacked layout (backend/cpu/repack.h: today
- * Q4_K) are copied into the arena in that layout at load time (the same bytes, rounded like
- * any arena allocation), for kernels that read them with fewer operations; the rest stays
- * in the mapping. */
+ * Q4_0 and Q4_K) are copied into the arena in that layout at load time (the same bytes,
+ * rounded like any arena allocation), for kernels that read them with fewer operations;
+ * the rest stays in the mapping. */
 bool model_cpu_repacks(const gguf_tensor *t) {
     return t && cpu_repack_applies(t->type, t->ne[1], t->ne[0]) && t->ne[2] == 1 && t->ne[3] == 1;
 }

@@ -22,9 +22,10 @@
  *     [ 16, 144)  4 x 32 bytes V[m]: lane r holds row r's qs[4m .. 4m+3]: low nibbles are
  *                 elements 4m .. 4m+3, high nibbles elements 16+4m .. 16+4m+3.
  *
- * Only types whose kernels have a tile for the layout are repacked (cpu_repack_applies);
- * the CPU copies such matrices into its arena at load time (model/forward.c), and the
- * planner counts them there (planner/profile.c). */
+ * Every kernel table (scalar, AVX2, AVX-512) has a tile for each layout (cpu_kernel.tile_x8,
+ * tested against the plain layout in test_matmul). The CPU copies the matrices that have one
+ * (cpu_repack_applies) into its arena at load time (model/forward.c), and the planner counts
+ * them there (planner/profile.c). */
 #ifndef STRATA_BACKEND_CPU_REPACK_H
 #define STRATA_BACKEND_CPU_REPACK_H
 
