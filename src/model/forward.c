@@ -146,15 +146,19 @@ static int layer_slots(model_layer *L, const gguf_tensor ***slots) {
     return n;
 }
 
-size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il) {
+/* Arena bytes of layer il's tensors: all of them, or only those a CPU repacks. */
+static size_t layer_arena_bytes(const model_desc *d, int32_t il, bool repacked_only) {
     model_layer L = d->layers[il];
     const gguf_tensor **slots[16];
     int n = layer_slots(&L, slots);
     size_t b = 0;
     for (int i = 0; i < n; i++)
-        if (*slots[i]) b += strata_arena_round((size_t)(*slots[i])->bytes);
+        if (repacked_only ? model_cpu_repacks(*slots[i]) : *slots[i] != NULL)
+            b += strata_arena_round((size_t)(*slots[i])->bytes);
     return b;
 }
+
+size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il) { return layer_arena_bytes(d, il, false); }
 
 /* On the CPU, the matrices whose type has a repacked layout (backend/cpu/repack.h: today
  * Q4_0 and Q4_K) are copied into the arena in that layout at load time (the same bytes,
@@ -164,15 +168,7 @@ bool model_cpu_repacks(const gguf_tensor *t) {
     return t && cpu_repack_applies(t->type, t->ne[1], t->ne[0]) && t->ne[2] == 1 && t->ne[3] == 1;
 }
 
-size_t model_layer_cpu_repack_bytes(const model_desc *d, int32_t il) {
-    model_layer L = d->layers[il];
-    const gguf_tensor **slots[16];
-    int n = layer_slots(&L, slots);
-    size_t b = 0;
-    for (int i = 0; i < n; i++)
-        if (model_cpu_repacks(*slots[i])) b += strata_arena_round((size_t)(*slots[i])->bytes);
-    return b;
-}
+size_t model_layer_cpu_repack_bytes(const model_desc *d, int32_t il) { return layer_arena_bytes(d, il, true); }
 
 size_t model_output_cpu_repack_bytes(const model_desc *d) {
     return model_cpu_repacks(d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
