@@ -290,16 +290,10 @@ static void scramble(strata_type type, uint8_t *w, int64_t rows, int64_t cols) {
 /* Row r's block i read back from a repacked matrix equals the original block. */
 static void expect_block_back(strata_type type, const uint8_t *packed, const uint8_t *plain, size_t row_bytes,
                               int64_t r, int64_t i) {
-    const uint8_t *group = packed + (size_t)(r / 8) * 8 * row_bytes;
-    if (type == STRATA_TYPE_Q4_K) {
-        block_q4_K back;
-        cpu_repack_q4_k_row_block(group + (size_t)i * REPACK_Q4K_GROUP_BLOCK, (int)(r % 8), &back);
-        assert_memory_equal(&back, (const block_q4_K *)(plain + (size_t)r * row_bytes) + i, sizeof back);
-    } else {
-        block_q4_0 back;
-        cpu_repack_q4_0_row_block(group + (size_t)i * REPACK_Q40_GROUP_BLOCK, (int)(r % 8), &back);
-        assert_memory_equal(&back, (const block_q4_0 *)(plain + (size_t)r * row_bytes) + i, sizeof back);
-    }
+    const size_t block = type == STRATA_TYPE_Q4_K ? sizeof(block_q4_K) : sizeof(block_q4_0);
+    uint8_t back[sizeof(block_q4_K)];
+    cpu_repack_row_block(type, packed + (size_t)(r / 8) * 8 * row_bytes + (size_t)i * 8 * block, (int)(r % 8), back);
+    assert_memory_equal(back, plain + (size_t)r * row_bytes + (size_t)i * block, block);
 }
 
 /* Weights repacked in groups of 8 rows (backend/cpu/repack.h), on quantized weights and on

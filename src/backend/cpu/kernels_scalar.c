@@ -154,7 +154,7 @@ static void tile_q4_0_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, cons
                 float sum = 0.0f;
                 for (int64_t i = 0; i < nb; i++) {
                     block_q4_0 b;
-                    cpu_repack_q4_0_row_block(w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q40_GROUP_BLOCK, r, &b);
+                    cpu_repack_row_block(STRATA_TYPE_Q4_0, w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q40_GROUP_BLOCK, r, &b);
                     sum += q4_0_block_dot(&b, xq + 32 * i, xd[i]);
                 }
                 y[t * ys + 8 * g + r] = sum;
@@ -316,7 +316,7 @@ static void tile_q4_k_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, cons
                 float sum = 0.0f;
                 for (int64_t i = 0; i < nsb; i++) {
                     block_q4_K b;
-                    cpu_repack_q4_k_row_block(w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q4K_GROUP_BLOCK, r, &b);
+                    cpu_repack_row_block(STRATA_TYPE_Q4_K, w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q4K_GROUP_BLOCK, r, &b);
                     sum += q4_k_block_dot(&b, bx + i);
                 }
                 y[t * ys + 8 * g + r] = sum;

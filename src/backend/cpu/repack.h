@@ -52,10 +52,9 @@ bool cpu_repack_applies(strata_type type, int64_t rows, int64_t cols);
  * not overlapping), on up to n_threads threads of the pool. Only where cpu_repack_applies. */
 void cpu_repack(strata_type type, const void *src, void *dst, int64_t rows, int64_t cols, int n_threads);
 
-/* Row r's (r < 8) super-block back in the Q4_K layout, from a group's super-block in the x8
- * layout (the scalar tile's reading of the layout, and the tests' inverse). */
-void cpu_repack_q4_k_row_block(const uint8_t *group_block, int r, block_q4_K *out);
-/* The same for Q4_0. */
-void cpu_repack_q4_0_row_block(const uint8_t *group_block, int r, block_q4_0 *out);
+/* Row r's (r < 8) block back in the GGUF layout of `type` (a block_q4_K or block_q4_0 at out),
+ * from its group's block in the x8 layout (the scalar tiles' reading of the layout, and the
+ * tests' inverse). */
+void cpu_repack_row_block(strata_type type, const uint8_t *group_block, int r, void *out);
 
 #endif
