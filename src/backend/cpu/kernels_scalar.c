@@ -140,25 +140,19 @@ static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     return sum;
 }
 
-/* Q4_0 repacked x8 (repack.h): whole groups, each row's blocks read back and taken as
- * dot_q4_0 takes them. */
-static void tile_q4_0_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,
-                         float *y, size_t ys) {
-    STRATA_ASSERT(nr % 8 == 0);
-    const int64_t nb = cols / 32;
-    for (int g = 0; g < nr / 8; g++)
-        for (int r = 0; r < 8; r++)
-            for (int t = 0; t < nt; t++) {
-                const float *xd = act_q8_d(x + t * xs, nb);
-                const int8_t *xq = act_q8_qs(x + t * xs, nb);
-                float sum = 0.0f;
-                for (int64_t i = 0; i < nb; i++) {
-                    block_q4_0 b;
-                    cpu_repack_row_block(STRATA_TYPE_Q4_0, w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q40_GROUP_BLOCK, r, &b);
-                    sum += q4_0_block_dot(&b, xq + 32 * i, xd[i]);
-                }
-                y[t * ys + 8 * g + r] = sum;
-            }
+/* Row r of the Q4_0 x8 group at w (repack.h): each block read back and taken as dot_q4_0
+ * takes it, so the two layouts give the same bits. */
+static float dot_q4_0_x8(int64_t n, const uint8_t *w, int r, const uint8_t *x) {
+    const int64_t nb = n / 32;
+    const float *xd = act_q8_d(x, nb);
+    const int8_t *xq = act_q8_qs(x, nb);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        block_q4_0 b;
+        cpu_repack_row_block(STRATA_TYPE_Q4_0, w + (size_t)i * REPACK_Q40_GROUP_BLOCK, r, &b);
+        sum += q4_0_block_dot(&b, xq + 32 * i, xd[i]);
+    }
+    return sum;
 }
 
 static float dot_q4_1(int64_t n, const uint8_t *w, const uint8_t *x) {
@@ -303,24 +297,16 @@ static float dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *x) {
     return sum;
 }
 
-/* Q4_K repacked x8 (repack.h): nr is a multiple of 8, whole groups. Each row's super-block is
- * read back into the Q4_K layout and taken as dot_q4_k takes it. */
-static void tile_q4_k_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,
-                         float *y, size_t ys) {
-    STRATA_ASSERT(nr % 8 == 0);
-    const int64_t nsb = cols / QK_K;
-    for (int g = 0; g < nr / 8; g++)
-        for (int r = 0; r < 8; r++)
-            for (int t = 0; t < nt; t++) {
-                const block_q8_K *bx = (const block_q8_K *)(x + t * xs);
-                float sum = 0.0f;
-                for (int64_t i = 0; i < nsb; i++) {
-                    block_q4_K b;
-                    cpu_repack_row_block(STRATA_TYPE_Q4_K, w + (size_t)g * 8 * ws + (size_t)i * REPACK_Q4K_GROUP_BLOCK, r, &b);
-                    sum += q4_k_block_dot(&b, bx + i);
-                }
-                y[t * ys + 8 * g + r] = sum;
-            }
+/* Row r of the Q4_K x8 group at w, as dot_q4_0_x8. */
+static float dot_q4_k_x8(int64_t n, const uint8_t *w, int r, const uint8_t *x) {
+    const block_q8_K *bx = (const block_q8_K *)x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q4_K b;
+        cpu_repack_row_block(STRATA_TYPE_Q4_K, w + (size_t)i * REPACK_Q4K_GROUP_BLOCK, r, &b);
+        sum += q4_k_block_dot(&b, bx + i);
+    }
+    return sum;
 }
 
 static float dot_q5_k(int64_t n, const uint8_t *w, const uint8_t *x) {
@@ -399,6 +385,16 @@ static float dot_iq4_xs(int64_t n, const uint8_t *w, const uint8_t *x) {
             for (int r = 0; r < nr; r++) y[t * ys + r] = dot_##name(cols, w + r * ws, x + t * xs);         \
     }
 
+/* The same for weights in a repacked layout (repack.h): nr is a multiple of 8, whole groups. */
+#define SCALAR_TILE_X8(name)                                                                               \
+    static void tile_##name##_x8(int64_t cols, const uint8_t *w, size_t ws, int nr, const uint8_t *x,      \
+                                 size_t xs, int nt, float *y, size_t ys) {                                 \
+        STRATA_ASSERT(nr % 8 == 0);                                                                        \
+        for (int t = 0; t < nt; t++)                                                                       \
+            for (int r = 0; r < nr; r++)                                                                   \
+                y[t * ys + r] = dot_##name##_x8(cols, w + (size_t)(r / 8) * 8 * ws, r % 8, x + t * xs);    \
+    }
+
 SCALAR_TILE(f32)
 SCALAR_TILE(f16)
 SCALAR_TILE(bf16)
@@ -414,6 +410,8 @@ SCALAR_TILE(q4_k)
 SCALAR_TILE(q5_k)
 SCALAR_TILE(q6_k)
 SCALAR_TILE(iq4_xs)
+SCALAR_TILE_X8(q4_0)
+SCALAR_TILE_X8(q4_k)
 
 void cpu_kernels_scalar(cpu_kernel t[STRATA_TYPE_COUNT]) {
     t[STRATA_TYPE_F32] = (cpu_kernel){.act = CPU_ACT_F32, .tile = tile_f32, .mr = 1, .nt_max = 1};
