@@ -179,6 +179,16 @@ static void test_matmul_vs_reference(void **state) {
     }
 }
 
+/* Fails unless y and want agree to `rel` of their size (plus `rel` absolute, for sums that
+ * cancel to near zero). */
+static void expect_close(const char *what, const float *y, const float *want, int64_t n, float rel) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(y[i] - want[i]) <= rel * (fabsf(want[i]) + 1.0f))) {
+            print_error("%s: output %lld: %.9g, expected %.9g\n", what, (long long)i, y[i], want[i]);
+            fail();
+        }
+}
+
 static void test_threads_bitwise_equal(void **state) {
     (void)state;
     for (size_t i = 0; i < N_WTYPES; i++) {
@@ -192,11 +202,9 @@ static void test_threads_bitwise_equal(void **state) {
          * order than the batch tiles': equal to float rounding (the batch sums of a row
          * are a few hundred terms of magnitude <= |y| + 1). */
         cpu_matmul(wtypes[i], p.w, 150, 512, p.x, 1, y2, p.work, 2);
-        for (int r = 0; r < 150; r++)
-            if (fabsf(y1[r] - y2[r]) > 1e-5f * (fabsf(y1[r]) + 1.0f)) {
-                print_error("%s row %d: batch %.9g, single token %.9g\n", strata_type_name(wtypes[i]), r, y1[r], y2[r]);
-                fail();
-            }
+        char what[64];
+        snprintf(what, sizeof what, "%s, single token against the batch's first", strata_type_name(wtypes[i]));
+        expect_close(what, y2, y1, 150, 1e-5f);
         free(y1);
         free(y2);
         problem_free(&p);
@@ -259,16 +267,6 @@ static void test_parts_equal_single_products(void **state) {
         check_parts(q40, rows3, 3, ntok, true);
         check_parts(mixed, rows2, 2, ntok, false);
     }
-}
-
-/* Fails unless y and want agree to `rel` of their size (plus `rel` absolute, for sums that
- * cancel to near zero). */
-static void expect_close(const char *what, const float *y, const float *want, int64_t n, float rel) {
-    for (int64_t i = 0; i < n; i++)
-        if (!(fabsf(y[i] - want[i]) <= rel * (fabsf(want[i]) + 1.0f))) {
-            print_error("%s: output %lld: %.9g, expected %.9g\n", what, (long long)i, y[i], want[i]);
-            fail();
-        }
 }
 
 /* Random scale and quant bytes (every 6-bit scale and min pattern of Q4_K), keeping the
