@@ -1,0 +1,456 @@
+/* The forward pass on shapes the shared reference models do not have, against a forward
+ * pass written here from the architectures' definitions, in double precision.
+ *
+ * The shared models (../shared/testdata) all have heads of 4 to 32 elements and two query
+ * heads per KV head. The models people run have heads of 64, 80 or 128 elements, five or
+ * seven query heads per KV head (Qwen2.5), one KV head, a head wider than the embedding
+ * divided by the heads (Qwen3), partial rotary dimensions, Llama 3's per-frequency RoPE
+ * factors, vocabularies of no particular multiple. Each case below builds a random-weight F32
+ * model of such a shape in memory, runs a prompt through the engine in several batches and
+ * then token by token, and compares every position's logits with reference_forward():
+ * with F32 weights to float rounding (test_against_reference), and with every weight type
+ * to the rounding of activations those types' products intend (test_quantized).
+ *
+ * The reference shares no code with the engine: plain loops over the GGUF tensors (row r of
+ * a weight is its output r), accumulating in double, with the KV cache in double. It follows
+ * the GGUF conventions the engine is meant to: RMS norm x / sqrt(mean(x^2) + eps) * w;
+ * Q/K/V biases (qwen2); per-head RMS norms of Q and K before RoPE (qwen3); RoPE of the first
+ * rope_dim elements of each head, on pairs (2i, 2i+1) for llama and (i, i + rope_dim/2) for
+ * the NeoX order of qwen2/qwen3, angle pos * freq_scale * base^(-2i/rope_dim) / factor_i;
+ * causal softmax attention scaled by 1/sqrt(head_dim), query head h reading KV head
+ * h / (heads / kv_heads); SwiGLU; output = token_embd when there is no output.weight. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref.h"
+
+typedef struct {
+    const char *what;
+    const char *arch;
+    int dim, layers, heads, kv_heads;
+    int head_dim;      /* 0: dim / heads (no key_length key) */
+    int rope_dim;      /* 0: head_dim (no rope.dimension_count key) */
+    int ffn, vocab;
+    float freq_base;
+    float linear_factor; /* > 0: rope.scaling.type linear with this factor */
+    bool tied;           /* no output.weight */
+    bool rope_freqs;     /* a rope_freqs.weight tensor of Llama 3-style factors */
+} shape;
+
+static const shape shapes[] = {
+    {"Llama 3.2-like: heads of 64, 2 per KV head, RoPE factors, tied, odd vocabulary", "llama", 256, 2, 4, 2, 0, 0,
+     768, 1001, 500000.0f, 0, true, true},
+    {"Qwen2.5-like: biases, NeoX, 7 query heads on one KV head of 64", "qwen2", 448, 2, 7, 1, 0, 0, 768, 515,
+     1000000.0f, 0, true, false},
+    {"Qwen3-like: heads of 128 wider than dim / heads, Q/K norms", "qwen3", 256, 2, 4, 2, 128, 0, 512, 300,
+     1000000.0f, 0, false, false},
+    {"MHA with heads of 80, 32 rotary dimensions, linear RoPE scaling x4", "llama", 320, 2, 4, 4, 80, 32, 512, 257,
+     10000.0f, 4.0f, false, false},
+};
+
+enum { PROMPT = 23, BATCH = 8, DECODED = 6, N_CTX = 64 };
+
+/* ---- a random model in memory ----------------------------------------------------------- */
+
+static uint64_t rng;
+static double urand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+typedef struct {
+    gguf_writer *w;
+    float *bufs[256];
+    int n;
+} builder;
+
+static void add(builder *b, const char *name, int64_t n0, int64_t n1, double lo, double hi) {
+    assert_true(b->n < 256);
+    const int64_t ne[2] = {n0, n1};
+    float *v = malloc((size_t)(n0 * n1) * sizeof *v);
+    assert_non_null(v);
+    for (int64_t i = 0; i < n0 * n1; i++) v[i] = (float)(lo + (hi - lo) * (urand() + 1) / 2);
+    b->bufs[b->n++] = v;
+    assert_int_equal(gguf_writer_add_tensor(b->w, name, STRATA_TYPE_F32, n1 > 1 ? 2 : 1, ne, v), STRATA_OK);
+}
+
+static int head_dim_of(const shape *s) { return s->head_dim ? s->head_dim : s->dim / s->heads; }
+static int rope_dim_of(const shape *s) { return s->rope_dim ? s->rope_dim : head_dim_of(s); }
+
+/* Weights scaled by 1/sqrt(inputs), so activations stay of order one through the layers and
+ * the logits spread over a few units. */
+static void *build_model(const shape *s, size_t *size) {
+    builder b = {.w = gguf_writer_new()};
+    assert_non_null(b.w);
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", s->arch, suffix), key)
+    assert_int_equal(gguf_writer_add_str(b.w, "general.architecture", s->arch), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("embedding_length"), (uint32_t)s->dim), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("block_count"), (uint32_t)s->layers), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("feed_forward_length"), (uint32_t)s->ffn), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("attention.head_count"), (uint32_t)s->heads), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("attention.head_count_kv"), (uint32_t)s->kv_heads), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(b.w, KEY("context_length"), 4096), STRATA_OK);
+    assert_int_equal(gguf_writer_add_f32(b.w, KEY("rope.freq_base"), s->freq_base), STRATA_OK);
+    assert_int_equal(gguf_writer_add_f32(b.w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f), STRATA_OK);
+    if (s->head_dim) {
+        assert_int_equal(gguf_writer_add_u32(b.w, KEY("attention.key_length"), (uint32_t)s->head_dim), STRATA_OK);
+        assert_int_equal(gguf_writer_add_u32(b.w, KEY("attention.value_length"), (uint32_t)s->head_dim), STRATA_OK);
+    }
+    if (s->rope_dim) assert_int_equal(gguf_writer_add_u32(b.w, KEY("rope.dimension_count"), (uint32_t)s->rope_dim), STRATA_OK);
+    if (s->linear_factor > 0) {
+        assert_int_equal(gguf_writer_add_str(b.w, KEY("rope.scaling.type"), "linear"), STRATA_OK);
+        assert_int_equal(gguf_writer_add_f32(b.w, KEY("rope.scaling.factor"), s->linear_factor), STRATA_OK);
+    }
+#undef KEY
+    const int hd = head_dim_of(s), qd = s->heads * hd, kvd = s->kv_heads * hd;
+    const double ae = 1 / sqrt(s->dim), aq = 1 / sqrt(qd), af = 1 / sqrt(s->ffn);
+    add(&b, "token_embd.weight", s->dim, s->vocab, -1, 1);
+    add(&b, "output_norm.weight", s->dim, 1, 0.5, 1.5);
+    if (!s->tied) add(&b, "output.weight", s->dim, s->vocab, -ae, ae);
+    if (s->rope_freqs) add(&b, "rope_freqs.weight", rope_dim_of(s) / 2, 1, 1, 8);
+    const bool qwen2 = strcmp(s->arch, "qwen2") == 0, qwen3 = strcmp(s->arch, "qwen3") == 0;
+    for (int l = 0; l < s->layers; l++) {
+        char n[96];
+#define T(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
+        add(&b, T("attn_norm.weight"), s->dim, 1, 0.5, 1.5);
+        add(&b, T("attn_q.weight"), s->dim, qd, -2 * ae, 2 * ae);
+        add(&b, T("attn_k.weight"), s->dim, kvd, -2 * ae, 2 * ae);
+        add(&b, T("attn_v.weight"), s->dim, kvd, -ae, ae);
+        add(&b, T("attn_output.weight"), qd, s->dim, -aq, aq);
+        if (qwen2) {
+            add(&b, T("attn_q.bias"), qd, 1, -0.5, 0.5);
+            add(&b, T("attn_k.bias"), kvd, 1, -0.5, 0.5);
+            add(&b, T("attn_v.bias"), kvd, 1, -0.5, 0.5);
+        }
+        if (qwen3) {
+            add(&b, T("attn_q_norm.weight"), hd, 1, 0.5, 1.5);
+            add(&b, T("attn_k_norm.weight"), hd, 1, 0.5, 1.5);
+        }
+        add(&b, T("ffn_norm.weight"), s->dim, 1, 0.5, 1.5);
+        add(&b, T("ffn_gate.weight"), s->dim, s->ffn, -2 * ae, 2 * ae);
+        add(&b, T("ffn_up.weight"), s->dim, s->ffn, -2 * ae, 2 * ae);
+        add(&b, T("ffn_down.weight"), s->ffn, s->dim, -af, af);
+#undef T
+    }
+    void *mem = NULL;
+    assert_int_equal(gguf_writer_write_memory(b.w, &mem, size), STRATA_OK);
+    for (int i = 0; i < b.n; i++) free(b.bufs[i]);
+    gguf_writer_free(b.w);
+    return mem;
+}
+
+/* ---- the reference forward pass ----------------------------------------------------------- */
+
+static const float *tensor(const gguf_file *f, const char *name) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    assert_non_null(t);
+    assert_int_equal(t->type, STRATA_TYPE_F32);
+    return t->data;
+}
+
+static const float *layer_tensor(const gguf_file *f, int l, const char *suffix) {
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);
+    return gguf_find_tensor(f, n) ? tensor(f, n) : NULL;
+}
+
+/* y[rows] = W x, W rows of `cols` floats. */
+static void matvec(const float *w, int rows, int cols, const double *x, double *y) {
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += (double)w[(size_t)r * cols + c] * x[c];
+        y[r] = s;
+    }
+}
+
+static void rms_norm(const double *x, const float *w, int n, double eps, double *y) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    const double k = 1 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * k * w[i];
+}
+
+static void rope(double *h, int pos, const shape *s, const float *factors) {
+    const int rd = rope_dim_of(s);
+    const bool neox = strcmp(s->arch, "llama") != 0;
+    const double scale = s->linear_factor > 0 ? 1.0 / s->linear_factor : 1.0;
+    for (int i = 0; i < rd / 2; i++) {
+        double theta = pos * scale * pow(s->freq_base, -2.0 * i / rd);
+        if (factors) theta /= factors[i];
+        const int a = neox ? i : 2 * i, b = neox ? i + rd / 2 : 2 * i + 1;
+        const double x0 = h[a], x1 = h[b];
+        h[a] = x0 * cos(theta) - x1 * sin(theta);
+        h[b] = x0 * sin(theta) + x1 * cos(theta);
+    }
+}
+
+/* Logits of every position of ids[0..n), token by token; out: n x vocab. */
+static void reference_forward(const gguf_file *f, const shape *s, const int32_t *ids, int n, double *out) {
+    const int D = s->dim, hd = head_dim_of(s), H = s->heads, KV = s->kv_heads, F = s->ffn, V = s->vocab;
+    const double eps = 1e-6;
+    const float *factors = gguf_find_tensor(f, "rope_freqs.weight") ? tensor(f, "rope_freqs.weight") : NULL;
+    double *kc = calloc((size_t)s->layers * n * KV * hd, sizeof *kc), *vc = calloc((size_t)s->layers * n * KV * hd, sizeof *vc);
+    double *x = malloc(D * sizeof *x), *xn = malloc(D * sizeof *xn), *q = malloc((size_t)H * hd * sizeof *q);
+    double *att = malloc((size_t)H * hd * sizeof *att), *o = malloc(D * sizeof *o), *sc = malloc(n * sizeof *sc);
+    double *g = malloc(F * sizeof *g), *u = malloc(F * sizeof *u);
+    assert_true(kc && vc && x && xn && q && att && o && sc && g && u);
+    const float *embd = tensor(f, "token_embd.weight");
+    const float *outw = gguf_find_tensor(f, "output.weight") ? tensor(f, "output.weight") : embd;
+    for (int p = 0; p < n; p++) {
+        for (int i = 0; i < D; i++) x[i] = embd[(size_t)ids[p] * D + i];
+        for (int l = 0; l < s->layers; l++) {
+            double *kp = kc + ((size_t)l * n + p) * KV * hd, *vp = vc + ((size_t)l * n + p) * KV * hd;
+            rms_norm(x, layer_tensor(f, l, "attn_norm.weight"), D, eps, xn);
+            matvec(layer_tensor(f, l, "attn_q.weight"), H * hd, D, xn, q);
+            matvec(layer_tensor(f, l, "attn_k.weight"), KV * hd, D, xn, kp);
+            matvec(layer_tensor(f, l, "attn_v.weight"), KV * hd, D, xn, vp);
+            const float *bq = layer_tensor(f, l, "attn_q.bias"), *bk = layer_tensor(f, l, "attn_k.bias"),
+                        *bv = layer_tensor(f, l, "attn_v.bias");
+            for (int i = 0; bq && i < H * hd; i++) q[i] += bq[i];
+            for (int i = 0; bk && i < KV * hd; i++) kp[i] += bk[i];
+            for (int i = 0; bv && i < KV * hd; i++) vp[i] += bv[i];
+            const float *qn = layer_tensor(f, l, "attn_q_norm.weight"), *kn = layer_tensor(f, l, "attn_k_norm.weight");
+            for (int h = 0; h < H; h++) {
+                if (qn) rms_norm(q + h * hd, qn, hd, eps, q + h * hd);
+                rope(q + h * hd, p, s, factors);
+            }
+            for (int h = 0; h < KV; h++) {
+                if (kn) rms_norm(kp + h * hd, kn, hd, eps, kp + h * hd);
+                rope(kp + h * hd, p, s, factors);
+            }
+            for (int h = 0; h < H; h++) {
+                const int kvh = h / (H / KV);
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= p; t++) {
+                    const double *k = kc + ((size_t)l * n + t) * KV * hd + kvh * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++) d += q[h * hd + i] * k[i];
+                    sc[t] = d / sqrt(hd);
+                    if (sc[t] > mx) mx = sc[t];
+                }
+                for (int t = 0; t <= p; t++) sum += (sc[t] = exp(sc[t] - mx));
+                for (int i = 0; i < hd; i++) {
+                    double a = 0;
+                    for (int t = 0; t <= p; t++) a += sc[t] * vc[((size_t)l * n + t) * KV * hd + kvh * hd + i];
+                    att[h * hd + i] = a / sum;
+                }
+            }
+            matvec(layer_tensor(f, l, "attn_output.weight"), D, H * hd, att, o);
+            for (int i = 0; i < D; i++) x[i] += o[i];
+            rms_norm(x, layer_tensor(f, l, "ffn_norm.weight"), D, eps, xn);
+            matvec(layer_tensor(f, l, "ffn_gate.weight"), F, D, xn, g);
+            matvec(layer_tensor(f, l, "ffn_up.weight"), F, D, xn, u);
+            for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            matvec(layer_tensor(f, l, "ffn_down.weight"), D, F, g, o);
+            for (int i = 0; i < D; i++) x[i] += o[i];
+        }
+        rms_norm(x, tensor(f, "output_norm.weight"), D, eps, xn);
+        matvec(outw, V, D, xn, out + (size_t)p * V);
+    }
+    free(kc), free(vc), free(x), free(xn), free(q), free(att), free(o), free(sc), free(g), free(u);
+}
+
+/* ---- the engine against it ---------------------------------------------------------------- */
+
+/* Logits of every position from our engine: the prompt in batches of BATCH tokens, then
+ * the rest one token at a time (the decode path), out: n x vocab. */
+static void engine_forward(const gguf_file *f, strata_type kv_type, const int32_t *ids, int n, int prompt, float *out) {
+    model_desc d;
+    assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+    model_params p = model_default_params();
+    p.n_ctx = N_CTX;
+    p.n_batch = BATCH;
+    p.n_logits = BATCH;
+    p.kv_type = kv_type;
+    p.n_threads = 2;
+    strata_device dev;
+    strata_device_init_cpu(&dev);
+    model_context *ctx = NULL;
+    if (model_context_init(&d, &p, &dev, &ctx) != STRATA_OK) fail_msg("%s", strata_last_error());
+    const int V = d.hp.n_vocab;
+    for (int pos = 0; pos < n;) {
+        const int k = pos < prompt ? (prompt - pos < BATCH ? prompt - pos : BATCH) : 1;
+        assert_int_equal(model_decode(ctx, ids + pos, k, pos), STRATA_OK);
+        assert_int_equal(model_logits_count(ctx), k);
+        for (int i = 0; i < k; i++) memcpy(out + (size_t)(pos + i) * V, model_logits(ctx, i), V * sizeof *out);
+        pos += k;
+    }
+    model_context_free(ctx);
+    model_desc_free(&d);
+}
+
+/* Largest |engine - reference| over every logit, relative to (base + rel * max|reference row|). */
+static double worst_ratio(const float *got, const double *want, int n, int V, double base, double rel, int *where) {
+    double worst = 0;
+    for (int p = 0; p < n; p++) {
+        double mx = 0, d = 0;
+        for (int v = 0; v < V; v++) {
+            const double w = want[(size_t)p * V + v], e = fabs(got[(size_t)p * V + v] - w);
+            if (fabs(w) > mx) mx = fabs(w);
+            if (!(e <= d)) d = e; /* NaN propagates */
+        }
+        const double r = d / (base + rel * mx);
+        if (!(r <= worst)) {
+            worst = r;
+            *where = p;
+        }
+    }
+    return worst;
+}
+
+/* F32 weights with an F32 KV cache: the engine differs from the reference only by float
+ * rounding, as in test_logits' F32-engine check (same bound: 2e-4 + 2e-5 x max|logit| of the
+ * row). With the default F16 cache, K and V are rounded to 11 significant bits (relative
+ * 2^-12 each), which moves logits of this size by a few thousandths: bound 0.02 + 2e-3 x
+ * max|logit|. A head bound to the wrong KV head, a wrong RoPE pair or angle, a missing bias
+ * or norm moves them by units. */
+static void test_against_reference(void **state) {
+    (void)state;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const shape *s = &shapes[c];
+        rng = 0x9e3779b97f4a7c15ull + c;
+        size_t size = 0;
+        void *mem = build_model(s, &size);
+        gguf_file *f = NULL;
+        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+        const int n = PROMPT + DECODED, V = s->vocab;
+        int32_t ids[PROMPT + DECODED];
+        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
+        double *want = malloc((size_t)n * V * sizeof *want);
+        float *got = malloc((size_t)n * V * sizeof *got);
+        assert_true(want && got);
+        reference_forward(f, s, ids, n, want);
+        double spread = 0;
+        for (size_t i = 0; i < (size_t)n * V; i++) spread = fabs(want[i]) > spread ? fabs(want[i]) : spread;
+
+        int at = -1;
+        engine_forward(f, STRATA_TYPE_F32, ids, n, PROMPT, got);
+        const double r32 = worst_ratio(got, want, n, V, 2e-4, 2e-5, &at);
+        print_message("  %s\n    max |logit| %.2f; F32 cache: worst %.3f of the bound (position %d)", s->what, spread,
+                      r32, at);
+        if (!(r32 <= 1)) fail_msg("%s: F32 cache: position %d is %.2f times the bound", s->what, at, r32);
+        engine_forward(f, STRATA_TYPE_F16, ids, n, PROMPT, got);
+        const double r16 = worst_ratio(got, want, n, V, 0.02, 2e-3, &at);
+        print_message("; F16 cache: %.3f (position %d)\n", r16, at);
+        if (!(r16 <= 1)) fail_msg("%s: F16 cache: position %d is %.2f times the bound", s->what, at, r16);
+        /* The logits must spread over units, or the bounds above would say nothing. */
+        assert_true(spread > 1);
+        free(want);
+        free(got);
+        gguf_close(f);
+        free(mem);
+    }
+}
+
+/* A copy of f with every matrix quantized to `type` where its rows are whole blocks of it, and
+ * to Q8_0 where they are not (as quantizers fall back); norms and biases stay F32. */
+static void *quantized_copy(const gguf_file *f, strata_type type, size_t *size) {
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_kv_count(f); i++) assert_int_equal(gguf_writer_copy_kv(w, f, i), STRATA_OK);
+    const int64_t nt = gguf_tensor_count(f);
+    void **bufs = calloc((size_t)nt, sizeof *bufs);
+    for (int64_t i = 0; i < nt; i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        strata_type tt = t->n_dims < 2 ? STRATA_TYPE_F32 : strata_type_row_ok(type, t->ne[0]) ? type : STRATA_TYPE_Q8_0;
+        const int64_t rows = gguf_tensor_elements(t) / t->ne[0];
+        const size_t rb = strata_type_row_bytes(tt, t->ne[0]);
+        bufs[i] = malloc(rb * rows);
+        for (int64_t r = 0; r < rows; r++)
+            if (tt == STRATA_TYPE_F32) memcpy((uint8_t *)bufs[i] + r * rb, (const float *)t->data + r * t->ne[0], rb);
+            else strata_quantize_row(tt, (const float *)t->data + r * t->ne[0], (uint8_t *)bufs[i] + r * rb, t->ne[0]);
+        assert_int_equal(gguf_writer_add_tensor(w, t->name, tt, t->n_dims, t->ne, bufs[i]), STRATA_OK);
+    }
+    void *mem = NULL;
+    assert_int_equal(gguf_writer_write_memory(w, &mem, size), STRATA_OK);
+    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    gguf_writer_free(w);
+    return mem;
+}
+
+/* Every weight type on the same shapes: the engine on a quantized copy against the reference
+ * on that copy's dequantized weights, so both multiply the same weights. What remains is the
+ * rounding of activations to 8-bit blocks before each product, which the formats intend
+ * (Q8_0-style blocks of 32 or Q8_K-style of 256; F16/BF16 rounding for those weights): on these
+ * shapes it moves the logits by 0.4-2 % RMS and by at most 3.4 % of a row's largest logit, for
+ * every type. The bounds (4 % RMS, 8 % of the row's largest logit) leave twice that; a row,
+ * block or scale read wrong, a tile's tail rows dropped or the repacked layout misread moves
+ * the logits it touches by their own size. These shapes give every kernel rows that are no
+ * multiple of its tile (vocabularies of 1001, 515, 300 and 257; 448 and 320 rows) and the
+ * repacked Q4_0/Q4_K layout a plain tail. Rows that are not whole blocks of a type are
+ * quantized to Q8_0, as quantizers fall back. */
+#define QUANT_RMS_BOUND 0.04
+#define QUANT_MAX_BOUND 0.08
+
+static void test_quantized(void **state) {
+    (void)state;
+    static const strata_type types[] = {STRATA_TYPE_F16, STRATA_TYPE_BF16, STRATA_TYPE_Q8_0, STRATA_TYPE_Q4_0,
+                                        STRATA_TYPE_Q4_1, STRATA_TYPE_Q5_0, STRATA_TYPE_Q5_1, STRATA_TYPE_Q2_K,
+                                        STRATA_TYPE_Q3_K, STRATA_TYPE_Q4_K, STRATA_TYPE_Q5_K, STRATA_TYPE_Q6_K,
+                                        STRATA_TYPE_IQ4_NL, STRATA_TYPE_IQ4_XS};
+    int failures = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const shape *s = &shapes[c];
+        rng = 0x9e3779b97f4a7c15ull + c;
+        size_t size = 0;
+        void *mem = build_model(s, &size);
+        gguf_file *f = NULL;
+        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+        const int n = PROMPT + DECODED, V = s->vocab;
+        int32_t ids[PROMPT + DECODED];
+        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
+        double *want = malloc((size_t)n * V * sizeof *want);
+        float *got = malloc((size_t)n * V * sizeof *got);
+        assert_true(want && got);
+        print_message("  %s\n", s->what);
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+            size_t qsize = 0, dsize = 0;
+            void *qmem = quantized_copy(f, types[k], &qsize), *dmem = NULL;
+            gguf_file *qf = NULL, *df = NULL;
+            assert_int_equal(gguf_open_memory(qmem, qsize, GGUF_OPEN_DEFAULT, &qf), STRATA_OK);
+            assert_int_equal(ref_dequantized_copy(qf, &dmem, &dsize), STRATA_OK);
+            assert_int_equal(gguf_open_memory(dmem, dsize, GGUF_OPEN_DEFAULT, &df), STRATA_OK);
+            reference_forward(df, s, ids, n, want);
+            engine_forward(qf, STRATA_TYPE_F32, ids, n, PROMPT, got);
+            int at = -1;
+            const double worst = worst_ratio(got, want, n, V, 0.0, 1.0, &at);
+            double se = 0, sw = 0;
+            for (size_t i = 0; i < (size_t)n * V; i++) {
+                se += (got[i] - want[i]) * (got[i] - want[i]);
+                sw += want[i] * want[i];
+            }
+            const double rms = sqrt(se / sw);
+            print_message("    %-7s RMS %.4f, worst %.4f of the row's largest logit (position %d)\n",
+                          strata_type_name(types[k]), rms, worst, at);
+            if (!(rms <= QUANT_RMS_BOUND && worst <= QUANT_MAX_BOUND)) {
+                print_error("%s, %s: beyond the bounds (%.2f RMS, %.2f max)\n", s->what, strata_type_name(types[k]),
+                            QUANT_RMS_BOUND, QUANT_MAX_BOUND);
+                failures++;
+            }
+            gguf_close(df);
+            gguf_close(qf);
+            free(dmem);
+            free(qmem);
+        }
+        free(want);
+        free(got);
+        gguf_close(f);
+        free(mem);
+    }
+    assert_int_equal(failures, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_against_reference),
+        cmocka_unit_test(test_quantized),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
