@@ -51,7 +51,10 @@ static const shape shapes[] = {
      10000.0f, 4.0f, false, false},
 };
 
-enum { PROMPT = 23, BATCH = 8, DECODED = 6, N_CTX = 64 };
+/* Prompts of 70 tokens in batches of 32 for the F32 checks (attention over more than one
+ * block of query rows), 23 in batches of 8 for the many quantized models (other tails of the
+ * batch tiles' token steps), then DECODED tokens one at a time. */
+enum { LONG_PROMPT = 70, LONG_BATCH = 32, SHORT_PROMPT = 23, SHORT_BATCH = 8, DECODED = 6, N_CTX = 128 };
 
 /* ---- a random model in memory ----------------------------------------------------------- */
 
@@ -258,15 +261,16 @@ static void reference_forward(const gguf_file *f, const shape *s, const int32_t 
 
 /* ---- the engine against it ---------------------------------------------------------------- */
 
-/* Logits of every position from our engine: the prompt in batches of BATCH tokens, then
+/* Logits of every position from our engine: the prompt in batches of `batch` tokens, then
  * the rest one token at a time (the decode path), out: n x vocab. */
-static void engine_forward(const gguf_file *f, strata_type kv_type, const int32_t *ids, int n, int prompt, float *out) {
+static void engine_forward(const gguf_file *f, strata_type kv_type, const int32_t *ids, int n, int prompt, int batch,
+                           float *out) {
     model_desc d;
     assert_int_equal(model_desc_init(f, &d), STRATA_OK);
     model_params p = model_default_params();
     p.n_ctx = N_CTX;
-    p.n_batch = BATCH;
-    p.n_logits = BATCH;
+    p.n_batch = batch;
+    p.n_logits = batch;
     p.kv_type = kv_type;
     p.n_threads = 2;
     strata_device dev;
@@ -275,7 +279,7 @@ static void engine_forward(const gguf_file *f, strata_type kv_type, const int32_
     if (model_context_init(&d, &p, &dev, &ctx) != STRATA_OK) fail_msg("%s", strata_last_error());
     const int V = d.hp.n_vocab;
     for (int pos = 0; pos < n;) {
-        const int k = pos < prompt ? (prompt - pos < BATCH ? prompt - pos : BATCH) : 1;
+        const int k = pos < prompt ? (prompt - pos < batch ? prompt - pos : batch) : 1;
         assert_int_equal(model_decode(ctx, ids + pos, k, pos), STRATA_OK);
         assert_int_equal(model_logits_count(ctx), k);
         for (int i = 0; i < k; i++) memcpy(out + (size_t)(pos + i) * V, model_logits(ctx, i), V * sizeof *out);
@@ -309,7 +313,9 @@ static double worst_ratio(const float *got, const double *want, int n, int V, do
  * row). With the default F16 cache, K and V are rounded to 11 significant bits (relative
  * 2^-12 each), which moves logits of this size by a few thousandths: bound 0.02 + 2e-3 x
  * max|logit|. A head bound to the wrong KV head, a wrong RoPE pair or angle, a missing bias
- * or norm moves them by units. */
+ * or norm moves them by units. A Q8_0 cache rounds K and V to 8-bit blocks (a step of up to
+ * 1/127 of a block's largest value): measured 0.2-0.7 % of the row's largest logit; bound 3 %. */
+#define Q8_CACHE_BOUND 0.03
 static void test_against_reference(void **state) {
     (void)state;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
@@ -319,8 +325,8 @@ static void test_against_reference(void **state) {
         void *mem = build_model(s, &size);
         gguf_file *f = NULL;
         assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
-        const int n = PROMPT + DECODED, V = s->vocab;
-        int32_t ids[PROMPT + DECODED];
+        const int n = LONG_PROMPT + DECODED, V = s->vocab;
+        int32_t ids[LONG_PROMPT + DECODED];
         for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
         double *want = malloc((size_t)n * V * sizeof *want);
         float *got = malloc((size_t)n * V * sizeof *got);
@@ -330,15 +336,31 @@ static void test_against_reference(void **state) {
         for (size_t i = 0; i < (size_t)n * V; i++) spread = fabs(want[i]) > spread ? fabs(want[i]) : spread;
 
         int at = -1;
-        engine_forward(f, STRATA_TYPE_F32, ids, n, PROMPT, got);
+        engine_forward(f, STRATA_TYPE_F32, ids, n, LONG_PROMPT, LONG_BATCH, got);
         const double r32 = worst_ratio(got, want, n, V, 2e-4, 2e-5, &at);
         print_message("  %s\n    max |logit| %.2f; F32 cache: worst %.3f of the bound (position %d)", s->what, spread,
                       r32, at);
         if (!(r32 <= 1)) fail_msg("%s: F32 cache: position %d is %.2f times the bound", s->what, at, r32);
-        engine_forward(f, STRATA_TYPE_F16, ids, n, PROMPT, got);
+        engine_forward(f, STRATA_TYPE_F16, ids, n, LONG_PROMPT, LONG_BATCH, got);
         const double r16 = worst_ratio(got, want, n, V, 0.02, 2e-3, &at);
-        print_message("; F16 cache: %.3f (position %d)\n", r16, at);
+        print_message("; F16 cache: %.3f (position %d)", r16, at);
         if (!(r16 <= 1)) fail_msg("%s: F16 cache: position %d is %.2f times the bound", s->what, at, r16);
+        if (head_dim_of(s) % 32 == 0) {
+            engine_forward(f, STRATA_TYPE_Q8_0, ids, n, LONG_PROMPT, LONG_BATCH, got);
+            const double r8 = worst_ratio(got, want, n, V, 0.0, Q8_CACHE_BOUND, &at);
+            print_message("; Q8_0 cache: %.3f (position %d)\n", r8, at);
+            if (!(r8 <= 1)) fail_msg("%s: Q8_0 cache: position %d is %.2f times the bound", s->what, at, r8);
+        } else {
+            /* Q8_0 blocks of 32 cannot hold a head row of another length: refused, saying why. */
+            model_desc d;
+            assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+            model_params p = model_default_params();
+            p.kv_type = STRATA_TYPE_Q8_0;
+            assert_int_equal(model_params_resolve(&d.hp, &p), STRATA_ERR_UNSUPPORTED);
+            assert_non_null(strstr(strata_last_error(), "head dimension divisible by 32"));
+            print_message("; Q8_0 cache refused: %s\n", strata_last_error());
+            model_desc_free(&d);
+        }
         /* The logits must spread over units, or the bounds above would say nothing. */
         assert_true(spread > 1);
         free(want);
@@ -403,8 +425,8 @@ static void test_quantized(void **state) {
         void *mem = build_model(s, &size);
         gguf_file *f = NULL;
         assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
-        const int n = PROMPT + DECODED, V = s->vocab;
-        int32_t ids[PROMPT + DECODED];
+        const int n = SHORT_PROMPT + DECODED, V = s->vocab;
+        int32_t ids[SHORT_PROMPT + DECODED];
         for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
         double *want = malloc((size_t)n * V * sizeof *want);
         float *got = malloc((size_t)n * V * sizeof *got);
@@ -418,7 +440,7 @@ static void test_quantized(void **state) {
             assert_int_equal(ref_dequantized_copy(qf, &dmem, &dsize), STRATA_OK);
             assert_int_equal(gguf_open_memory(dmem, dsize, GGUF_OPEN_DEFAULT, &df), STRATA_OK);
             reference_forward(df, s, ids, n, want);
-            engine_forward(qf, STRATA_TYPE_F32, ids, n, PROMPT, got);
+            engine_forward(qf, STRATA_TYPE_F32, ids, n, SHORT_PROMPT, SHORT_BATCH, got);
             int at = -1;
             const double worst = worst_ratio(got, want, n, V, 0.0, 1.0, &at);
             double se = 0, sw = 0;
