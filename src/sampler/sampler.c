@@ -20,7 +20,7 @@ struct strata_sampler {
     int32_t n_vocab;
     int32_t window;   /* effective repeat_last_n */
     cand *c;          /* n_vocab candidates */
-    cand *tmp;        /* n_vocab scratch for typical_p */
+    cand *tmp;        /* n_vocab scratch: the heap of best_k_into, typical_p's ordering */
     int32_t *ring;    /* last `window` accepted tokens */
     int32_t ring_len, ring_pos;
     int32_t *counts;  /* occurrences of each id in the ring */
@@ -172,7 +172,8 @@ static int cmp_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Moves the k best candidates (by logit, then id) to the front, sorted. */
+/* Moves the k best candidates (by logit, then id) to the front, sorted; the others stay
+ * behind them in some order. */
 static void top_k_sorted(cand *c, int32_t n, int32_t k) {
     if (k < n) {
         /* quickselect on the comparator, then sort the head */
@@ -199,6 +200,53 @@ static void top_k_sorted(cand *c, int32_t n, int32_t k) {
     qsort(c, (size_t)(k < n ? k : n), sizeof *c, cmp_desc);
 }
 
+/* a comes after b in the sampling order (lower logit; on a tie, higher id). */
+static inline bool worse(const cand *a, const cand *b) {
+    return a->logit < b->logit || (a->logit == b->logit && a->id > b->id);
+}
+
+static void sift_down(cand *h, int32_t k, int32_t i) {
+    for (;;) {
+        int32_t w = i;
+        const int32_t l = 2 * i + 1, r = l + 1;
+        if (l < k && worse(&h[l], &h[w])) w = l;
+        if (r < k && worse(&h[r], &h[w])) w = r;
+        if (w == i) return;
+        const cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* The k best of c[0..n) (1 <= k <= n), sorted, into out[0..k), leaving c as it is. Out holds
+ * a heap of the best so far with the worst at its root, so most candidates cost one
+ * comparison: for k = 40 of 152,000, 5 times faster than the quickselect of top_k_sorted,
+ * which moves every candidate several times. */
+static void best_k_into(const cand *c, int32_t n, int32_t k, cand *out) {
+    memcpy(out, c, (size_t)k * sizeof *out);
+    for (int32_t i = k / 2 - 1; i >= 0; i--) sift_down(out, k, i);
+    for (int32_t i = k; i < n; i++)
+        if (worse(&out[0], &c[i])) {
+            out[0] = c[i];
+            sift_down(out, k, 0);
+        }
+    qsort(out, (size_t)k, sizeof *out, cmp_desc);
+}
+
+/* The heap pays off while it stays small against the candidates. */
+#define HEAP_MAX_K 1024
+
+/* Moves the k best candidates to the front, sorted (tmp: scratch of k). */
+static void best_k_to_front(cand *c, int32_t n, int32_t k, cand *tmp) {
+    if (k <= HEAP_MAX_K && k < n / 4) {
+        best_k_into(c, n, k, tmp);
+        memcpy(c, tmp, (size_t)k * sizeof *c);
+    } else {
+        top_k_sorted(c, n, k);
+    }
+}
+
 /* The smallest prefix of c[0..n) whose probability mass reaches `mass` (n when none does):
  * the cut of top_p, and of typical_p once ordered by typicality. */
 static int32_t prefix_with_mass(const cand *c, int32_t n, double mass) {
@@ -220,13 +268,85 @@ static void softmax(cand *c, int32_t n) {
     for (int32_t i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
 }
 
+/* min_p on c[0..n) sorted descending: p_i >= min_p * p_max <=> logit_i >= logit_max + log(min_p). */
+static int32_t min_p_prefix(const cand *c, int32_t n, float min_p) {
+    const float floor_logit = c[0].logit + logf(min_p);
+    int32_t keep = 1;
+    while (keep < n && c[keep].logit >= floor_logit) keep++;
+    return keep;
+}
+
+/* top_p then min_p on c[0..n) in any order, with the same result as sorting all n first and
+ * cutting the sorted list (the same prefix of the same order), but sorting only what might
+ * be kept: with top_k off, a vocabulary of 150,000 took 20 ms a token to sort (qwen2-sized
+ * model, 2 threads: 26 tokens/s where greedy decoding ran at 59). Both cuts are prefixes of
+ * the sorted order, so the result is the shorter one: min_p's threshold needs only the
+ * largest logit, and top_p's the softmax denominator over all n; then the best 256
+ * candidates are selected and sorted, and 8 times more while their mass falls short. When
+ * nothing cuts, only the largest candidate is moved to the front (the draw needs it there).
+ * Returns the kept count; c[0..count) sorted descending. */
+static int32_t nucleus_unsorted(cand *c, int32_t n, float top_p, float min_p, cand *tmp) {
+    const bool cut_p = top_p < 1.0f && n > 1, cut_min = min_p > 0.0f && n > 1;
+    float lmax = c[0].logit;
+    for (int32_t i = 1; i < n; i++) lmax = c[i].logit > lmax ? c[i].logit : lmax;
+    double sum = 0;
+    if (cut_p)
+        for (int32_t i = 0; i < n; i++) sum += expf(c[i].logit - lmax);
+    int32_t m = n;
+    if (cut_min) { /* the candidates at or above the threshold, in front, in any order */
+        const float floor_logit = lmax + logf(min_p);
+        m = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].logit >= floor_logit) {
+                const cand t = c[m];
+                c[m++] = c[i];
+                c[i] = t;
+            }
+    }
+    if (!cut_p) {
+        if (cut_min) {
+            qsort(c, (size_t)m, sizeof *c, cmp_desc);
+        } else { /* the draw only needs the best in front */
+            int32_t best = 0;
+            for (int32_t i = 1; i < m; i++)
+                if (worse(&c[best], &c[i])) best = i;
+            const cand t = c[0];
+            c[0] = c[best];
+            c[best] = t;
+        }
+        return m;
+    }
+    for (int32_t k = 256;; k *= 8) {
+        if (k > m) k = m;
+        /* the first round reads c without moving it, so a later one can start over */
+        cand *best = c;
+        if (k == 256 && k < m / 4) best_k_into(c, m, k, best = tmp);
+        else top_k_sorted(c, m, k);
+        double cum = 0;
+        for (int32_t i = 0; i < k; i++) {
+            best[i].p = (float)(expf(best[i].logit - lmax) / sum);
+            cum += best[i].p;
+            if (cum >= top_p) {
+                if (best != c) memcpy(c, best, (size_t)(i + 1) * sizeof *c);
+                return i + 1;
+            }
+        }
+        if (k == m) {
+            if (best != c) memcpy(c, best, (size_t)m * sizeof *c);
+            return m;
+        }
+    }
+}
+
 static int cmp_typical(const void *a, const void *b) {
     const cand *x = a, *y = b;
     if (x->score != y->score) return x->score < y->score ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
 }
 
-int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
+/* The penalties and the filters: leaves the kept candidates in s->c[0..return), the best
+ * first (sorted, except when no filter cuts: see nucleus_unsorted). */
+static int32_t filter(strata_sampler *s, const float *logits) {
     const strata_sampler_params *p = &s->p;
     const int32_t V = s->n_vocab;
     cand *c = s->c;
@@ -234,25 +354,19 @@ int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
         c[i].id = i;
         c[i].logit = logits[i];
     }
-    if (p->temperature <= 0) {
-        /* Greedy: the model's own argmax, penalties not applied (as Ollama's engine does it,
-         * so that temperature 0 reproduces plain greedy decoding). */
-        int32_t best = 0;
-        for (int32_t i = 1; i < V; i++)
-            if (logits[i] > logits[best]) best = i;
-        return best;
-    }
     FOR_EACH_PENALIZED(s, c[t].logit); /* ids equal indices here */
     int32_t n = V;
+    bool sorted = false;
     if (p->top_k > 0 && p->top_k < n) {
-        top_k_sorted(c, n, p->top_k);
+        best_k_to_front(c, n, p->top_k, s->tmp);
         n = p->top_k;
-    } else {
-        qsort(c, (size_t)n, sizeof *c, cmp_desc);
+        sorted = true;
     }
     if (p->typical_p < 1.0f && n > 1) {
         /* Locally typical sampling: keep the tokens whose surprise -log p is closest to the
          * entropy H, smallest set whose mass reaches typical_p. */
+        if (!sorted) qsort(c, (size_t)n, sizeof *c, cmp_desc);
+        sorted = true;
         softmax(c, n);
         double H = 0;
         for (int32_t i = 0; i < n; i++)
@@ -268,17 +382,42 @@ int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
         n = keep;
         qsort(c, (size_t)n, sizeof *c, cmp_desc);
     }
-    if (p->top_p < 1.0f && n > 1) {
-        softmax(c, n);
-        n = prefix_with_mass(c, n, p->top_p);
+    if (!sorted) {
+        n = nucleus_unsorted(c, n, p->top_p, p->min_p, s->tmp);
+    } else {
+        if (p->top_p < 1.0f && n > 1) {
+            softmax(c, n);
+            n = prefix_with_mass(c, n, p->top_p);
+        }
+        if (p->min_p > 0.0f && n > 1) n = min_p_prefix(c, n, p->min_p);
     }
-    if (p->min_p > 0.0f && n > 1) {
-        /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p) */
-        float floor_logit = c[0].logit + logf(p->min_p);
-        int32_t keep = 1;
-        while (keep < n && c[keep].logit >= floor_logit) keep++;
-        n = keep;
+    return n;
+}
+
+/* Greedy: the model's own argmax, penalties not applied (as Ollama's engine does it, so that
+ * temperature 0 reproduces plain greedy decoding). */
+static int32_t argmax(const float *logits, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
+int32_t strata_sampler_kept(strata_sampler *s, const float *logits, int32_t *ids) {
+    if (s->p.temperature <= 0) {
+        ids[0] = argmax(logits, s->n_vocab);
+        return 1;
     }
+    const int32_t n = filter(s, logits);
+    for (int32_t i = 0; i < n; i++) ids[i] = s->c[i].id;
+    return n;
+}
+
+int32_t strata_sampler_sample(strata_sampler *s, const float *logits) {
+    const strata_sampler_params *p = &s->p;
+    if (p->temperature <= 0) return argmax(logits, s->n_vocab);
+    const int32_t n = filter(s, logits);
+    cand *c = s->c;
     for (int32_t i = 0; i < n; i++) c[i].logit /= p->temperature;
     softmax(c, n);
     double u = rng_uniform(s->rng), cum = 0;

@@ -51,6 +51,11 @@ void strata_sampler_accept(strata_sampler *s, int32_t token);
 /* Picks a token from `logits` (n_vocab floats, not modified). Does not accept it. */
 int32_t strata_sampler_sample(strata_sampler *s, const float *logits);
 
+/* The candidates the chain would draw from for `logits`, into ids[n_vocab]; returns their
+ * count. The first is the best; the rest are best first too whenever a filter cut (tests and
+ * diagnostics). */
+int32_t strata_sampler_kept(strata_sampler *s, const float *logits, int32_t *ids);
+
 /* The logits after the penalties only, into out[n_vocab] (for tests and diagnostics). */
 void strata_sampler_penalize(strata_sampler *s, const float *logits, float *out);
 

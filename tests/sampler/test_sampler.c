@@ -258,6 +258,117 @@ static void test_penalties(void **state) {
     strata_sampler_free(s);
 }
 
+/* ---- the kept candidates against sorting everything ------------------------------------ */
+
+typedef struct {
+    int32_t id;
+    float logit;
+} scored;
+
+static int by_logit_then_id(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The chain as its definition reads (typical_p aside): sort every candidate by penalised
+ * logit, then id; keep the top_k first; of those, the shortest prefix whose softmax mass
+ * reaches top_p, and the prefix within log(min_p) of the best logit; the shorter of the two.
+ * The float steps are the sampler's (expf, float probabilities summed in double, a float
+ * threshold), so a cut that lands exactly on top_p agrees too. Returns the count; sorted
+ * holds the order. */
+static int32_t brute_force_kept(const strata_sampler_params *p, const float *pen, int32_t nv, scored *sorted) {
+    for (int32_t i = 0; i < nv; i++) sorted[i] = (scored){i, pen[i]};
+    qsort(sorted, (size_t)nv, sizeof *sorted, by_logit_then_id);
+    int32_t n = p->top_k > 0 && p->top_k < nv ? p->top_k : nv;
+    int32_t keep = n;
+    if (p->top_p < 1.0f && n > 1) {
+        double sum = 0, cum = 0;
+        for (int32_t i = 0; i < n; i++) sum += expf(sorted[i].logit - sorted[0].logit);
+        for (int32_t i = 0; i < n; i++) {
+            cum += (float)(expf(sorted[i].logit - sorted[0].logit) / sum);
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0.0f && keep > 1) {
+        const float floor_logit = sorted[0].logit + logf(p->min_p);
+        int32_t m = 1;
+        while (m < keep && sorted[m].logit >= floor_logit) m++;
+        keep = m;
+    }
+    return keep;
+}
+
+/* Logits of four kinds: peaked (a few dozen tokens hold most of the mass, as a trained model
+ * gives), flat over [-1, 1] (the cut needs thousands of candidates), wide over [-8, 8], and
+ * steps of 0.25 (many ties, ordered by id; some on min_p's threshold). */
+static void kind_logits(float *l, int32_t nv, int kind, uint32_t seed) {
+    uint32_t x = seed * 2654435761u + 7;
+    for (int32_t i = 0; i < nv; i++) {
+        x = x * 1664525u + 1013904223u;
+        const float u = (float)((x >> 8) & 0xffff) / 65536.0f; /* [0, 1) */
+        switch (kind) {
+        case 0: l[i] = -4 + 2 * u + ((x >> 28) == 0 && (x & 0xff) < 8 ? 10 + 4 * u : 0); break;
+        case 1: l[i] = 2 * u - 1; break;
+        case 2: l[i] = 16 * u - 8; break;
+        default: l[i] = 0.25f * (float)(int)(12 * u); break;
+        }
+    }
+}
+
+/* strata_sampler_kept, which with top_k off sorts only what the cut may keep, against
+ * brute_force_kept: the same candidates, the best first, for every kind of logits, with
+ * and without top_k, penalties, each cut alone and both, a vocabulary of 1000 and one of
+ * 152,000 (Qwen2's). */
+static void test_kept_equals_brute_force(void **state) {
+    (void)state;
+    static const int32_t vocabs[] = {1000, 152000};
+    static const int32_t top_ks[] = {0, 40, 5000};
+    static const float top_ps[] = {1.0f, 0.9f, 0.5f, 0.999f};
+    /* e^-0.5: with logits in steps of 0.25, candidates sit exactly on min_p's threshold */
+    const float min_ps[] = {0.0f, 0.05f, 0.5f, expf(-0.5f)};
+    assert_true(logf(min_ps[3]) == -0.5f);
+    for (size_t vi = 0; vi < 2; vi++) {
+        const int32_t nv = vocabs[vi];
+        float *l = malloc((size_t)nv * sizeof *l), *pen = malloc((size_t)nv * sizeof *pen);
+        scored *ref = malloc((size_t)nv * sizeof *ref), *got = malloc((size_t)nv * sizeof *got);
+        int32_t *ids = malloc((size_t)nv * sizeof *ids);
+        assert_true(l && pen && ref && got && ids);
+        int cases = 0;
+        for (int kind = 0; kind < 4; kind++)
+            for (size_t ki = 0; ki < 3; ki++)
+                for (size_t pi = 0; pi < 4; pi++)
+                    for (size_t mi = 0; mi < 4; mi++) {
+                        strata_sampler_params p = plain();
+                        p.top_k = top_ks[ki];
+                        p.top_p = top_ps[pi];
+                        p.min_p = min_ps[mi];
+                        p.repeat_penalty = 1.3f;
+                        p.presence_penalty = 0.5f;
+                        strata_sampler *s = NULL;
+                        assert_int_equal(strata_sampler_init(&p, nv, 4096, &s), STRATA_OK);
+                        kind_logits(l, nv, kind, (uint32_t)(cases + 1));
+                        for (int j = 0; j < 30; j++) strata_sampler_accept(s, (int32_t)((j * 7919u + kind) % (uint32_t)nv));
+                        strata_sampler_penalize(s, l, pen);
+                        const int32_t want = brute_force_kept(&p, pen, nv, ref);
+                        const int32_t n = strata_sampler_kept(s, l, ids);
+                        if (n != want)
+                            fail_msg("vocab %d, logits kind %d, top_k %d, top_p %g, min_p %g: kept %d, want %d", nv,
+                                     kind, p.top_k, p.top_p, p.min_p, n, want);
+                        assert_int_equal(ids[0], ref[0].id);
+                        for (int32_t i = 0; i < n; i++) got[i] = (scored){ids[i], pen[ids[i]]};
+                        qsort(got, (size_t)n, sizeof *got, by_logit_then_id);
+                        for (int32_t i = 0; i < n; i++) assert_int_equal(got[i].id, ref[i].id);
+                        strata_sampler_free(s);
+                        cases++;
+                    }
+        free(l), free(pen), free(ref), free(got), free(ids);
+    }
+}
+
 static void test_invalid(void **state) {
     (void)state;
     strata_sampler *s = NULL;
@@ -277,7 +388,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seeded_reproducible), cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_distribution),        cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_penalties),           cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_penalties),           cmocka_unit_test(test_kept_equals_brute_force),
+        cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
