@@ -23,7 +23,7 @@ static const char usage[] =
     "\n"
     "  -p N         prompt tokens of the pp test (0 skips it; default 512)\n"
     "  -n N         generated tokens of the tg test (0 skips it; default 128)\n"
-    "  -t N         threads (default: physical cores)\n"
+    "  -t N         threads (default: physical cores this process may use)\n"
     "  -r N         repetitions, after one warm-up run (default 5)\n"
     "  -b N         num_batch for the pp test (default 512)\n"
     "  --kv_type T  KV cache type: f16 (default), f32, q8_0\n"

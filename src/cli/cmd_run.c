@@ -35,7 +35,7 @@ static const char usage[] =
     "  --num_keep N         tokens kept at the start when the context overflows (default 4)\n"
     "  --num_ctx N          context length (default 4096, capped by the model's)\n"
     "  --num_batch N        prompt tokens per forward pass (default 512)\n"
-    "  --num_thread N       threads (default: physical cores)\n"
+    "  --num_thread N       threads (default: physical cores this process may use)\n"
     "  --kv_type T          KV cache type: f16 (default), f32, q8_0\n"
     "  --verbose            per device (after allocation) and timing statistics on stderr\n"
     "Placement (see `strata plan`; the loader allocates exactly what the plan says):\n"

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "backend/cpu/cpu_count.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/repack.h"
 #include "backend/cpu/vec.h"
@@ -31,35 +31,7 @@
 
 /* ---- options ---------------------------------------------------------------------- */
 
-int model_physical_cores(void) {
-    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    int n = 0;
-    if (fp) {
-        char line[256];
-        int phys = 0, core = -1;
-        int seen[1024][2];
-        while (fgets(line, sizeof line, fp)) {
-            if (sscanf(line, "physical id : %d", &phys) == 1) continue;
-            if (sscanf(line, "core id : %d", &core) == 1) {
-                int dup = 0;
-                for (int i = 0; i < n; i++)
-                    if (seen[i][0] == phys && seen[i][1] == core) dup = 1;
-                if (!dup && n < 1024) {
-                    seen[n][0] = phys;
-                    seen[n][1] = core;
-                    n++;
-                }
-            }
-        }
-        fclose(fp);
-    }
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (int)c : 1;
-    }
-    return n;
-}
+int model_physical_cores(void) { return cpu_count_physical_cores(); }
 
 model_params model_default_params(void) {
     model_params p = {0};

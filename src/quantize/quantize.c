@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
+#include "backend/cpu/cpu_count.h"
 #include "backend/cpu/quantize_rows.h"
 #include "gguf/gguf.h"
 #include "tensor/quant.h"
@@ -22,11 +22,6 @@ bool strata_quantize_type_known(const char *type_name, char *canon, size_t cap) 
     const strata_quant_recipe *r = type_name ? strata_quant_recipe_find(type_name) : NULL;
     if (r && canon && cap) snprintf(canon, cap, "%s", r->name);
     return r != NULL;
-}
-
-static int online_cpus(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
 }
 
 /* Output tensor order, as llama.cpp's quantizer writes it: tensors outside the blocks
@@ -63,7 +58,7 @@ strata_status strata_quantize_file(const char *in_path, const char *out_path, co
     if (!recipe)
         return strata_fail(STRATA_ERR_INVALID, "unknown quantization type %s (supported: %s)", type_name,
                            strata_quant_recipe_names());
-    const int threads = p->n_threads > 0 ? p->n_threads : online_cpus();
+    const int threads = p->n_threads > 0 ? p->n_threads : cpu_count_usable();
 
     gguf_file *in;
     strata_status st = gguf_open(in_path, GGUF_OPEN_DEFAULT, &in);

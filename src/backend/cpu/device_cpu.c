@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/bandwidth.h"
+#include "backend/cpu/cpu_count.h"
 #include "backend/device.h"
 
 /* Reads "Key:   12345 kB" from /proc/meminfo; false when absent (not Linux, sandboxed). */
@@ -49,12 +50,11 @@ static strata_status cpu_query_free(backend_device *dev, uint64_t *free_bytes) {
 }
 
 /* Read bandwidth: a 64 MiB buffer (beyond the cache of the CPUs this runs on) read by one
- * thread per online CPU, best of three passes. Decoding streams each weight once per token,
+ * thread per CPU this process may use (cpu_count.h), best of three passes. Decoding streams each weight once per token,
  * so a streaming read is the figure the cost model wants. About 10-40 ms, once. */
 static double cpu_measure_gbps(backend_device *dev) {
     (void)dev;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    double gbps = cpu_read_bandwidth_gbps((size_t)64 << 20, cpus > 0 ? (int)cpus : 1, 3);
+    double gbps = cpu_read_bandwidth_gbps((size_t)64 << 20, cpu_count_usable(), 3);
     return gbps > 0 ? gbps : BACKEND_CPU_DEFAULT_GBPS;
 }
 
