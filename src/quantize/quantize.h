@@ -45,7 +45,7 @@ typedef struct {
 typedef bool (*strata_quantize_progress_fn)(void *user, const strata_quantize_progress *p);
 
 typedef struct {
-    int n_threads;                       /* threads converting rows; <= 0: every online CPU */
+    int n_threads;                       /* threads converting rows; <= 0: every CPU this process may use */
     strata_quantize_progress_fn progress; /* may be NULL */
     void *user;                          /* passed to progress */
     /* May be NULL. Checked between tensors: once true (set from any thread), the call stops
