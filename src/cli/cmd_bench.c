@@ -1,7 +1,10 @@
-/* `strata bench FILE.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [-b BATCH] [--kv_type T] [--json]`:
+/* `strata bench FILE.gguf [-p 512] [-n 128] [-d 0] [-t THREADS] [-r REPS] [-b BATCH] [--kv_type T] [--json]`:
  * prompt processing (ppP: P tokens from an empty context, in num_batch chunks) and generation
  * (tgN: N tokens decoded one at a time from an empty context) in tokens/s, mean ± sample
- * standard deviation over REPS runs after one warm-up, as llama-bench reports them.
+ * standard deviation over REPS runs after one warm-up, as llama-bench reports them. With
+ * -d D both start after D tokens already in the cache ("pp512 @ d2048", as llama-bench names
+ * it): the attention then reads D more positions per token. The D tokens are decoded once,
+ * untimed; each run overwrites only the positions after them.
  * Tokens are random ids; nothing is sampled (the forward pass is what is measured).
  * Needs only the model's tensors, not its tokenizer. */
 #include <cJSON.h>
@@ -19,10 +22,11 @@
 #include "runtime/generate.h"
 
 static const char usage[] =
-    "Usage: strata bench FILE.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 512] [--kv_type f16] [--json]\n"
+    "Usage: strata bench FILE.gguf [-p 512] [-n 128] [-d 0] [-t THREADS] [-r 5] [-b 512] [--kv_type f16] [--json]\n"
     "\n"
     "  -p N         prompt tokens of the pp test (0 skips it; default 512)\n"
     "  -n N         generated tokens of the tg test (0 skips it; default 128)\n"
+    "  -d N         tokens already in the context when each test starts (default 0)\n"
     "  -t N         threads (default: physical cores this process may use)\n"
     "  -r N         repetitions, after one warm-up run (default 5)\n"
     "  -b N         num_batch for the pp test (default 512)\n"
@@ -44,21 +48,27 @@ static int32_t rand_token(int32_t n_vocab) {
     return (int32_t)(rng % (uint64_t)n_vocab);
 }
 
-/* One run: returns tokens/s, or a negative value on error. */
-static double run_pp(model_context *ctx, int32_t *toks, int32_t p) {
-    int32_t nb = model_context_params(ctx)->n_batch;
-    int64_t t0 = strata_now_ns();
+/* p tokens from position `at` in num_batch chunks; false on error. */
+static bool decode_chunks(model_context *ctx, const int32_t *toks, int32_t p, int32_t at) {
+    const int32_t nb = model_context_params(ctx)->n_batch;
     for (int32_t i = 0; i < p; i += nb) {
-        int32_t m = p - i < nb ? p - i : nb;
-        if (model_decode(ctx, toks + i, m, i) != STRATA_OK) return -1;
+        const int32_t m = p - i < nb ? p - i : nb;
+        if (model_decode(ctx, toks + i, m, at + i) != STRATA_OK) return false;
     }
+    return true;
+}
+
+/* One run from position `at`: returns tokens/s, or a negative value on error. */
+static double run_pp(model_context *ctx, const int32_t *toks, int32_t p, int32_t at) {
+    const int64_t t0 = strata_now_ns();
+    if (!decode_chunks(ctx, toks, p, at)) return -1;
     return p / ((strata_now_ns() - t0) / 1e9);
 }
 
-static double run_tg(model_context *ctx, int32_t *toks, int32_t n) {
-    int64_t t0 = strata_now_ns();
+static double run_tg(model_context *ctx, const int32_t *toks, int32_t n, int32_t at) {
+    const int64_t t0 = strata_now_ns();
     for (int32_t i = 0; i < n; i++)
-        if (model_decode(ctx, toks + i, 1, i) != STRATA_OK) return -1;
+        if (model_decode(ctx, toks + i, 1, at + i) != STRATA_OK) return -1;
     return n / ((strata_now_ns() - t0) / 1e9);
 }
 
@@ -72,7 +82,7 @@ static int parse_int(const char *flag, const char *v, int min, int *out) {
 
 int cmd_bench(int argc, char **argv) {
     const char *file = NULL;
-    int p = 512, n = 128, threads = 0, reps = 5, batch = 512;
+    int p = 512, n = 128, depth = 0, threads = 0, reps = 5, batch = 512;
     bool json = false;
     strata_type kv = STRATA_TYPE_F16;
     run_options ro;
@@ -90,6 +100,7 @@ int cmd_bench(int argc, char **argv) {
         int *target = NULL, min = 0;
         if (strcmp(a, "-p") == 0 || cli_opt_is(a, "n_prompt")) target = &p;
         else if (strcmp(a, "-n") == 0 || cli_opt_is(a, "n_gen")) target = &n;
+        else if (strcmp(a, "-d") == 0 || cli_opt_is(a, "n_depth")) target = &depth;
         else if (strcmp(a, "-t") == 0 || cli_opt_is(a, "num_thread")) target = &threads, min = 1;
         else if (strcmp(a, "-r") == 0 || cli_opt_is(a, "repetitions")) target = &reps, min = 1;
         else if (strcmp(a, "-b") == 0 || cli_opt_is(a, "num_batch")) target = &batch, min = 1;
@@ -121,7 +132,8 @@ int cmd_bench(int argc, char **argv) {
         return cli_error("missing model file");
     }
 
-    ro.model.n_ctx = (p > n ? p : n) + 1;
+    const int longest = p > n ? p : n;
+    ro.model.n_ctx = depth + longest + 1;
     ro.model.n_batch = batch;
     ro.model.n_threads = threads;
     ro.model.kv_type = kv;
@@ -134,16 +146,21 @@ int cmd_bench(int argc, char **argv) {
     int rc = 0;
     int32_t *toks = NULL;
     const model_params *rp = model_context_params(ctx);
-    if (rp->n_ctx < p || rp->n_ctx < n) {
-        rc = cli_error("%s: the model's context (%d tokens) is shorter than the test", file, rp->n_ctx);
+    if (rp->n_ctx < depth + longest) {
+        rc = cli_error("%s: the model's context (%d tokens) is shorter than the test (%d)", file, rp->n_ctx,
+                       depth + longest);
         goto done;
     }
-    toks = malloc((size_t)(p > n ? p : n) * sizeof *toks + sizeof *toks);
+    toks = malloc((size_t)(depth > longest ? depth : longest) * sizeof *toks + sizeof *toks);
     if (!toks) {
         rc = cli_error("out of memory");
         goto done;
     }
-    for (int i = 0; i < (p > n ? p : n); i++) toks[i] = rand_token(dp->hp.n_vocab);
+    for (int i = 0; i < (depth > longest ? depth : longest); i++) toks[i] = rand_token(dp->hp.n_vocab);
+    if (depth > 0 && !decode_chunks(ctx, toks, depth, 0)) {
+        rc = cli_error("%s", strata_last_error());
+        goto done;
+    }
 
     bench_result res[2];
     int n_res = 0;
@@ -157,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
         }
         double sum = 0;
         for (int r = -1; r < reps; r++) {
-            double tps = test == 0 ? run_pp(ctx, toks, count) : run_tg(ctx, toks, count);
+            double tps = test == 0 ? run_pp(ctx, toks, count, depth) : run_tg(ctx, toks, count, depth);
             if (tps < 0) {
                 free(v);
                 rc = cli_error("%s", strata_last_error());
@@ -169,7 +186,8 @@ int cmd_bench(int argc, char **argv) {
             }
         }
         bench_result *br = &res[n_res++];
-        snprintf(br->name, sizeof br->name, "%s%d", test == 0 ? "pp" : "tg", count);
+        if (depth > 0) snprintf(br->name, sizeof br->name, "%s%d @ d%d", test == 0 ? "pp" : "tg", count, depth);
+        else snprintf(br->name, sizeof br->name, "%s%d", test == 0 ? "pp" : "tg", count);
         br->mean = sum / reps;
         double ss = 0;
         for (int r = 0; r < reps; r++) ss += (v[r] - br->mean) * (v[r] - br->mean);
@@ -205,20 +223,24 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* Generation reads every weight once per token (the token embedding: one row, unless it
-     * doubles as the output layer). Where the whole model runs on the CPU, that rate is put
-     * against the read bandwidth the same number of threads measures (backend/cpu/bandwidth.h,
-     * 512 MiB, best of 5), on stderr so the table and the JSON stay as llama-bench prints them. */
+     * doubles as the output layer), and the cache of every position before it: with -d, that
+     * part grows. Where the whole model runs on the CPU, the rate is put against the read
+     * bandwidth the same number of threads measures (backend/cpu/bandwidth.h, 512 MiB, best
+     * of 5), on stderr so the table and the JSON stay as llama-bench prints them. */
     bool cpu_only = true;
     for (int32_t j = 0; j < e->n_devs; j++)
         if (e->devs[j].backend && e->devs[j].backend->kind != BACKEND_DEVICE_CPU) cpu_only = false;
     for (int i = 0; i < n_res; i++) {
         if (strncmp(res[i].name, "tg", 2) != 0) continue;
-        uint64_t per_token = 0;
-        for (int64_t j = 0; j < gguf_tensor_count(f); j++) per_token += gguf_tensor_at(f, j)->bytes;
+        uint64_t weights = 0;
+        for (int64_t j = 0; j < gguf_tensor_count(f); j++) weights += gguf_tensor_at(f, j)->bytes;
         if (dp->output != dp->tok_embd)
-            per_token -= dp->tok_embd->bytes - strata_type_row_bytes(dp->tok_embd->type, dp->tok_embd->ne[0]);
-        const double gbs = res[i].mean * (double)per_token / 1e9;
-        fprintf(stderr, "%s: %.3f GB of weights read per token, %.1f GB/s", res[i].name, per_token / 1e9, gbs);
+            weights -= dp->tok_embd->bytes - strata_type_row_bytes(dp->tok_embd->type, dp->tok_embd->ne[0]);
+        /* token k (0-based) of the test attends to depth + k + 1 positions */
+        const double kv = (double)model_kv_bytes_per_token(&dp->hp, rp->kv_type) * dp->hp.n_layer * (depth + (n + 1) / 2.0);
+        const double per_token = (double)weights + kv, gbs = res[i].mean * per_token / 1e9;
+        fprintf(stderr, "%s: %.3f GB of weights and %.3f GB of KV cache read per token, %.1f GB/s", res[i].name,
+                weights / 1e9, kv / 1e9, gbs);
         const double bw = cpu_only ? cpu_read_bandwidth_gbps((size_t)512 << 20, rp->n_threads, 5) : 0;
         if (bw > 0) fprintf(stderr, ": %.0f%% of the %.1f GB/s read bandwidth of %d threads", 100 * gbs / bw, bw, rp->n_threads);
         fputc('\n', stderr);

@@ -212,6 +212,21 @@ static void test_weighted_rows(void **state) {
             /* and a row's sums do not depend on how many rows come with it */
             cpu_vec_weighted_rows_avx2(w + (nw - 1) * w_stride, w_stride, 1, rows, n, dim, got, out_stride);
             assert_memory_equal(got, want + (nw - 1) * out_stride, dim * sizeof *got);
+            /* rows of halves read in place: the same bits as widening them first, in both
+             * versions (the rows here are multiples of 1e-3, most not exact halves) */
+            uint16_t *half = malloc(n * dim * sizeof *half);
+            for (int64_t i = 0; i < n * dim; i++) {
+                half[i] = strata_f32_to_fp16(rows[i]);
+                rows[i] = strata_fp16_to_f32(half[i]);
+            }
+            cpu_vec_weighted_rows_scalar(w, w_stride, nw, rows, n, dim, want, out_stride);
+            memset(got, 0, nw * out_stride * sizeof *got);
+            cpu_vec_weighted_rows_f16_scalar(w, w_stride, nw, half, n, dim, got, out_stride);
+            assert_memory_equal(got, want, nw * out_stride * sizeof *got);
+            memset(got, 0, nw * out_stride * sizeof *got);
+            cpu_vec_weighted_rows_f16_avx2(w, w_stride, nw, half, n, dim, got, out_stride);
+            assert_memory_equal(got, want, nw * out_stride * sizeof *got);
+            free(half);
             free(w);
             free(rows);
             free(want);

@@ -43,6 +43,26 @@ static void test_bench_json(void **state) {
     assert_null(strstr(r.out, "tg"));
     proc_result_free(&r);
 
+    /* -d: the tests start after that many tokens, and say so in their names */
+    char *argv4[] = {STRATA_BINARY, "bench", m, "-p", "16", "-n", "4", "-d", "40", "-r", "1", "--json", NULL};
+    assert_int_equal(proc_run(argv4, &r), 0);
+    if (r.exit_code != 0) fail_msg("rc %d: %s", r.exit_code, r.err);
+    o = cJSON_Parse(r.out);
+    assert_non_null(o);
+    res = cJSON_GetObjectItem(o, "results");
+    assert_int_equal(cJSON_GetArraySize(res), 2);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 0), "test")->valuestring, "pp16 @ d40");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 1), "test")->valuestring, "tg4 @ d40");
+    assert_non_null(strstr(r.err, "tg4 @ d40: ")); /* the bytes line counts the cache it reads */
+    cJSON_Delete(o);
+    proc_result_free(&r);
+    /* a depth past the trained context (128) is refused, naming both lengths */
+    char *argv5[] = {STRATA_BINARY, "bench", m, "-p", "16", "-n", "4", "-d", "120", "-r", "1", NULL};
+    assert_int_equal(proc_run(argv5, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "shorter than the test (136)"));
+    proc_result_free(&r);
+
     /* stories260K was trained on 128 tokens: pp512 cannot run and says why */
     char *argv3[] = {STRATA_BINARY, "bench", m, "-r", "1", NULL};
     assert_int_equal(proc_run(argv3, &r), 0);

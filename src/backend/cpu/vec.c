@@ -54,6 +54,17 @@ void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, 
     }
 }
 
+void cpu_vec_weighted_rows_f16_scalar(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                                      int64_t dim, float *out, int64_t out_stride) {
+    for (int64_t q = 0; q < nw; q++) {
+        const float *wq = w + q * w_stride;
+        float *o = out + q * out_stride;
+        for (int64_t j = 0; j < dim; j++) o[j] = 0.0f;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t j = 0; j < dim; j++) o[j] = fmaf(wq[t], strata_fp16_to_f32(rows[t * dim + j]), o[j]);
+    }
+}
+
 /* The versions in use, chosen once (like the matrix kernels' table). */
 static struct {
     void (*f16_to_f32)(const uint16_t *, float *, int64_t);
@@ -62,6 +73,7 @@ static struct {
     void (*rms_norm)(float *, const float *, const float *, int64_t, float);
     void (*silu_mul)(float *, const float *, int64_t);
     void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
+    void (*weighted_rows_f16)(const float *, int64_t, int64_t, const uint16_t *, int64_t, int64_t, float *, int64_t);
 } impl;
 static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
 
@@ -72,6 +84,7 @@ static void choose(void) {
     impl.rms_norm = cpu_vec_rms_norm_scalar;
     impl.silu_mul = cpu_vec_silu_mul_scalar;
     impl.weighted_rows = cpu_vec_weighted_rows_scalar;
+    impl.weighted_rows_f16 = cpu_vec_weighted_rows_f16_scalar;
 #if defined(__x86_64__)
     if (cpu_isa_detect() >= CPU_ISA_AVX2) {
         impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
@@ -80,6 +93,7 @@ static void choose(void) {
         impl.rms_norm = cpu_vec_rms_norm_avx2;
         impl.silu_mul = cpu_vec_silu_mul_avx2;
         impl.weighted_rows = cpu_vec_weighted_rows_avx2;
+        impl.weighted_rows_f16 = cpu_vec_weighted_rows_f16_avx2;
     }
 #endif
 }
@@ -113,4 +127,10 @@ void cpu_vec_weighted_rows(const float *w, int64_t w_stride, int64_t nw, const f
                            float *out, int64_t out_stride) {
     pthread_once(&impl_once, choose);
     impl.weighted_rows(w, w_stride, nw, rows, n, dim, out, out_stride);
+}
+
+void cpu_vec_weighted_rows_f16(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                               int64_t dim, float *out, int64_t out_stride) {
+    pthread_once(&impl_once, choose);
+    impl.weighted_rows_f16(w, w_stride, nw, rows, n, dim, out, out_stride);
 }

@@ -36,6 +36,11 @@ void cpu_vec_silu_mul(float *g, const float *u, int64_t n);
 void cpu_vec_weighted_rows(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n, int64_t dim,
                            float *out, int64_t out_stride);
 
+/* The same over rows of IEEE halves (an F16 KV cache, read where it is): the same bits as
+ * widening the rows to float first (the widening is exact) and calling the above. */
+void cpu_vec_weighted_rows_f16(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                               int64_t dim, float *out, int64_t out_stride);
+
 /* The scalar versions (the references) and the AVX2 ones, for tests and benchmarks. */
 void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
 void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
@@ -47,6 +52,10 @@ void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, 
                                   int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
                                 int64_t dim, float *out, int64_t out_stride);
+void cpu_vec_weighted_rows_f16_scalar(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                                      int64_t dim, float *out, int64_t out_stride);
+void cpu_vec_weighted_rows_f16_avx2(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                                    int64_t dim, float *out, int64_t out_stride);
 void cpu_vec_f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n);
 void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
 

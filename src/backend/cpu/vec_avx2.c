@@ -130,33 +130,46 @@ void cpu_vec_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
     for (; i < n; i++) dst[i] = strata_f32_to_fp16(src[i]);
 }
 
+/* The weighted sums read value rows of floats, or of halves (an F16 KV cache read in place:
+ * F16C widens each vector as it is loaded, exactly, so both give the same bits). F16 is a
+ * constant in every caller, so each version compiles to its own loop. */
+#define AI static inline __attribute__((always_inline))
+
+AI __m256 row8(const void *rows, const int f16, int64_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)rows + i)))
+               : _mm256_loadu_ps((const float *)rows + i);
+}
+
+AI float row1(const void *rows, const int f16, int64_t i) {
+    return f16 ? strata_fp16_to_f32(((const uint16_t *)rows)[i]) : ((const float *)rows)[i];
+}
+
 /* One query row, columns [j0, dim): eight output vectors (64 floats) at a time stay in
  * registers while the rows stream past, one broadcast and eight independent FMAs per row. */
-static void weighted_row(const float *w, const float *rows, int64_t n, int64_t dim, int64_t j0, float *out) {
+AI void weighted_row(const float *w, const void *rows, const int f16, int64_t n, int64_t dim, int64_t j0, float *out) {
     for (; j0 + 64 <= dim; j0 += 64) {
         __m256 a[8];
         for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
         for (int64_t t = 0; t < n; t++) {
             const __m256 wt = _mm256_broadcast_ss(w + t);
-            const float *r = rows + t * dim + j0;
-            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(r + 8 * k), a[k]);
+            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(wt, row8(rows, f16, t * dim + j0 + 8 * k), a[k]);
         }
         for (int k = 0; k < 8; k++) _mm256_storeu_ps(out + j0 + 8 * k, a[k]);
     }
     for (; j0 + 8 <= dim; j0 += 8) {
         __m256 a = _mm256_setzero_ps();
-        for (int64_t t = 0; t < n; t++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_loadu_ps(rows + t * dim + j0), a);
+        for (int64_t t = 0; t < n; t++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), row8(rows, f16, t * dim + j0), a);
         _mm256_storeu_ps(out + j0, a);
     }
     for (; j0 < dim; j0++) {
         float a = 0.0f;
-        for (int64_t t = 0; t < n; t++) a = fmaf(w[t], rows[t * dim + j0], a);
+        for (int64_t t = 0; t < n; t++) a = fmaf(w[t], row1(rows, f16, t * dim + j0), a);
         out[j0] = a;
     }
 }
 
-void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
-                                int64_t dim, float *out, int64_t out_stride) {
+AI void weighted_rows(const float *w, int64_t w_stride, int64_t nw, const void *rows, const int f16, int64_t n,
+                      int64_t dim, float *out, int64_t out_stride) {
     int64_t q = 0;
     /* Four query rows x 16 columns: per value row two loads, four broadcasts and eight FMAs
      * (eight accumulators in flight). */
@@ -168,7 +181,7 @@ void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, co
             __m256 a[4][2];
             for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
             for (int64_t t = 0; t < n; t++) {
-                const __m256 r0 = _mm256_loadu_ps(rows + t * dim + j0), r1 = _mm256_loadu_ps(rows + t * dim + j0 + 8);
+                const __m256 r0 = row8(rows, f16, t * dim + j0), r1 = row8(rows, f16, t * dim + j0 + 8);
                 const __m256 b0 = _mm256_broadcast_ss(w0 + t), b1 = _mm256_broadcast_ss(w1 + t);
                 const __m256 b2 = _mm256_broadcast_ss(w2 + t), b3 = _mm256_broadcast_ss(w3 + t);
                 a[0][0] = _mm256_fmadd_ps(b0, r0, a[0][0]);
@@ -185,7 +198,17 @@ void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, co
                 _mm256_storeu_ps(o + i * out_stride + j0 + 8, a[i][1]);
             }
         }
-        for (int i = 0; i < 4; i++) weighted_row(w0 + i * w_stride, rows, n, dim, j0, o + i * out_stride);
+        for (int i = 0; i < 4; i++) weighted_row(w0 + i * w_stride, rows, f16, n, dim, j0, o + i * out_stride);
     }
-    for (; q < nw; q++) weighted_row(w + q * w_stride, rows, n, dim, 0, out + q * out_stride);
+    for (; q < nw; q++) weighted_row(w + q * w_stride, rows, f16, n, dim, 0, out + q * out_stride);
+}
+
+void cpu_vec_weighted_rows_avx2(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                int64_t dim, float *out, int64_t out_stride) {
+    weighted_rows(w, w_stride, nw, rows, 0, n, dim, out, out_stride);
+}
+
+void cpu_vec_weighted_rows_f16_avx2(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
+                                    int64_t dim, float *out, int64_t out_stride) {
+    weighted_rows(w, w_stride, nw, rows, 1, n, dim, out, out_stride);
 }
