@@ -29,6 +29,16 @@
  * KV head whatever num_batch is, while keeping cpu_matmul calls wide enough to be efficient. */
 #define ATT_QCHUNK 32
 
+/* A decode step over more than ATT_KCHUNK positions splits each KV head's positions into
+ * chunks of that many, one pool item each, whose softmax terms and weighted sums are combined
+ * afterwards (attend_chunk, combine_chunks): otherwise the step's attention has one item per
+ * KV head, and a model with fewer KV heads than threads (Qwen2.5: 2) leaves the other threads
+ * idle while the longest part of a long conversation's step runs. Chunks are fixed spans of
+ * positions, so the result does not depend on the number of threads. */
+#define ATT_KCHUNK 256
+
+static int32_t att_kchunks(int32_t n_keys) { return (n_keys + ATT_KCHUNK - 1) / ATT_KCHUNK; }
+
 /* ---- options ---------------------------------------------------------------------- */
 
 int model_physical_cores(void) { return cpu_count_physical_cores(); }
@@ -160,8 +170,24 @@ size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_
 /* The compute scratch of a segment, in the order model_context_init carves it. Each entry is
  * rounded like an arena allocation, so the sum is exactly what the arena hands out. */
 typedef struct {
-    size_t x, xb, q, k, v, att, g, u, rope, att_v, att_q, att_s, att_work, work, logits, hidden;
+    size_t x, xb, q, k, v, att, g, u, rope, att_v, att_q, att_s, att_work, att_po, att_pm, att_pl, work, logits, hidden;
 } scratch_sizes;
+
+/* Per KV head: the bytes of its cpu_matmul work area (of a block of ATT_QCHUNK query rows,
+ * or, in a split decode step, of att_kchunks(n_ctx) areas of one chunk's rows each), and of
+ * its scores (ATT_QCHUNK rows of n_ctx, or a block per chunk). */
+static size_t att_chunk_work_bytes(const model_hparams *hp, strata_type kv_type) {
+    const int32_t group = hp->n_head / hp->n_head_kv;
+    return strata_arena_round(cpu_matmul_work_bytes(kv_type, hp->head_dim, group < ATT_QCHUNK ? group : ATT_QCHUNK));
+}
+
+static size_t att_head_work_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx) {
+    const size_t block = strata_arena_round(cpu_matmul_work_bytes(kv_type, hp->head_dim, ATT_QCHUNK));
+    const size_t chunks = n_ctx > ATT_KCHUNK ? (size_t)att_kchunks(n_ctx) * att_chunk_work_bytes(hp, kv_type) : 0;
+    return block > chunks ? block : chunks;
+}
+
+static size_t att_head_score_floats(int32_t n_ctx) { return (size_t)ATT_QCHUNK * att_kchunks(n_ctx) * ATT_KCHUNK; }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -187,9 +213,15 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
         if (kv_type != STRATA_TYPE_F16 && kv_type != STRATA_TYPE_F32)
             s.att_v = strata_arena_round((size_t)hp->n_head_kv * n_ctx * hp->head_dim * f);
         s.att_q = strata_arena_round((size_t)hp->n_head_kv * ATT_QCHUNK * hp->head_dim * f);
-        s.att_s = strata_arena_round((size_t)hp->n_head_kv * ATT_QCHUNK * n_ctx * f);
-        s.att_work = strata_arena_round((size_t)hp->n_head_kv *
-                                        strata_arena_round(cpu_matmul_work_bytes(kv_type, hp->head_dim, ATT_QCHUNK)));
+        s.att_s = strata_arena_round((size_t)hp->n_head_kv * att_head_score_floats(n_ctx) * f);
+        s.att_work = strata_arena_round((size_t)hp->n_head_kv * att_head_work_bytes(hp, kv_type, n_ctx));
+        if (n_ctx > ATT_KCHUNK) {
+            /* a split decode step's parts, per query head and chunk: weighted sums, maxima, sums */
+            const size_t parts = (size_t)hp->n_head * att_kchunks(n_ctx);
+            s.att_po = strata_arena_round(parts * hp->head_dim * f);
+            s.att_pm = strata_arena_round(parts * f);
+            s.att_pl = strata_arena_round(parts * sizeof(double));
+        }
         for (int32_t il = layer_start; il < layer_end; il++) {
             const model_layer *L = &d->layers[il];
             const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
@@ -209,7 +241,7 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
 
 static size_t scratch_total(const scratch_sizes *s) {
     return s->x + s->xb + s->q + s->k + s->v + s->att + s->g + s->u + s->rope + s->att_v + s->att_q + s->att_s +
-           s->att_work + s->work + s->logits + s->hidden;
+           s->att_work + s->att_po + s->att_pm + s->att_pl + s->work + s->logits + s->hidden;
 }
 
 size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
@@ -243,9 +275,10 @@ typedef struct {
     int32_t layer_start, layer_end;
     bool has_output;
     uint8_t *kv; /* per layer: K block then V block */
-    float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *logits, *hidden;
+    float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *att_po, *att_pm, *logits, *hidden;
+    double *att_pl;
     uint8_t *att_work, *work;
-    size_t att_work_stride;
+    size_t att_work_stride; /* bytes per KV head */
     /* The weights this segment reads: the desc's (mapped) or, with copy_weights, copies of
      * the tensor records whose data lies in the device's arena (host heap, owned). */
     model_layer *layers;                 /* indexed by il - layer_start */
@@ -389,13 +422,16 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     CARVE(att_q, s.att_q, "attention queries");
     CARVE(att_s, s.att_s, "attention scores");
     CARVE(att_work, s.att_work, "attention work");
+    CARVE(att_po, s.att_po, "attention partial sums");
+    CARVE(att_pm, s.att_pm, "attention partial maxima");
+    CARVE(att_pl, s.att_pl, "attention partial totals");
     CARVE(work, s.work, "matmul work");
     CARVE(logits, s.logits, "logits");
     CARVE(hidden, s.hidden, "hidden states");
 #undef CARVE
     sg->kv_bytes = kvb;
     sg->compute_bytes = scratch_total(&s);
-    sg->att_work_stride = d->hp.n_head_kv ? s.att_work / (size_t)d->hp.n_head_kv : 0;
+    sg->att_work_stride = att_head_work_bytes(&d->hp, ctx->p.kv_type, ctx->p.n_ctx);
     if (st == STRATA_OK) st = segment_weights(sg, d, ctx->p.n_threads);
     if (st == STRATA_OK && sg->kv) {
         /* Zero once so that no uninitialised byte is ever read; positions are written before
@@ -638,7 +674,7 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
     const uint8_t *keys = kb + (size_t)h * n_ctx * ctx->head_row;
     const uint8_t *vals = kb + ctx->kv_block + (size_t)h * n_ctx * ctx->head_row;
     float *qg = sg->att_q + (size_t)h * ATT_QCHUNK * hd;
-    float *sc = sg->att_s + (size_t)h * ATT_QCHUNK * n_ctx;
+    float *sc = sg->att_s + (size_t)h * att_head_score_floats(n_ctx);
     void *work = sg->att_work + (size_t)h * sg->att_work_stride;
     const float scale = 1.0f / sqrtf((float)hd);
 
@@ -697,6 +733,73 @@ static void att_item(void *p, int64_t h, int tid) {
     (void)tid;
     const att_args *a = p;
     attend_kv_head(a->ctx, a->sg, a->il, (int32_t)h, a->n, a->pos);
+}
+
+/* One chunk of one KV head's positions in a split decode step (n = 1, the query at pos):
+ * for each query head of the group, the chunk's softmax terms e^(s_t - m) (their maximum m
+ * and total l) and the sum of value rows weighted by them, into the head's parts. Item
+ * h * chunks + c. */
+static void attend_chunk(void *p, int64_t item, int tid) {
+    (void)tid;
+    const att_args *a = p;
+    const model_context *ctx = a->ctx;
+    const model_segment *sg = a->sg;
+    const model_hparams *hp = &ctx->d->hp;
+    const int32_t n_kv = a->pos + 1, used = att_kchunks(n_kv), slots = att_kchunks(ctx->p.n_ctx);
+    const int32_t h = (int32_t)(item / used), c = (int32_t)(item % used);
+    const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx, group = hp->n_head / hp->n_head_kv;
+    const int32_t k0 = c * ATT_KCHUNK, kc = n_kv - k0 < ATT_KCHUNK ? n_kv - k0 : ATT_KCHUNK;
+    const uint8_t *kb = sg->kv + (size_t)(a->il - sg->layer_start) * 2 * ctx->kv_block;
+    const uint8_t *keys = kb + ((size_t)h * n_ctx + k0) * ctx->head_row;
+    const uint8_t *vals = kb + ctx->kv_block + ((size_t)h * n_ctx + k0) * ctx->head_row;
+    float *sc = sg->att_s + (size_t)h * att_head_score_floats(n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
+    void *work = sg->att_work + (size_t)h * sg->att_work_stride + (size_t)c * att_chunk_work_bytes(hp, ctx->p.kv_type);
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *vf = NULL; /* as in attend_kv_head: F16 rows read in place, a quantized cache widened */
+    if (ctx->p.kv_type == STRATA_TYPE_F32) {
+        vf = (const float *)vals;
+    } else if (ctx->p.kv_type != STRATA_TYPE_F16) {
+        float *buf = sg->att_v + ((size_t)h * n_ctx + k0) * hd;
+        for (int32_t t = 0; t < kc; t++)
+            strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
+        vf = buf;
+    }
+    for (int32_t r0 = 0; r0 < group; r0 += ATT_QCHUNK) {
+        const int32_t nr = group - r0 < ATT_QCHUNK ? group - r0 : ATT_QCHUNK;
+        const int32_t qh = h * group + r0; /* the query rows of one token are contiguous */
+        cpu_matmul(ctx->p.kv_type, keys, kc, hd, sg->q + (size_t)qh * hd, nr, sc, work, 1);
+        for (int32_t r = 0; r < nr; r++) {
+            const size_t part = (size_t)(qh + r) * slots + c;
+            sg->att_pl[part] = cpu_vec_softmax_terms(sc + (size_t)r * kc, kc, scale, &sg->att_pm[part]);
+        }
+        float *out = sg->att_po + ((size_t)qh * slots + c) * hd;
+        if (!vf)
+            cpu_vec_weighted_rows_f16(sc, kc, nr, (const uint16_t *)vals, kc, hd, out, (int64_t)slots * hd);
+        else
+            cpu_vec_weighted_rows(sc, kc, nr, vf, kc, hd, out, (int64_t)slots * hd);
+    }
+}
+
+/* Query head qh's output from its chunks' parts: with M the largest maximum, the sum of the
+ * chunks' weighted sums scaled by e^(m_c - M) / sum of l_c e^(m_c - M). */
+static void combine_chunks(void *p, int64_t qh, int tid) {
+    (void)tid;
+    const att_args *a = p;
+    const model_segment *sg = a->sg;
+    const int32_t used = att_kchunks(a->pos + 1), slots = att_kchunks(a->ctx->p.n_ctx);
+    const int32_t hd = a->ctx->d->hp.head_dim;
+    float *m = sg->att_pm + (size_t)qh * slots; /* overwritten with the chunks' weights */
+    const double *l = sg->att_pl + (size_t)qh * slots;
+    float mx = m[0];
+    for (int32_t c = 1; c < used; c++) mx = m[c] > mx ? m[c] : mx;
+    double total = 0;
+    for (int32_t c = 0; c < used; c++) {
+        m[c] = expf(m[c] - mx);
+        total += l[c] * m[c];
+    }
+    const float inv = (float)(1.0 / total);
+    for (int32_t c = 0; c < used; c++) m[c] *= inv;
+    cpu_vec_weighted_rows(m, used, 1, sg->att_po + (size_t)qh * slots * hd, used, hd, sg->att + (size_t)qh * hd, hd);
 }
 
 /* The per-token steps between the products, split across the threads by token (on one
@@ -769,7 +872,14 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
          * threads for it. */
         const int64_t att_work = (int64_t)n * (pos + n) * hp->n_head * hp->head_dim;
         att_args aa = {ctx, sg, il, n, pos};
-        cpu_parallel_for(att_work > (1 << 14) ? nt : 1, hp->n_head_kv, att_item, &aa);
+        if (n == 1 && pos + 1 > ATT_KCHUNK) {
+            cpu_parallel_for(nt, (int64_t)hp->n_head_kv * att_kchunks(pos + 1), attend_chunk, &aa);
+            /* a few thousand multiply-adds: on this thread unless there are many */
+            const int64_t combine = (int64_t)hp->n_head * att_kchunks(pos + 1) * hp->head_dim;
+            cpu_parallel_for(combine > (1 << 16) ? nt : 1, hp->n_head, combine_chunks, &aa);
+        } else {
+            cpu_parallel_for(att_work > (1 << 14) ? nt : 1, hp->n_head_kv, att_item, &aa);
+        }
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         add_norm(sg->x, sg->xb, sg->xb, L->ffn_norm->data, n, E, hp->rms_eps, nt);
         matmul_parts(sg, (const gguf_tensor *const[]){L->w_gate, L->w_up}, (float *const[]){sg->g, sg->u}, 2, sg->xb,

@@ -54,7 +54,7 @@ static const shape shapes[] = {
 /* Prompts of 70 tokens in batches of 32 for the F32 checks (attention over more than one
  * block of query rows), 23 in batches of 8 for the many quantized models (other tails of the
  * batch tiles' token steps), then DECODED tokens one at a time. */
-enum { LONG_PROMPT = 70, LONG_BATCH = 32, SHORT_PROMPT = 23, SHORT_BATCH = 8, DECODED = 6, N_CTX = 128 };
+enum { LONG_PROMPT = 70, LONG_BATCH = 32, SHORT_PROMPT = 23, SHORT_BATCH = 8, DECODED = 6, N_CTX = 320 };
 
 /* ---- a random model in memory ----------------------------------------------------------- */
 
@@ -370,6 +370,46 @@ static void test_against_reference(void **state) {
     }
 }
 
+/* Decoding past 256 positions splits each KV head's positions into chunks whose softmax terms
+ * are combined afterwards (forward.c, ATT_KCHUNK): a prompt of 250 tokens in batches of 64,
+ * then 40 tokens one at a time, through one and two chunks, for the shapes with 1, 2 and 2 KV
+ * heads of 64 and 128; against the reference, with the bounds of test_against_reference. */
+static void test_long_decode(void **state) {
+    (void)state;
+    enum { PROMPT = 250, STEPS = 40 };
+    for (size_t c = 0; c < 3; c++) {
+        const shape *s = &shapes[c];
+        rng = 0x51ed270b27ull + c;
+        size_t size = 0;
+        void *mem = build_model(s, &size);
+        gguf_file *f = NULL;
+        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+        const int n = PROMPT + STEPS, V = s->vocab;
+        int32_t ids[PROMPT + STEPS];
+        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
+        double *want = malloc((size_t)n * V * sizeof *want);
+        float *got = malloc((size_t)n * V * sizeof *got);
+        assert_true(want && got);
+        reference_forward(f, s, ids, n, want);
+        int at = -1;
+        engine_forward(f, STRATA_TYPE_F32, ids, n, PROMPT, 64, got);
+        const double r32 = worst_ratio(got + (size_t)PROMPT * V, want + (size_t)PROMPT * V, STEPS, V, 2e-4, 2e-5, &at);
+        engine_forward(f, STRATA_TYPE_F16, ids, n, PROMPT, 64, got);
+        int at16 = -1;
+        const double r16 = worst_ratio(got + (size_t)PROMPT * V, want + (size_t)PROMPT * V, STEPS, V, 0.02, 2e-3, &at16);
+        engine_forward(f, STRATA_TYPE_Q8_0, ids, n, PROMPT, 64, got);
+        int at8 = -1;
+        const double r8 = worst_ratio(got + (size_t)PROMPT * V, want + (size_t)PROMPT * V, STEPS, V, 0.0, Q8_CACHE_BOUND, &at8);
+        print_message("  %s\n    decode steps %d-%d: F32 cache %.3f of the bound (step %d), F16 %.3f, Q8_0 %.3f\n", s->what,
+                      PROMPT, n - 1, r32, PROMPT + at, r16, r8);
+        if (!(r32 <= 1 && r16 <= 1 && r8 <= 1)) fail_msg("%s: beyond a bound", s->what);
+        free(want);
+        free(got);
+        gguf_close(f);
+        free(mem);
+    }
+}
+
 /* A copy of f with every matrix quantized to `type` where its rows are whole blocks of it, and
  * to Q8_0 where they are not (as quantizers fall back); norms and biases stay F32. */
 static void *quantized_copy(const gguf_file *f, strata_type type, size_t *size) {
@@ -473,6 +513,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_reference),
         cmocka_unit_test(test_quantized),
+        cmocka_unit_test(test_long_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ void cpu_vec_exp_scalar(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = expf(x[i]);
 }
 
-void cpu_vec_softmax_scalar(float *x, int64_t n, float scale) {
+double cpu_vec_softmax_terms_scalar(float *x, int64_t n, float scale, float *max) {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         x[i] *= scale;
@@ -28,6 +28,13 @@ void cpu_vec_softmax_scalar(float *x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] = expf(x[i] - mx);
     double sum = 0;
     for (int64_t i = 0; i < n; i++) sum += x[i];
+    *max = mx;
+    return sum;
+}
+
+void cpu_vec_softmax_scalar(float *x, int64_t n, float scale) {
+    float mx;
+    const double sum = cpu_vec_softmax_terms_scalar(x, n, scale, &mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
@@ -70,6 +77,7 @@ static struct {
     void (*f16_to_f32)(const uint16_t *, float *, int64_t);
     void (*f32_to_f16)(const float *, uint16_t *, int64_t);
     void (*softmax)(float *, int64_t, float);
+    double (*softmax_terms)(float *, int64_t, float, float *);
     void (*rms_norm)(float *, const float *, const float *, int64_t, float);
     void (*silu_mul)(float *, const float *, int64_t);
     void (*weighted_rows)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
@@ -81,6 +89,7 @@ static void choose(void) {
     impl.f16_to_f32 = f16_to_f32_scalar;
     impl.f32_to_f16 = f32_to_f16_scalar;
     impl.softmax = cpu_vec_softmax_scalar;
+    impl.softmax_terms = cpu_vec_softmax_terms_scalar;
     impl.rms_norm = cpu_vec_rms_norm_scalar;
     impl.silu_mul = cpu_vec_silu_mul_scalar;
     impl.weighted_rows = cpu_vec_weighted_rows_scalar;
@@ -90,6 +99,7 @@ static void choose(void) {
         impl.f16_to_f32 = cpu_vec_f16_to_f32_avx2;
         impl.f32_to_f16 = cpu_vec_f32_to_f16_avx2;
         impl.softmax = cpu_vec_softmax_avx2;
+        impl.softmax_terms = cpu_vec_softmax_terms_avx2;
         impl.rms_norm = cpu_vec_rms_norm_avx2;
         impl.silu_mul = cpu_vec_silu_mul_avx2;
         impl.weighted_rows = cpu_vec_weighted_rows_avx2;
@@ -111,6 +121,11 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
 void cpu_vec_softmax(float *x, int64_t n, float scale) {
     pthread_once(&impl_once, choose);
     impl.softmax(x, n, scale);
+}
+
+double cpu_vec_softmax_terms(float *x, int64_t n, float scale, float *max) {
+    pthread_once(&impl_once, choose);
+    return impl.softmax_terms(x, n, scale, max);
 }
 
 void cpu_vec_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps) {

@@ -18,6 +18,11 @@ void cpu_vec_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
  * order in the scalar version, in 8 lanes in the SIMD one). */
 void cpu_vec_softmax(float *x, int64_t n, float scale);
 
+/* Its first steps: x[i] = e^(scale x[i] - m) with m = max of scale x[j] (into *max), and the
+ * sum of the x[i] returned, accumulated as cpu_vec_softmax does (which then multiplies by its
+ * inverse): the attention over a part of the positions, combined with the other parts later. */
+double cpu_vec_softmax_terms(float *x, int64_t n, float scale, float *max);
+
 /* y[i] = x[i] * s * w[i] with s = 1 / sqrt(mean of x[j]^2 + eps), as float (x[i] * s first):
  * RMS normalization. The squares are summed in double (in order in the scalar version, in
  * four lanes of four accumulators in the SIMD one, whose scale may therefore differ in the
@@ -44,6 +49,8 @@ void cpu_vec_weighted_rows_f16(const float *w, int64_t w_stride, int64_t nw, con
 /* The scalar versions (the references) and the AVX2 ones, for tests and benchmarks. */
 void cpu_vec_softmax_scalar(float *x, int64_t n, float scale);
 void cpu_vec_softmax_avx2(float *x, int64_t n, float scale);
+double cpu_vec_softmax_terms_scalar(float *x, int64_t n, float scale, float *max);
+double cpu_vec_softmax_terms_avx2(float *x, int64_t n, float scale, float *max);
 void cpu_vec_rms_norm_scalar(float *y, const float *x, const float *w, int64_t n, float eps);
 void cpu_vec_rms_norm_avx2(float *y, const float *x, const float *w, int64_t n, float eps);
 void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n);

@@ -45,7 +45,7 @@ static inline double hsum_pd(__m256d v) {
     return (l[0] + l[1]) + (l[2] + l[3]);
 }
 
-void cpu_vec_softmax_avx2(float *x, int64_t n, float scale) {
+double cpu_vec_softmax_terms_avx2(float *x, int64_t n, float scale, float *max) {
     int64_t i = 0;
     const __m256 sv = _mm256_set1_ps(scale);
     __m256 mv = _mm256_set1_ps(-INFINITY);
@@ -74,6 +74,14 @@ void cpu_vec_softmax_avx2(float *x, int64_t n, float scale) {
     }
     double sum = hsum_pd(_mm256_add_pd(s0, s1));
     for (; i < n; i++) sum += x[i];
+    *max = mx;
+    return sum;
+}
+
+void cpu_vec_softmax_avx2(float *x, int64_t n, float scale) {
+    float mx;
+    const double sum = cpu_vec_softmax_terms_avx2(x, n, scale, &mx);
+    int64_t i;
     const float inv = (float)(1.0 / sum);
     const __m256 iv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
