@@ -39,6 +39,15 @@
 
 static int32_t att_kchunks(int32_t n_keys) { return (n_keys + ATT_KCHUNK - 1) / ATT_KCHUNK; }
 
+/* A batch's attention is one pool item per KV head and lane: a KV head's blocks of query
+ * rows are dealt to its lanes in turn, each lane with scratch of its own, so that there are at
+ * least ATT_MIN_ITEMS items however few KV heads the model has (one per KV head left a
+ * 1-KV-head model's long prompt attention on one thread). The lanes depend on the model
+ * only, so the scratch does not depend on the thread count, nor the results on either. */
+#define ATT_MIN_ITEMS 8
+
+static int32_t att_lanes(const model_hparams *hp) { return (ATT_MIN_ITEMS + hp->n_head_kv - 1) / hp->n_head_kv; }
+
 /* ---- options ---------------------------------------------------------------------- */
 
 int model_physical_cores(void) { return cpu_count_physical_cores(); }
@@ -187,7 +196,9 @@ static size_t att_head_work_bytes(const model_hparams *hp, strata_type kv_type, 
     return block > chunks ? block : chunks;
 }
 
-static size_t att_head_score_floats(int32_t n_ctx) { return (size_t)ATT_QCHUNK * att_kchunks(n_ctx) * ATT_KCHUNK; }
+static size_t att_head_score_floats(int32_t n_ctx) {
+    return (size_t)ATT_QCHUNK * (n_ctx > ATT_KCHUNK ? (size_t)att_kchunks(n_ctx) * ATT_KCHUNK : (size_t)n_ctx);
+}
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -212,9 +223,10 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
          * read where they are), a block of gathered queries, their scores */
         if (kv_type != STRATA_TYPE_F16 && kv_type != STRATA_TYPE_F32)
             s.att_v = strata_arena_round((size_t)hp->n_head_kv * n_ctx * hp->head_dim * f);
-        s.att_q = strata_arena_round((size_t)hp->n_head_kv * ATT_QCHUNK * hp->head_dim * f);
-        s.att_s = strata_arena_round((size_t)hp->n_head_kv * att_head_score_floats(n_ctx) * f);
-        s.att_work = strata_arena_round((size_t)hp->n_head_kv * att_head_work_bytes(hp, kv_type, n_ctx));
+        const size_t slots = (size_t)hp->n_head_kv * att_lanes(hp); /* (KV head, lane) */
+        s.att_q = strata_arena_round(slots * ATT_QCHUNK * hp->head_dim * f);
+        s.att_s = strata_arena_round(slots * att_head_score_floats(n_ctx) * f);
+        s.att_work = strata_arena_round(slots * att_head_work_bytes(hp, kv_type, n_ctx));
         if (n_ctx > ATT_KCHUNK) {
             /* a split decode step's parts, per query head and chunk: weighted sums, maxima, sums */
             const size_t parts = (size_t)hp->n_head * att_kchunks(n_ctx);
@@ -278,7 +290,7 @@ typedef struct {
     float *x, *xb, *q, *k, *v, *att, *g, *u, *rope, *att_v, *att_q, *att_s, *att_po, *att_pm, *logits, *hidden;
     double *att_pl;
     uint8_t *att_work, *work;
-    size_t att_work_stride; /* bytes per KV head */
+    size_t att_work_stride; /* bytes per (KV head, lane) slot */
     /* The weights this segment reads: the desc's (mapped) or, with copy_weights, copies of
      * the tensor records whose data lies in the device's arena (host heap, owned). */
     model_layer *layers;                 /* indexed by il - layer_start */
@@ -665,35 +677,32 @@ static void kv_store(const model_context *ctx, const model_segment *sg, int32_t 
 /* Causal attention of the batch's queries over positions [0, pos + n) for KV head h and the
  * query heads that share it (grouped-query attention). Scores are a cpu_matmul of the cached
  * key rows with a block of gathered queries. */
-static void attend_kv_head(const model_context *ctx, const model_segment *sg, int32_t il, int32_t h, int32_t n,
-                           int32_t pos) {
+static void attend_kv_head(const model_context *ctx, const model_segment *sg, int32_t il, int32_t h, int32_t lane,
+                           int32_t n, int32_t pos) {
     const model_hparams *hp = &ctx->d->hp;
     const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx, n_kv = pos + n;
     const int32_t group = hp->n_head / hp->n_head_kv;
     const uint8_t *kb = sg->kv + (size_t)(il - sg->layer_start) * 2 * ctx->kv_block;
     const uint8_t *keys = kb + (size_t)h * n_ctx * ctx->head_row;
     const uint8_t *vals = kb + ctx->kv_block + (size_t)h * n_ctx * ctx->head_row;
-    float *qg = sg->att_q + (size_t)h * ATT_QCHUNK * hd;
-    float *sc = sg->att_s + (size_t)h * att_head_score_floats(n_ctx);
-    void *work = sg->att_work + (size_t)h * sg->att_work_stride;
+    const int32_t lanes = att_lanes(hp), slot = h * lanes + lane;
+    float *qg = sg->att_q + (size_t)slot * ATT_QCHUNK * hd;
+    float *sc = sg->att_s + (size_t)slot * att_head_score_floats(n_ctx);
+    void *work = sg->att_work + (size_t)slot * sg->att_work_stride;
     const float scale = 1.0f / sqrtf((float)hd);
+    (void)n_kv;
 
     /* The weighted sums read F16 and F32 value rows where they are (widening halves as they
      * load them: TinyLlama Q4_0, pp512 at a depth of 1400, 136 -> 140 tokens/s against
-     * widening every row into a buffer first); a quantized cache is dequantized once. */
-    const float *vf = NULL;
-    if (ctx->p.kv_type == STRATA_TYPE_F32) {
-        vf = (const float *)vals;
-    } else if (ctx->p.kv_type != STRATA_TYPE_F16) {
-        float *buf = sg->att_v + (size_t)h * n_ctx * hd;
-        for (int32_t t = 0; t < n_kv; t++)
-            strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
-        vf = buf;
-    }
+     * widening every row into a buffer first); a quantized cache's rows were dequantized
+     * into att_v by widen_values. */
+    const float *vf = ctx->p.kv_type == STRATA_TYPE_F32   ? (const float *)vals
+                      : ctx->p.kv_type == STRATA_TYPE_F16 ? NULL
+                                                          : sg->att_v + (size_t)h * n_ctx * hd;
 
-    /* Rows of the query block: (token i, head qh) pairs, token-major. */
+    /* Rows of the query block: (token i, head qh) pairs, token-major; this lane's blocks. */
     const int32_t total = n * group;
-    for (int32_t r0 = 0; r0 < total; r0 += ATT_QCHUNK) {
+    for (int32_t r0 = lane * ATT_QCHUNK; r0 < total; r0 += lanes * ATT_QCHUNK) {
         int32_t nr = total - r0 < ATT_QCHUNK ? total - r0 : ATT_QCHUNK;
         /* Keys needed by this block: up to the last token's position. */
         int32_t last_tok = (r0 + nr - 1) / group;
@@ -729,10 +738,26 @@ typedef struct {
     int32_t il, n, pos;
 } att_args;
 
-static void att_item(void *p, int64_t h, int tid) {
+/* Item h * lanes + lane. */
+static void att_item(void *p, int64_t item, int tid) {
     (void)tid;
     const att_args *a = p;
-    attend_kv_head(a->ctx, a->sg, a->il, (int32_t)h, a->n, a->pos);
+    const int32_t lanes = att_lanes(&a->ctx->d->hp);
+    attend_kv_head(a->ctx, a->sg, a->il, (int32_t)(item / lanes), (int32_t)(item % lanes), a->n, a->pos);
+}
+
+/* A quantized cache's value rows [0, pos + n) of KV head h, dequantized into its att_v rows
+ * once for all the head's lanes. */
+static void widen_values(void *p, int64_t h, int tid) {
+    (void)tid;
+    const att_args *a = p;
+    const model_context *ctx = a->ctx;
+    const int32_t hd = ctx->d->hp.head_dim, n_ctx = ctx->p.n_ctx;
+    const uint8_t *vals = a->sg->kv + (size_t)(a->il - a->sg->layer_start) * 2 * ctx->kv_block + ctx->kv_block +
+                          (size_t)h * n_ctx * ctx->head_row;
+    float *buf = a->sg->att_v + (size_t)h * n_ctx * hd;
+    for (int32_t t = 0; t < a->pos + a->n; t++)
+        strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
 }
 
 /* One chunk of one KV head's positions in a split decode step (n = 1, the query at pos):
@@ -752,8 +777,9 @@ static void attend_chunk(void *p, int64_t item, int tid) {
     const uint8_t *kb = sg->kv + (size_t)(a->il - sg->layer_start) * 2 * ctx->kv_block;
     const uint8_t *keys = kb + ((size_t)h * n_ctx + k0) * ctx->head_row;
     const uint8_t *vals = kb + ctx->kv_block + ((size_t)h * n_ctx + k0) * ctx->head_row;
-    float *sc = sg->att_s + (size_t)h * att_head_score_floats(n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
-    void *work = sg->att_work + (size_t)h * sg->att_work_stride + (size_t)c * att_chunk_work_bytes(hp, ctx->p.kv_type);
+    const size_t slot = (size_t)h * att_lanes(hp); /* the head's first lane's scratch */
+    float *sc = sg->att_s + slot * att_head_score_floats(n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
+    void *work = sg->att_work + slot * sg->att_work_stride + (size_t)c * att_chunk_work_bytes(hp, ctx->p.kv_type);
     const float scale = 1.0f / sqrtf((float)hd);
     const float *vf = NULL; /* as in attend_kv_head: F16 rows read in place, a quantized cache widened */
     if (ctx->p.kv_type == STRATA_TYPE_F32) {
@@ -878,7 +904,10 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
             const int64_t combine = (int64_t)hp->n_head * att_kchunks(pos + 1) * hp->head_dim;
             cpu_parallel_for(combine > (1 << 16) ? nt : 1, hp->n_head, combine_chunks, &aa);
         } else {
-            cpu_parallel_for(att_work > (1 << 14) ? nt : 1, hp->n_head_kv, att_item, &aa);
+            const int threads = att_work > (1 << 14) ? nt : 1;
+            if (ctx->p.kv_type != STRATA_TYPE_F16 && ctx->p.kv_type != STRATA_TYPE_F32)
+                cpu_parallel_for(threads, hp->n_head_kv, widen_values, &aa);
+            cpu_parallel_for(threads, (int64_t)hp->n_head_kv * att_lanes(hp), att_item, &aa);
         }
         matmul(sg, L->wo, sg->att, n, sg->xb, nt);
         add_norm(sg->x, sg->xb, sg->xb, L->ffn_norm->data, n, E, hp->rms_eps, nt);
