@@ -261,6 +261,39 @@ static void reference_forward(const gguf_file *f, const shape *s, const int32_t 
 
 /* ---- the engine against it ---------------------------------------------------------------- */
 
+/* One shape's random model in memory, n random token ids, and room for n rows of logits. */
+typedef struct {
+    void *mem;
+    gguf_file *f;
+    int32_t *ids;
+    int n, V;
+    double *want;
+    float *got;
+} shape_case;
+
+static void case_open(shape_case *k, const shape *s, uint64_t seed, int n) {
+    rng = seed;
+    size_t size = 0;
+    k->mem = build_model(s, &size);
+    k->f = NULL;
+    assert_int_equal(gguf_open_memory(k->mem, size, GGUF_OPEN_DEFAULT, &k->f), STRATA_OK);
+    k->n = n;
+    k->V = s->vocab;
+    k->ids = malloc((size_t)n * sizeof *k->ids);
+    k->want = malloc((size_t)n * k->V * sizeof *k->want);
+    k->got = malloc((size_t)n * k->V * sizeof *k->got);
+    assert_true(k->ids && k->want && k->got);
+    for (int i = 0; i < n; i++) k->ids[i] = (int32_t)((urand() + 1) / 2 * k->V) % k->V;
+}
+
+static void case_close(shape_case *k) {
+    gguf_close(k->f);
+    free(k->mem);
+    free(k->ids);
+    free(k->want);
+    free(k->got);
+}
+
 /* Logits of every position from our engine: the prompt in batches of `batch` tokens, then
  * the rest one token at a time (the decode path), out: n x vocab. */
 static void engine_forward(const gguf_file *f, strata_type kv_type, const int32_t *ids, int n, int prompt, int batch,
@@ -320,17 +353,13 @@ static void test_against_reference(void **state) {
     (void)state;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         const shape *s = &shapes[c];
-        rng = 0x9e3779b97f4a7c15ull + c;
-        size_t size = 0;
-        void *mem = build_model(s, &size);
-        gguf_file *f = NULL;
-        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
-        const int n = LONG_PROMPT + DECODED, V = s->vocab;
-        int32_t ids[LONG_PROMPT + DECODED];
-        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
-        double *want = malloc((size_t)n * V * sizeof *want);
-        float *got = malloc((size_t)n * V * sizeof *got);
-        assert_true(want && got);
+        shape_case k;
+        case_open(&k, s, 0x9e3779b97f4a7c15ull + c, LONG_PROMPT + DECODED);
+        gguf_file *f = k.f;
+        const int n = k.n, V = k.V;
+        const int32_t *ids = k.ids;
+        double *want = k.want;
+        float *got = k.got;
         reference_forward(f, s, ids, n, want);
         double spread = 0;
         for (size_t i = 0; i < (size_t)n * V; i++) spread = fabs(want[i]) > spread ? fabs(want[i]) : spread;
@@ -363,10 +392,7 @@ static void test_against_reference(void **state) {
         }
         /* The logits must spread over units, or the bounds above would say nothing. */
         assert_true(spread > 1);
-        free(want);
-        free(got);
-        gguf_close(f);
-        free(mem);
+        case_close(&k);
     }
 }
 
@@ -379,17 +405,13 @@ static void test_long_decode(void **state) {
     enum { PROMPT = 250, STEPS = 40 };
     for (size_t c = 0; c < 3; c++) {
         const shape *s = &shapes[c];
-        rng = 0x51ed270b27ull + c;
-        size_t size = 0;
-        void *mem = build_model(s, &size);
-        gguf_file *f = NULL;
-        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
-        const int n = PROMPT + STEPS, V = s->vocab;
-        int32_t ids[PROMPT + STEPS];
-        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
-        double *want = malloc((size_t)n * V * sizeof *want);
-        float *got = malloc((size_t)n * V * sizeof *got);
-        assert_true(want && got);
+        shape_case k;
+        case_open(&k, s, 0x51ed270b27ull + c, PROMPT + STEPS);
+        gguf_file *f = k.f;
+        const int n = k.n, V = k.V;
+        const int32_t *ids = k.ids;
+        double *want = k.want;
+        float *got = k.got;
         reference_forward(f, s, ids, n, want);
         int at = -1;
         engine_forward(f, STRATA_TYPE_F32, ids, n, PROMPT, 64, got);
@@ -403,10 +425,7 @@ static void test_long_decode(void **state) {
         print_message("  %s\n    decode steps %d-%d: F32 cache %.3f of the bound (step %d), F16 %.3f, Q8_0 %.3f\n", s->what,
                       PROMPT, n - 1, r32, PROMPT + at, r16, r8);
         if (!(r32 <= 1 && r16 <= 1 && r8 <= 1)) fail_msg("%s: beyond a bound", s->what);
-        free(want);
-        free(got);
-        gguf_close(f);
-        free(mem);
+        case_close(&k);
     }
 }
 
@@ -460,17 +479,13 @@ static void test_quantized(void **state) {
     int failures = 0;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         const shape *s = &shapes[c];
-        rng = 0x9e3779b97f4a7c15ull + c;
-        size_t size = 0;
-        void *mem = build_model(s, &size);
-        gguf_file *f = NULL;
-        assert_int_equal(gguf_open_memory(mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
-        const int n = SHORT_PROMPT + DECODED, V = s->vocab;
-        int32_t ids[SHORT_PROMPT + DECODED];
-        for (int i = 0; i < n; i++) ids[i] = (int32_t)((urand() + 1) / 2 * V) % V;
-        double *want = malloc((size_t)n * V * sizeof *want);
-        float *got = malloc((size_t)n * V * sizeof *got);
-        assert_true(want && got);
+        shape_case kc;
+        case_open(&kc, s, 0x9e3779b97f4a7c15ull + c, SHORT_PROMPT + DECODED);
+        gguf_file *f = kc.f;
+        const int n = kc.n, V = kc.V;
+        const int32_t *ids = kc.ids;
+        double *want = kc.want;
+        float *got = kc.got;
         print_message("  %s\n", s->what);
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
             size_t qsize = 0, dsize = 0;
@@ -501,10 +516,7 @@ static void test_quantized(void **state) {
             free(dmem);
             free(qmem);
         }
-        free(want);
-        free(got);
-        gguf_close(f);
-        free(mem);
+        case_close(&kc);
     }
     assert_int_equal(failures, 0);
 }

@@ -50,26 +50,30 @@ void cpu_vec_silu_mul_scalar(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
-                                  int64_t dim, float *out, int64_t out_stride) {
+/* Value rows of floats or (f16) of halves, widened exactly as they are read. */
+static void weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const void *rows, int f16, int64_t n,
+                                 int64_t dim, float *out, int64_t out_stride) {
     for (int64_t q = 0; q < nw; q++) {
         const float *wq = w + q * w_stride;
         float *o = out + q * out_stride;
         for (int64_t j = 0; j < dim; j++) o[j] = 0.0f;
         for (int64_t t = 0; t < n; t++)
-            for (int64_t j = 0; j < dim; j++) o[j] = fmaf(wq[t], rows[t * dim + j], o[j]);
+            for (int64_t j = 0; j < dim; j++) {
+                const float r = f16 ? strata_fp16_to_f32(((const uint16_t *)rows)[t * dim + j])
+                                    : ((const float *)rows)[t * dim + j];
+                o[j] = fmaf(wq[t], r, o[j]);
+            }
     }
+}
+
+void cpu_vec_weighted_rows_scalar(const float *w, int64_t w_stride, int64_t nw, const float *rows, int64_t n,
+                                  int64_t dim, float *out, int64_t out_stride) {
+    weighted_rows_scalar(w, w_stride, nw, rows, 0, n, dim, out, out_stride);
 }
 
 void cpu_vec_weighted_rows_f16_scalar(const float *w, int64_t w_stride, int64_t nw, const uint16_t *rows, int64_t n,
                                       int64_t dim, float *out, int64_t out_stride) {
-    for (int64_t q = 0; q < nw; q++) {
-        const float *wq = w + q * w_stride;
-        float *o = out + q * out_stride;
-        for (int64_t j = 0; j < dim; j++) o[j] = 0.0f;
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t j = 0; j < dim; j++) o[j] = fmaf(wq[t], strata_fp16_to_f32(rows[t * dim + j]), o[j]);
-    }
+    weighted_rows_scalar(w, w_stride, nw, rows, 1, n, dim, out, out_stride);
 }
 
 /* The versions in use, chosen once (like the matrix kernels' table). */
