@@ -479,6 +479,47 @@ static void test_real_roundtrip_bytes(void **state) {
     }
 }
 
+/* Long runs of one kind of character, as a pasted number, a base64 blob or a ruler line gives
+ * them: every vocabulary round-trips them, and the pre-tokenizers that split digits split a
+ * run of 50,001 as they split three ("\p{N}{1,3}": llama-bpe) or one ("\p{N}": qwen2). (The
+ * digit matcher once measured the whole run at every match: 200,000 digits took 2 s, 1 MB
+ * would take a minute; tokenize_bench on such a file shows the time.) */
+static void test_real_long_runs(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    enum { N = 50001 };
+    static const char *names[] = {"llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2",
+                                  "deepseek-llm", "falcon", "starcoder", "mpt"};
+    static const char fills[] = {'7', 'a', '!', ' ', '\n'};
+    char *text = malloc(N);
+    int32_t *ids = malloc((2 * N + 8) * sizeof *ids);
+    assert_true(text && ids);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        strata_vocab *v = load_real(names[k]);
+        for (size_t f = 0; f < sizeof fills; f++) {
+            memset(text, fills[f], N);
+            assert_roundtrip(v, text, N);
+        }
+        const size_t group = strcmp(names[k], "llama-bpe") == 0 ? 3 : strcmp(names[k], "qwen2") == 0 ? 1 : 0;
+        if (!group) {
+            strata_vocab_free(v);
+            continue;
+        }
+        int32_t whole[4], rest[4];
+        assert_int_equal(tok(v, "7777", group, false, false, whole, 4), 1); /* one group: one token */
+        const size_t tail = N % group;
+        if (tail) assert_int_equal(tok(v, "7777", tail, false, false, rest, 4), 1);
+        memset(text, '7', N);
+        const size_t n = tok(v, text, N, false, false, ids, 2 * N + 8);
+        assert_int_equal(n, N / group + (tail ? 1 : 0));
+        for (size_t i = 0; i < N / group; i++) assert_int_equal(ids[i], whole[0]);
+        if (tail) assert_int_equal(ids[n - 1], rest[0]);
+        strata_vocab_free(v);
+    }
+    free(text);
+    free(ids);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_errors),
@@ -491,6 +532,7 @@ int main(void) {
         cmocka_unit_test(test_stream_fixtures),
         cmocka_unit_test(test_real_special),
         cmocka_unit_test(test_real_roundtrip_bytes),
+        cmocka_unit_test(test_real_long_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
