@@ -202,6 +202,10 @@ static size_t att_head_score_floats(int32_t n_ctx) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Whether attention reads the cache's value rows through an F32 copy (att_v): a quantized
+ * cache's; F16 and F32 rows are read where they are. */
+static bool values_widened(strata_type kv_type) { return kv_type != STRATA_TYPE_F16 && kv_type != STRATA_TYPE_F32; }
+
 static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, int32_t layer_end, int32_t nb,
                                     int32_t n_ctx, int32_t n_logits, bool hidden, strata_type kv_type) {
     const model_hparams *hp = &d->hp;
@@ -221,7 +225,7 @@ static scratch_sizes scratch_layout(const model_desc *d, int32_t layer_start, in
         s.rope = strata_arena_round((size_t)nb * hp->rope_dim * f);
         /* per KV head: its values widened to F32 (a quantized cache only: F16 and F32 rows are
          * read where they are), a block of gathered queries, their scores */
-        if (kv_type != STRATA_TYPE_F16 && kv_type != STRATA_TYPE_F32)
+        if (values_widened(kv_type))
             s.att_v = strata_arena_round((size_t)hp->n_head_kv * n_ctx * hp->head_dim * f);
         const size_t slots = (size_t)hp->n_head_kv * att_lanes(hp); /* (KV head, lane) */
         s.att_q = strata_arena_round(slots * ATT_QCHUNK * hp->head_dim * f);
@@ -646,10 +650,16 @@ static void head_norm(const model_hparams *hp, float *v, int32_t n, int32_t n_he
 }
 
 /* Stores the n new tokens' K and V rows of layer il at positions pos.. in the cache. */
+/* Row `t` of KV head h's keys (or values) of layer il in the segment's cache. */
+static uint8_t *cache_row(const model_context *ctx, const model_segment *sg, int32_t il, bool values, int32_t h,
+                          int32_t t) {
+    return sg->kv + ((size_t)(il - sg->layer_start) * 2 + values) * ctx->kv_block +
+           ((size_t)h * ctx->p.n_ctx + t) * ctx->head_row;
+}
+
 static void kv_store(const model_context *ctx, const model_segment *sg, int32_t il, int32_t n, int32_t pos) {
     const model_hparams *hp = &ctx->d->hp;
-    uint8_t *kb = sg->kv + (size_t)(il - sg->layer_start) * 2 * ctx->kv_block;
-    uint8_t *vb = kb + ctx->kv_block;
+    uint8_t *kb = cache_row(ctx, sg, il, false, 0, 0), *vb = cache_row(ctx, sg, il, true, 0, 0);
     for (int32_t h = 0; h < hp->n_head_kv; h++) {
         for (int32_t i = 0; i < n; i++) {
             size_t row = ((size_t)h * ctx->p.n_ctx + pos + i) * ctx->head_row;
@@ -674,31 +684,51 @@ static void kv_store(const model_context *ctx, const model_segment *sg, int32_t 
     }
 }
 
+/* The value rows from row k0 of KV head h (vals: that row in the cache) as the weighted sums
+ * read them: an F32 cache's where they are; NULL for an F16 cache, whose halves
+ * cpu_vec_weighted_rows_f16 reads where they are (F16C widening them as it loads: TinyLlama
+ * Q4_0, pp512 at a depth of 1400, 136 -> 140 tokens/s against widening every row into a
+ * buffer first); a quantized cache's rows in the head's att_v rows, where dequantize_values
+ * puts them. */
+static const float *value_rows(const model_context *ctx, const model_segment *sg, int32_t h, const uint8_t *vals,
+                               int32_t k0) {
+    if (!values_widened(ctx->p.kv_type)) return ctx->p.kv_type == STRATA_TYPE_F32 ? (const float *)vals : NULL;
+    return sg->att_v + ((size_t)h * ctx->p.n_ctx + k0) * ctx->d->hp.head_dim;
+}
+
+/* Dequantizes n value rows of a quantized cache from vals into their value_rows. */
+static void dequantize_values(const model_context *ctx, const model_segment *sg, int32_t h, const uint8_t *vals,
+                              int32_t k0, int32_t n) {
+    float *buf = (float *)value_rows(ctx, sg, h, vals, k0);
+    const int32_t hd = ctx->d->hp.head_dim;
+    for (int32_t t = 0; t < n; t++)
+        strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
+}
+
+/* cpu_vec_weighted_rows over the value rows vf, or, where vf is NULL, over the halves at vals. */
+static void weighted_values(const float *vf, const uint8_t *vals, const float *w, int64_t w_stride, int64_t nw,
+                            int64_t n, int64_t hd, float *out, int64_t out_stride) {
+    if (vf) cpu_vec_weighted_rows(w, w_stride, nw, vf, n, hd, out, out_stride);
+    else cpu_vec_weighted_rows_f16(w, w_stride, nw, (const uint16_t *)vals, n, hd, out, out_stride);
+}
+
 /* Causal attention of the batch's queries over positions [0, pos + n) for KV head h and the
  * query heads that share it (grouped-query attention). Scores are a cpu_matmul of the cached
  * key rows with a block of gathered queries. */
 static void attend_kv_head(const model_context *ctx, const model_segment *sg, int32_t il, int32_t h, int32_t lane,
                            int32_t n, int32_t pos) {
     const model_hparams *hp = &ctx->d->hp;
-    const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx, n_kv = pos + n;
+    const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx;
     const int32_t group = hp->n_head / hp->n_head_kv;
-    const uint8_t *kb = sg->kv + (size_t)(il - sg->layer_start) * 2 * ctx->kv_block;
-    const uint8_t *keys = kb + (size_t)h * n_ctx * ctx->head_row;
-    const uint8_t *vals = kb + ctx->kv_block + (size_t)h * n_ctx * ctx->head_row;
+    const uint8_t *keys = cache_row(ctx, sg, il, false, h, 0), *vals = cache_row(ctx, sg, il, true, h, 0);
     const int32_t lanes = att_lanes(hp), slot = h * lanes + lane;
     float *qg = sg->att_q + (size_t)slot * ATT_QCHUNK * hd;
     float *sc = sg->att_s + (size_t)slot * att_head_score_floats(n_ctx);
     void *work = sg->att_work + (size_t)slot * sg->att_work_stride;
     const float scale = 1.0f / sqrtf((float)hd);
-    (void)n_kv;
 
-    /* The weighted sums read F16 and F32 value rows where they are (widening halves as they
-     * load them: TinyLlama Q4_0, pp512 at a depth of 1400, 136 -> 140 tokens/s against
-     * widening every row into a buffer first); a quantized cache's rows were dequantized
-     * into att_v by widen_values. */
-    const float *vf = ctx->p.kv_type == STRATA_TYPE_F32   ? (const float *)vals
-                      : ctx->p.kv_type == STRATA_TYPE_F16 ? NULL
-                                                          : sg->att_v + (size_t)h * n_ctx * hd;
+    /* a quantized cache's rows were dequantized into att_v by widen_values */
+    const float *vf = value_rows(ctx, sg, h, vals, 0);
 
     /* Rows of the query block: (token i, head qh) pairs, token-major; this lane's blocks. */
     const int32_t total = n * group;
@@ -719,12 +749,8 @@ static void attend_kv_head(const model_context *ctx, const model_segment *sg, in
         for (int32_t r = 0; r < nr;) {
             const int32_t i = (r0 + r) / group, ql = (r0 + r) % group, qh = h * group + ql;
             const int32_t m = group - ql < nr - r ? group - ql : nr - r; /* this token's rows here */
-            float *out = sg->att + ((size_t)i * hp->n_head + qh) * hd;
-            if (!vf)
-                cpu_vec_weighted_rows_f16(sc + (size_t)r * n_keys, n_keys, m, (const uint16_t *)vals, pos + i + 1, hd,
-                                          out, hd);
-            else
-                cpu_vec_weighted_rows(sc + (size_t)r * n_keys, n_keys, m, vf, pos + i + 1, hd, out, hd);
+            weighted_values(vf, vals, sc + (size_t)r * n_keys, n_keys, m, pos + i + 1, hd,
+                            sg->att + ((size_t)i * hp->n_head + qh) * hd, hd);
             r += m;
         }
     }
@@ -751,13 +777,7 @@ static void att_item(void *p, int64_t item, int tid) {
 static void widen_values(void *p, int64_t h, int tid) {
     (void)tid;
     const att_args *a = p;
-    const model_context *ctx = a->ctx;
-    const int32_t hd = ctx->d->hp.head_dim, n_ctx = ctx->p.n_ctx;
-    const uint8_t *vals = a->sg->kv + (size_t)(a->il - a->sg->layer_start) * 2 * ctx->kv_block + ctx->kv_block +
-                          (size_t)h * n_ctx * ctx->head_row;
-    float *buf = a->sg->att_v + (size_t)h * n_ctx * hd;
-    for (int32_t t = 0; t < a->pos + a->n; t++)
-        strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
+    dequantize_values(a->ctx, a->sg, (int32_t)h, cache_row(a->ctx, a->sg, a->il, true, (int32_t)h, 0), 0, a->pos + a->n);
 }
 
 /* One chunk of one KV head's positions in a split decode step (n = 1, the query at pos):
@@ -774,22 +794,13 @@ static void attend_chunk(void *p, int64_t item, int tid) {
     const int32_t h = (int32_t)(item / used), c = (int32_t)(item % used);
     const int32_t hd = hp->head_dim, n_ctx = ctx->p.n_ctx, group = hp->n_head / hp->n_head_kv;
     const int32_t k0 = c * ATT_KCHUNK, kc = n_kv - k0 < ATT_KCHUNK ? n_kv - k0 : ATT_KCHUNK;
-    const uint8_t *kb = sg->kv + (size_t)(a->il - sg->layer_start) * 2 * ctx->kv_block;
-    const uint8_t *keys = kb + ((size_t)h * n_ctx + k0) * ctx->head_row;
-    const uint8_t *vals = kb + ctx->kv_block + ((size_t)h * n_ctx + k0) * ctx->head_row;
+    const uint8_t *keys = cache_row(ctx, sg, a->il, false, h, k0), *vals = cache_row(ctx, sg, a->il, true, h, k0);
     const size_t slot = (size_t)h * att_lanes(hp); /* the head's first lane's scratch */
     float *sc = sg->att_s + slot * att_head_score_floats(n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
     void *work = sg->att_work + slot * sg->att_work_stride + (size_t)c * att_chunk_work_bytes(hp, ctx->p.kv_type);
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *vf = NULL; /* as in attend_kv_head: F16 rows read in place, a quantized cache widened */
-    if (ctx->p.kv_type == STRATA_TYPE_F32) {
-        vf = (const float *)vals;
-    } else if (ctx->p.kv_type != STRATA_TYPE_F16) {
-        float *buf = sg->att_v + ((size_t)h * n_ctx + k0) * hd;
-        for (int32_t t = 0; t < kc; t++)
-            strata_dequantize_row(ctx->p.kv_type, vals + (size_t)t * ctx->head_row, buf + (size_t)t * hd, hd);
-        vf = buf;
-    }
+    const float *vf = value_rows(ctx, sg, h, vals, k0);
+    if (values_widened(ctx->p.kv_type)) dequantize_values(ctx, sg, h, vals, k0, kc);
     for (int32_t r0 = 0; r0 < group; r0 += ATT_QCHUNK) {
         const int32_t nr = group - r0 < ATT_QCHUNK ? group - r0 : ATT_QCHUNK;
         const int32_t qh = h * group + r0; /* the query rows of one token are contiguous */
@@ -798,11 +809,7 @@ static void attend_chunk(void *p, int64_t item, int tid) {
             const size_t part = (size_t)(qh + r) * slots + c;
             sg->att_pl[part] = cpu_vec_softmax_terms(sc + (size_t)r * kc, kc, scale, &sg->att_pm[part]);
         }
-        float *out = sg->att_po + ((size_t)qh * slots + c) * hd;
-        if (!vf)
-            cpu_vec_weighted_rows_f16(sc, kc, nr, (const uint16_t *)vals, kc, hd, out, (int64_t)slots * hd);
-        else
-            cpu_vec_weighted_rows(sc, kc, nr, vf, kc, hd, out, (int64_t)slots * hd);
+        weighted_values(vf, vals, sc, kc, nr, kc, hd, sg->att_po + ((size_t)qh * slots + c) * hd, (int64_t)slots * hd);
     }
 }
 
@@ -905,7 +912,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
             cpu_parallel_for(combine > (1 << 16) ? nt : 1, hp->n_head, combine_chunks, &aa);
         } else {
             const int threads = att_work > (1 << 14) ? nt : 1;
-            if (ctx->p.kv_type != STRATA_TYPE_F16 && ctx->p.kv_type != STRATA_TYPE_F32)
+            if (values_widened(ctx->p.kv_type))
                 cpu_parallel_for(threads, hp->n_head_kv, widen_values, &aa);
             cpu_parallel_for(threads, (int64_t)hp->n_head_kv * att_lanes(hp), att_item, &aa);
         }

@@ -234,12 +234,13 @@ static void best_k_into(const cand *c, int32_t n, int32_t k, cand *out) {
     qsort(out, (size_t)k, sizeof *out, cmp_desc);
 }
 
-/* The heap pays off while it stays small against the candidates. */
-#define HEAP_MAX_K 1024
+/* Whether best_k_into beats top_k_sorted for the k best of n: while its heap stays small
+ * against the candidates. */
+static bool heap_pays(int32_t k, int32_t n) { return k <= 1024 && k < n / 4; }
 
 /* Moves the k best candidates to the front, sorted (tmp: scratch of k). */
 static void best_k_to_front(cand *c, int32_t n, int32_t k, cand *tmp) {
-    if (k <= HEAP_MAX_K && k < n / 4) {
+    if (heap_pays(k, n)) {
         best_k_into(c, n, k, tmp);
         memcpy(c, tmp, (size_t)k * sizeof *c);
     } else {
@@ -318,9 +319,10 @@ static int32_t nucleus_unsorted(cand *c, int32_t n, float top_p, float min_p, ca
     }
     for (int32_t k = 256;; k *= 8) {
         if (k > m) k = m;
-        /* the first round reads c without moving it, so a later one can start over */
+        /* best_k_into leaves c as it is and top_k_sorted keeps it a permutation of the
+         * candidates, so a later, larger round can start over from c */
         cand *best = c;
-        if (k == 256 && k < m / 4) best_k_into(c, m, k, best = tmp);
+        if (heap_pays(k, m)) best_k_into(c, m, k, best = tmp);
         else top_k_sorted(c, m, k);
         double cum = 0;
         for (int32_t i = 0; i < k; i++) {
