@@ -16,7 +16,9 @@
  *         fails with cudaErrorMemoryAllocation, and allocates nothing. Speed is the spec's
  *         GBPS (default BACKEND_SIM_DEFAULT_GBPS). backend_sim_fail_alloc() (or the env
  *         STRATA_SIM_FAIL_ALLOC=N, the Nth sim arena allocation of the process) injects a
- *         failure. Its arena is host memory, so the CPU kernels run on it unchanged.
+ *         failure. Its arena is host memory of its own mapping that only the sim's ops touch
+ *         (they run the CPU kernels); in strict mode any other access faults (see
+ *         backend_sim_set_strict).
  *   cuda  discovery only for now (built when CMake finds the CUDA toolkit, STRATA_HAVE_CUDA):
  *         name, total, and free read with cudaMemGetInfo after the context is created; speed
  *         = 2 x memory clock x bus width. Listed, but not offered to the planner
@@ -81,6 +83,8 @@ typedef struct {
     strata_status (*copy_out)(backend_device *dev, void *dst, const void *src, size_t bytes);
     /* Releases kind-specific state (impl); may be NULL. */
     void (*destroy)(backend_device *dev);
+    /* The ops a layer needs (backend/ops.h); NULL where the kind cannot compute yet. */
+    const struct backend_ops *compute;
 } backend_device_ops;
 
 struct backend_device {
@@ -139,11 +143,19 @@ strata_status backend_device_copy_out(backend_device *dev, void *dst, const void
 /* A cpu device. memory 0 = MemAvailable, else the host memory to plan with; gbps 0 =
  * measure lazily. NULL on allocation failure. */
 backend_device *backend_cpu_device_new(const char *name, uint64_t memory, double gbps);
+/* Threads the cpu kind uses by default: the physical cores among this process's CPU
+ * affinity, capped by its cgroup CPU quota (backend/cpu/cpu_count.h). At least 1. */
+int backend_cpu_default_threads(void);
 /* A sim device of `capacity` bytes (> 0) and gbps (0 = BACKEND_SIM_DEFAULT_GBPS). */
 backend_device *backend_sim_device_new(const char *name, uint64_t capacity, double gbps);
 /* Failure injection: the nth arena allocation on this sim device from now on (1 = the
  * next) fails with STRATA_ERR_NOMEM as if the memory were not there; 0 disarms. */
 void backend_sim_fail_alloc(backend_device *dev, int nth);
+/* Strict mode: the sim's arenas are inaccessible (PROT_NONE) except while one of its own ops
+ * or copies runs, so that any other host access faults. Default: env STRATA_SIM_STRICT=1
+ * when the device is made; every test that splits a model turns it on. */
+void backend_sim_set_strict(backend_device *dev, bool strict);
+bool backend_sim_strict(const backend_device *dev);
 /* Arena allocations attempted on sim devices in this process (for STRATA_SIM_FAIL_ALLOC). */
 uint64_t backend_sim_alloc_attempts(void);
 

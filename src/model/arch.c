@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/matmul.h"
+#include "backend/ops.h"
 #include "tensor/quant.h"
 
 static const model_arch arch_table[] = {
@@ -194,7 +194,7 @@ static strata_status bind(const gguf_file *f, const model_hparams *hp, const cha
             return strata_fail(STRATA_ERR_UNSUPPORTED, "model: tensor %s has type %s, which cannot be dequantized",
                                name, strata_type_name(t->type));
     }
-    if (d1 != D_NONE && !is_embedding && !cpu_matmul_supports(t->type))
+    if (d1 != D_NONE && !is_embedding && !backend_cpu_ops.matmul_supports(t->type))
         return strata_fail(STRATA_ERR_UNSUPPORTED, "model: tensor %s has type %s, which the CPU kernels do not support",
                            name, strata_type_name(t->type));
     *out = t;
@@ -224,7 +224,7 @@ strata_status model_desc_init(const gguf_file *f, model_desc *out) {
     if (st != STRATA_OK) return st;
     if (!out->output) {
         /* Tied embeddings: the output projection is the embedding table. */
-        if (!cpu_matmul_supports(out->tok_embd->type))
+        if (!backend_cpu_ops.matmul_supports(out->tok_embd->type))
             return strata_fail(STRATA_ERR_UNSUPPORTED,
                                "model: tied output uses token_embd.weight of type %s, which the CPU kernels do not support",
                                strata_type_name(out->tok_embd->type));

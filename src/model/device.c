@@ -14,7 +14,8 @@ void strata_device_init_backend(strata_device *dev, backend_device *b) {
     memset(dev, 0, sizeof *dev);
     snprintf(dev->name, sizeof dev->name, "%s", b->label);
     dev->backend = b;
-    dev->copy_weights = b->kind != BACKEND_DEVICE_CPU;
+    const backend_ops *o = backend_device_compute(b);
+    dev->copy_weights = !(o && o->host_memory);
 }
 
 strata_status strata_device_reserve(strata_device *dev, size_t bytes) {
@@ -58,6 +59,10 @@ strata_status strata_device_copy_in(strata_device *dev, void *dst, const void *s
     if (dev->backend) return backend_device_copy_in(dev->backend, dst, src, bytes);
     if (bytes) memcpy(dst, src, bytes);
     return STRATA_OK;
+}
+
+const backend_ops *strata_device_ops(const strata_device *dev) {
+    return dev->backend ? backend_device_compute(dev->backend) : &backend_cpu_ops;
 }
 
 void strata_device_release(strata_device *dev) {

@@ -16,12 +16,13 @@
  * takes its arena from plain host memory: for tests of the engine alone and for tools that
  * need no inventory.
  *
- * Weights. On the CPU (or a host device) they stay in the read-only GGUF mapping, except
- * the matrices the CPU kernels keep in a layout of their own (backend/cpu/repack.h: Q4_0, Q4_K),
- * which are repacked into the arena at load. On a GPU-like backend device (sim, cuda:
- * copy_weights is set) each weight tensor of the device's layers is copied into the arena
- * with backend_device_copy_in, one strata_device_alloc per tensor, so the arena also holds
- * them (a sim, computing with the CPU kernels, takes the same repacked layout). */
+ * Weights. On a device whose memory is host memory (the cpu, or a host device: its op
+ * table's host_memory) they stay in the read-only GGUF mapping, except the matrices its
+ * kernels keep in a layout of their own (backend/cpu/repack.h: Q4_0, Q4_K), which its
+ * matrix_upload op writes into the arena at load. On any other device (sim, cuda:
+ * copy_weights is set) each weight tensor of the device's layers is put into the arena,
+ * one strata_device_alloc per tensor, by matrix_upload or a copy (a sim, computing with
+ * the CPU kernels, takes the same layout as the cpu). */
 #ifndef STRATA_MODEL_DEVICE_H
 #define STRATA_MODEL_DEVICE_H
 
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 #include "backend/device.h"
+#include "backend/ops.h"
 #include "core/status.h"
 
 /* Every arena allocation is rounded up to this, so sizes computed ahead of time by
@@ -70,6 +72,10 @@ strata_status strata_device_reserve(strata_device *dev, size_t bytes);
  * strata_fail message naming the device and `what`) if the arena is exhausted, which means
  * the sizing functions and the loader disagree: a bug, reported rather than crashed on. */
 void *strata_device_alloc(strata_device *dev, size_t bytes, const char *what);
+
+/* The op table the device's segments run with: its backend's, or the cpu's for a host
+ * device; NULL for a backend that cannot compute in this build. */
+const backend_ops *strata_device_ops(const strata_device *dev);
 
 /* Copies host bytes into the arena (backend_device_copy_in when there is a backend). */
 strata_status strata_device_copy_in(strata_device *dev, void *dst, const void *src, size_t bytes);

@@ -25,6 +25,7 @@
 
 #include "core/status.h"
 #include "gguf/gguf.h"
+#include "backend/ops.h"
 #include "model/device.h"
 #include "tensor/type.h"
 
@@ -126,29 +127,35 @@ size_t model_layer_weight_arena_bytes(const model_desc *d, int32_t il);
  * token embedding table itself when tied: the device cannot read the CPU's mapping). */
 size_t model_output_weight_arena_bytes(const model_desc *d);
 /* Arena bytes of the weights a device holding [layer_start, layer_end) (+ the output
- * layer when has_output) copies in; rope_freqs is not among them (read from the host). */
+ * layer when has_output) copies in, when it copies them all (a device whose memory the host
+ * cannot read); the rope factors are not among them (model_compute_bytes counts them). */
 size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_t layer_end, bool has_output);
-/* The arena bytes a CPU device gives layer il's matrices that it keeps repacked
- * (backend/cpu/repack.h); the layer's other tensors stay in the mapping. */
-size_t model_layer_cpu_repack_bytes(const model_desc *d, int32_t il);
-/* The same for the output matrix (when the CPU holds the output layer). */
-size_t model_output_cpu_repack_bytes(const model_desc *d);
-/* Whether a CPU keeps this matrix repacked in its arena (its type has a repacked layout). */
-bool model_cpu_repacks(const gguf_tensor *t);
-/* Arena bytes of compute scratch for a device running layers [layer_start, layer_end) with
- * the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and the output layer
- * when produces_logits. */
-size_t model_compute_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
+/* The arena bytes a device of kind `kind` whose memory is host memory (the cpu) gives layer
+ * il's matrices that it keeps in a layout of its own (backend_ops.matrix_relayout; the cpu's
+ * repacked Q4_0/Q4_K); the layer's other tensors stay in the mapping. */
+size_t model_layer_relayout_bytes(const model_desc *d, const backend_ops *kind, int32_t il);
+/* The same for the output matrix (when the device holds the output layer). */
+size_t model_output_relayout_bytes(const model_desc *d, const backend_ops *kind);
+/* The weight bytes in the arena of a device of kind `kind` for a segment: all its tensors
+ * (model_weight_arena_bytes) where the kind's memory is not host memory, else the relaid
+ * matrices only. */
+size_t model_device_weight_arena_bytes(const model_desc *d, const backend_ops *kind, int32_t layer_start,
+                                       int32_t layer_end, bool has_output);
+/* Arena bytes of compute scratch for a device of kind `kind` running layers [layer_start,
+ * layer_end) with the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and
+ * the output layer when produces_logits. The scratch of ops is the kind's own sizing
+ * (backend_ops.matmul_work_bytes, attention_work_bytes). */
+size_t model_compute_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool produces_logits);
 /* A device's arena for a segment apart from weights: KV + compute. `p` must be resolved. */
-size_t model_segment_bytes(const model_desc *d, const model_params *p, int32_t layer_start,
+size_t model_segment_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool has_output);
-/* The whole arena of a device for a segment: model_segment_bytes, plus
- * model_weight_arena_bytes when the device copies its weights (strata_device.copy_weights),
- * else (the CPU) the matrices it repacks (model_layer_cpu_repack_bytes,
- * model_output_cpu_repack_bytes). */
-size_t model_device_arena_bytes(const model_desc *d, const model_params *p, int32_t layer_start, int32_t layer_end,
-                                bool has_output, bool copy_weights);
+/* The whole arena of a device of kind `kind` for a segment: model_segment_bytes +
+ * model_device_weight_arena_bytes. */
+size_t model_device_arena_bytes(const model_desc *d, const model_params *p, const backend_ops *kind,
+                                int32_t layer_start, int32_t layer_end, bool has_output);
+/* Bytes of one layer's K (or V) block: [n_head_kv][n_ctx] rows of kv_type. */
+size_t model_kv_block_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx);
 
 /* ---- Context and forward pass ----------------------------------------------------- */
 

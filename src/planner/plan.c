@@ -94,23 +94,23 @@ static int64_t cost(const plan_ctx *c, int32_t dev, int32_t s, int32_t e) {
     return row[e] - row[s];
 }
 
-static uint64_t need_gpu_parts(const plan_ctx *c, int32_t s, int32_t e, uint64_t *w, uint64_t *kv,
+static uint64_t need_gpu_parts(const plan_ctx *c, int32_t dev, int32_t s, int32_t e, uint64_t *w, uint64_t *kv,
                                uint64_t *comp) {
     *w = *kv = *comp = 0;
     if (e <= s) return 0;
     *w = c->gw[e] - c->gw[s];
-    c->prof->segment_bytes(c->prof->ctx, false, s, e, kv, comp);
+    c->prof->segment_bytes(c->prof->ctx, c->devs[dev].kind, s, e, kv, comp);
     return *w + *kv + *comp;
 }
 
-static uint64_t need_gpu(const plan_ctx *c, int32_t s, int32_t e) {
+static uint64_t need_gpu(const plan_ctx *c, int32_t dev, int32_t s, int32_t e) {
     uint64_t w, kv, comp;
-    return need_gpu_parts(c, s, e, &w, &kv, &comp);
+    return need_gpu_parts(c, dev, s, e, &w, &kv, &comp);
 }
 
 static uint64_t need_cpu_parts(const plan_ctx *c, int32_t p, uint64_t *w, uint64_t *kv, uint64_t *comp) {
     *w = c->prof->host_bytes + c->cw[p];
-    c->prof->segment_bytes(c->prof->ctx, true, 0, p, kv, comp);
+    c->prof->segment_bytes(c->prof->ctx, c->devs[c->cpu].kind, 0, p, kv, comp);
     return *w + *kv + *comp;
 }
 
@@ -185,7 +185,7 @@ static strata_status ctx_init(plan_ctx *c, const plan_profile *prof, const plan_
         int32_t e = 0;
         for (int32_t s = 0; s < n; s++) {
             if (e < s) e = s;
-            while (e < n && need_gpu(c, s, e + 1) <= b) e++;
+            while (e < n && need_gpu(c, c->gpu[k], s, e + 1) <= b) e++;
             fq[s] = e;
         }
         fq[n] = n;
@@ -456,7 +456,7 @@ static void fill_result(const plan_ctx *c, int32_t p, const int32_t *start, cons
         plan_device_use *u = &out->dev[dev];
         u->layer_start = start[k];
         u->layer_end = end[k];
-        need_gpu_parts(c, start[k], end[k], &u->weights_bytes, &u->kv_bytes, &u->compute_bytes);
+        need_gpu_parts(c, dev, start[k], end[k], &u->weights_bytes, &u->kv_bytes, &u->compute_bytes);
         u->arena_bytes = u->weights_bytes + u->kv_bytes + u->compute_bytes;
         u->time_ps = cost(c, dev, start[k], end[k]);
         out->chain[out->n_chain++] = dev;
@@ -517,10 +517,10 @@ static void explain(const plan_ctx *c, const plan_result *r, const char *prefix,
         uint64_t need;
         int32_t upto = L;
         if (u->layer_end > u->layer_start) {
-            need = need_gpu(c, L, u->layer_end) - need_gpu(c, u->layer_start, u->layer_end);
+            need = need_gpu(c, dev, L, u->layer_end) - need_gpu(c, dev, u->layer_start, u->layer_end);
             upto = u->layer_start - 1;
         } else {
-            need = need_gpu(c, L, L + 1);
+            need = need_gpu(c, dev, L, L + 1);
         }
         uint64_t left = u->headroom_bytes;
         /* Prefer a device that could take L alone (adjacent or empty): that is the constraint

@@ -74,11 +74,12 @@ typedef struct {
     const uint64_t *cpu_arena_weight_bytes;
     const uint64_t *read_bytes;       /* [n_layers] bytes read per decoded token (cost model) */
     uint64_t host_bytes;              /* never offloaded, mapped on the CPU: token embedding */
-    /* KV and compute arena bytes of a device running [start, end) (end == n_layers: with the
+    /* KV and compute arena bytes of a device of `kind` (each kind sizes its ops' scratch
+     * itself) running [start, end) (end == n_layers: with the
      * output layer, producing logits). Called with start == end for the CPU when it runs no
      * layer (it still embeds the tokens). Must grow with the range: [s, e) inside [s', e')
      * means no more bytes. */
-    void (*segment_bytes)(const void *ctx, bool cpu, int32_t start, int32_t end, uint64_t *kv,
+    void (*segment_bytes)(const void *ctx, backend_device_kind kind, int32_t start, int32_t end, uint64_t *kv,
                           uint64_t *compute);
     const void *ctx;
 } plan_profile;

@@ -3,7 +3,8 @@
  * "The plan is the allocation": every figure here comes from model/model.h, the functions
  * the runtime sizes its arenas with --
  *   KV of a device's range       model_kv_bytes(hp, kv_type, n_ctx, first block, end block)
- *   compute scratch              model_compute_bytes(desc, params, first, end, has_output)
+ *   compute scratch              model_compute_bytes(desc, params, kind's op table, first, end,
+ *                                has_output): each device kind's own scratch sizing
  *   options                      model_params_resolve() of {n_ctx = num_ctx x num_parallel,
  *                                n_batch, kv_type, n_logits = 1}
  * so a device's arena is exactly  weights (GPU only) + KV + compute  as reported here.
@@ -50,14 +51,16 @@ static int layer_tensors(const model_layer *L, const gguf_tensor *ts[16]) {
     return n;
 }
 
-static void segment_bytes(const void *ctx, bool cpu, int32_t start, int32_t end, uint64_t *kv, uint64_t *compute) {
-    (void)cpu; /* sim devices run the CPU kernels: same scratch on every plannable kind */
+static void segment_bytes(const void *ctx, backend_device_kind kind, int32_t start, int32_t end, uint64_t *kv,
+                          uint64_t *compute) {
     const plan_model *m = ctx;
+    const backend_ops *ops = backend_kind_ops(kind);
+    STRATA_ASSERT(ops); /* only kinds that compute are plannable */
     int32_t nl = m->desc.hp.n_layer;
     int32_t bs = start < nl ? start : nl, be = end < nl ? end : nl;
     bool has_output = end == nl + 1;
     *kv = model_kv_bytes(&m->desc.hp, m->params.kv_type, m->params.n_ctx, bs, be);
-    *compute = model_compute_bytes(&m->desc, &m->params, bs, be, has_output);
+    *compute = model_compute_bytes(&m->desc, &m->params, ops, bs, be, has_output);
 }
 
 strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, plan_model **out) {
@@ -130,13 +133,13 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         }
         m->gpu_w[il] = arena;
         m->cpu_w[il] = raw;
-        m->cpu_arena_w[il] = model_layer_cpu_repack_bytes(&m->desc, il);
+        m->cpu_arena_w[il] = model_layer_relayout_bytes(&m->desc, &backend_cpu_ops, il);
         m->read[il] = raw + model_kv_bytes(hp, p.kv_type, p.n_ctx, il, il + 1);
     }
     const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
     m->gpu_w[nl] = model_output_weight_arena_bytes(&m->desc);
     m->cpu_w[nl] = model_output_weight_bytes(&m->desc);
-    m->cpu_arena_w[nl] = model_output_cpu_repack_bytes(&m->desc);
+    m->cpu_arena_w[nl] = model_output_relayout_bytes(&m->desc, &backend_cpu_ops);
     m->read[nl] = on->bytes + ow->bytes;
 
     plan_profile *pr = &m->prof;

@@ -172,9 +172,9 @@ static void test_sizing(void **state) {
                 p.n_batch = nb;
                 p.n_threads = 1;
                 if (model_params_resolve(&hd.hp, &p) != STRATA_OK) continue; /* q8_0 on head_dim 8 */
-                size_t planned = model_segment_bytes(&hd, &p, 0, hd.hp.n_layer, true);
+                size_t planned = model_segment_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true);
                 assert_int_equal(planned, model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer) +
-                                              model_compute_bytes(&hd, &p, 0, hd.hp.n_layer, true));
+                                              model_compute_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true));
                 /* KV per token times tokens and layers, rounded once */
                 assert_int_equal(model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer),
                                  strata_arena_round(model_kv_bytes_per_token(&hd.hp, p.kv_type) * (size_t)p.n_ctx *
@@ -186,7 +186,7 @@ static void test_sizing(void **state) {
                 /* the CPU's arena also holds the matrices it repacks: counted here from the
                  * file, the Q4_0 and Q4_K matrices of the layers and the output (token_embd when
                  * tied) */
-                const size_t arena = model_device_arena_bytes(&hd, &p, 0, hd.hp.n_layer, true, false);
+                const size_t arena = model_device_arena_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true);
                 size_t repacked = 0;
                 const bool tied = gguf_find_tensor(f, "output.weight") == NULL;
                 for (int64_t ti = 0; ti < gguf_tensor_count(f); ti++) {
@@ -407,7 +407,7 @@ static void test_placement(void **state) {
         assert_int_equal(model_context_init_placed(&d, &p, pl, 3, &ctx), STRATA_OK);
         const model_params *rp = model_context_params(ctx);
         for (int k = 0; k < 3; k++) {
-            size_t planned = model_segment_bytes(&d, rp, pl[k].layer_start, pl[k].layer_end, pl[k].has_output);
+            size_t planned = model_segment_bytes(&d, rp, &backend_cpu_ops, pl[k].layer_start, pl[k].layer_end, pl[k].has_output);
             assert_int_equal(devs[k].arena.size, planned);
             assert_int_equal(devs[k].arena.used, planned);
         }
@@ -454,8 +454,9 @@ static void test_placement(void **state) {
     backend_device_free(sb);
     model_params pr = p;
     assert_int_equal(model_params_resolve(&d.hp, &pr), STRATA_OK);
-    size_t need = model_device_arena_bytes(&d, &pr, 2, 4, true, true);
+    size_t need = model_device_arena_bytes(&d, &pr, &backend_sim_ops, 2, 4, true);
     sb = backend_sim_device_new("gpu", need, 100);
+    backend_sim_set_strict(sb, true); /* nothing but the sim's ops may touch its arena */
     strata_device_init_backend(&b, sb);
     /* an injected failure of the sim's arena: also clean */
     backend_sim_fail_alloc(sb, 1);
@@ -463,9 +464,9 @@ static void test_placement(void **state) {
     assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_OK);
     const model_params *rp2 = model_context_params(ctx);
-    assert_true(sb->arena_bytes == model_device_arena_bytes(&d, rp2, 2, 4, true, true));
-    assert_true(sb->arena_bytes == model_segment_bytes(&d, rp2, 2, 4, true) + model_weight_arena_bytes(&d, 2, 4, true));
-    assert_true(ha->arena_bytes == model_segment_bytes(&d, rp2, 0, 2, false));
+    assert_true(sb->arena_bytes == model_device_arena_bytes(&d, rp2, &backend_sim_ops, 2, 4, true));
+    assert_true(sb->arena_bytes == model_segment_bytes(&d, rp2, &backend_sim_ops, 2, 4, true) + model_weight_arena_bytes(&d, 2, 4, true));
+    assert_true(ha->arena_bytes == model_segment_bytes(&d, rp2, &backend_cpu_ops, 0, 2, false));
     model_segment_usage u;
     model_context_segment_usage(ctx, 1, &u);
     assert_true(u.weights_bytes == model_weight_arena_bytes(&d, 2, 4, true));

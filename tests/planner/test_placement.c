@@ -27,8 +27,9 @@ typedef struct {
 
 /* KV: sum over the blocks of the range; compute: a base, the largest layer scratch, and the
  * logits when the range ends with the output layer. Grows with the range, as required. */
-static void rc_segment(const void *ctx, bool cpu, int32_t s, int32_t e, uint64_t *kv, uint64_t *comp) {
+static void rc_segment(const void *ctx, backend_device_kind kind, int32_t s, int32_t e, uint64_t *kv, uint64_t *comp) {
     const rcase *r = ctx;
+    const bool cpu = kind == BACKEND_DEVICE_CPU;
     *kv = 0;
     uint64_t mx = 0;
     for (int32_t l = s; l < e; l++) {
@@ -76,7 +77,7 @@ static bool bf_eval(const rcase *r, const plan_device *devs, int32_t m, const in
     {
         uint64_t need = r->host, kv, comp;
         for (int32_t l = 0; l < *p; l++) need += r->cw[l];
-        rc_segment(r, true, 0, *p, &kv, &comp);
+        rc_segment(r, BACKEND_DEVICE_CPU, 0, *p, &kv, &comp);
         need += kv + comp;
         uint64_t budget = devs[m].free_bytes > devs[m].reserve_bytes ? devs[m].free_bytes - devs[m].reserve_bytes : 0;
         if (need > budget) return false;
@@ -87,7 +88,7 @@ static bool bf_eval(const rcase *r, const plan_device *devs, int32_t m, const in
         (*gpus)++;
         uint64_t need = 0, kv, comp;
         for (int32_t l = s[1 + k]; l < e[1 + k]; l++) need += r->gw[l];
-        rc_segment(r, false, s[1 + k], e[1 + k], &kv, &comp);
+        rc_segment(r, BACKEND_DEVICE_SIM, s[1 + k], e[1 + k], &kv, &comp);
         need += kv + comp;
         uint64_t budget = devs[k].free_bytes > devs[k].reserve_bytes ? devs[k].free_bytes - devs[k].reserve_bytes : 0;
         if (need > budget) return false;
@@ -138,7 +139,7 @@ static void check_plan(const rcase *r, const plan_device *devs, int32_t nd, cons
             w += cpu ? r->cw[l] : r->gw[l];
             cost += t_ps(r->rd[l], devs[i].gbps);
         }
-        if (cpu || u->layer_end > u->layer_start) rc_segment(r, cpu, u->layer_start, u->layer_end, &kv, &comp);
+        if (cpu || u->layer_end > u->layer_start) rc_segment(r, devs[i].kind, u->layer_start, u->layer_end, &kv, &comp);
         assert_true(u->weights_bytes == w);
         assert_true(u->kv_bytes == kv);
         assert_true(u->compute_bytes == comp);

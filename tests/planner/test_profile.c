@@ -73,19 +73,19 @@ static void test_kv_per_token_by_hand(void **state) {
         const plan_profile *p = plan_model_profile(m);
         assert_int_equal(p->n_layers, 81);
         uint64_t kv, comp;
-        p->segment_bytes(p->ctx, false, 10, 11, &kv, &comp);
+        p->segment_bytes(p->ctx, BACKEND_DEVICE_SIM, 10, 11, &kv, &comp);
         assert_true(kv == cases[i].bytes_per_token * 4096);
-        p->segment_bytes(p->ctx, false, 10, 30, &kv, &comp);
+        p->segment_bytes(p->ctx, BACKEND_DEVICE_SIM, 10, 30, &kv, &comp);
         assert_true(kv == 20 * cases[i].bytes_per_token * 4096);
         /* the output layer alone has no KV */
-        p->segment_bytes(p->ctx, false, 80, 81, &kv, &comp);
+        p->segment_bytes(p->ctx, BACKEND_DEVICE_SIM, 80, 81, &kv, &comp);
         assert_true(kv == 0);
         /* num_parallel multiplies the cache */
         plan_model_free(m);
         mo.num_parallel = 2;
         assert_int_equal(plan_model_init(f, &mo, &m), STRATA_OK);
         p = plan_model_profile(m);
-        p->segment_bytes(p->ctx, false, 10, 11, &kv, &comp);
+        p->segment_bytes(p->ctx, BACKEND_DEVICE_SIM, 10, 11, &kv, &comp);
         assert_true(kv == cases[i].bytes_per_token * 8192);
         plan_model_free(m);
     }
@@ -169,7 +169,7 @@ static void test_planned_equals_allocated_cpu(void **state) {
 /* Bytes a device needs for layer l (its weights and its cache). */
 static uint64_t layer_need(const plan_profile *p, int32_t l) {
     uint64_t kv, comp;
-    p->segment_bytes(p->ctx, false, l, l + 1, &kv, &comp);
+    p->segment_bytes(p->ctx, BACKEND_DEVICE_SIM, l, l + 1, &kv, &comp);
     return p->gpu_weight_bytes[l] + kv;
 }
 

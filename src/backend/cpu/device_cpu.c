@@ -8,6 +8,7 @@
 #include "backend/cpu/bandwidth.h"
 #include "backend/cpu/cpu_count.h"
 #include "backend/device.h"
+#include "backend/ops.h"
 
 /* Reads "Key:   12345 kB" from /proc/meminfo; false when absent (not Linux, sandboxed). */
 static bool meminfo_bytes(const char *key, uint64_t *out) {
@@ -78,6 +79,7 @@ static const backend_device_ops cpu_ops = {
     .copy_in = backend_host_copy,
     .copy_out = backend_host_copy,
     .destroy = backend_host_destroy,
+    .compute = &backend_cpu_ops,
 };
 
 backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, double gbps) {
@@ -105,3 +107,5 @@ backend_device *backend_cpu_device_new(const char *name, uint64_t mem_cap, doubl
     d->plannable = true;
     return d;
 }
+
+int backend_cpu_default_threads(void) { return cpu_count_physical_cores(); }

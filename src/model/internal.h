@@ -1,0 +1,68 @@
+/* Private to model/: a context's segments as sizing.c lays them out, context.c binds them
+ * to arenas, and forward.c runs them. Not for other modules (they use model/model.h). */
+#ifndef STRATA_MODEL_INTERNAL_H
+#define STRATA_MODEL_INTERNAL_H
+
+#include "backend/ops.h"
+#include "model/model.h"
+
+/* The compute scratch of a segment, in the order context.c carves it. Each entry is rounded
+ * like an arena allocation, so the sum is exactly what the arena hands out. att is the
+ * device kind's attention work area (backend_ops.attention_work_bytes), work its matmul
+ * work area (the largest matmul_work_bytes of the segment's products), rope_factors a copy
+ * of rope_freqs on a device whose memory the host cannot read. */
+typedef struct {
+    size_t x, xb, q, k, v, att_out, g, u, rope, rope_factors, att, work, logits, hidden;
+} model_scratch_sizes;
+
+model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops *kind, int32_t layer_start,
+                                         int32_t layer_end, int32_t n_batch, int32_t n_ctx, int32_t n_logits,
+                                         bool hidden, strata_type kv_type);
+size_t model_scratch_total(const model_scratch_sizes *s);
+backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t n_ctx, strata_type kv_type);
+/* Whether `kind` keeps tensor t (a 2-D matrix) in a layout of its own. */
+bool model_relayouts(const backend_ops *kind, const gguf_tensor *t);
+/* A layer's tensors in slot order (NULL where absent): the order they are placed in. */
+int model_layer_slots(model_layer *L, const gguf_tensor ***slots);
+
+/* One layer's weights on its device: norms and biases as device pointers (NULL where
+ * absent), matrices as the op table takes them. */
+typedef struct {
+    const float *attn_norm, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm;
+    backend_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+} model_seg_layer;
+
+typedef struct {
+    strata_device *dev;
+    const backend_ops *ops;
+    backend_exec ex;
+    int32_t layer_start, layer_end;
+    bool has_output;
+    uint8_t *kv; /* per layer: K block then V block */
+    float *x, *xb, *q, *k, *v, *att_out, *g, *u, *rope, *rope_factors, *logits, *hidden;
+    uint8_t *att, *work;
+    model_seg_layer *layers;     /* indexed by il - layer_start, owned */
+    const float *out_norm;       /* output layer (has_output only) */
+    backend_matrix out_w;
+    const void *tok_embd;        /* the embedding table where this device can read it, or NULL */
+    size_t weights_bytes, kv_bytes, compute_bytes;
+} model_segment;
+
+struct model_context {
+    const model_desc *d;
+    model_params p;
+    size_t kv_block; /* bytes of one layer's K (or V) block */
+    model_segment *segs; /* in layer order; the last one holds the output layer */
+    int32_t n_segs;
+    int32_t n_out;
+    int32_t n_hidden;
+    /* Host memory the context owns: the hand-off between devices that can neither read each
+     * other nor copy peer to peer, the token embeddings when the first device cannot read
+     * the mapping, and the logits and hidden states read back from a device whose memory
+     * the host cannot read (NULL where the last device's are host memory). */
+    float *staging;
+    float *host_logits, *host_hidden;
+    const float *logits, *hidden; /* what model_logits/model_hidden return */
+};
+
+#endif
