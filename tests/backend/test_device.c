@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+
 #include "backend/device.h"
+#include "proc.h"
 
 #define GiB (1024ull * 1024ull * 1024ull)
 #define MiB (1024ull * 1024ull)
@@ -282,12 +285,39 @@ static void test_cuda_discovery(void **state) {
     }
 }
 
+/* Strict mode: a host read of a sim arena outside the sim's ops faults; the sim's own copies
+ * work; without strict mode the same read works (so the fault is the mode's doing). */
+static void test_sim_strict(void **state) {
+    (void)state;
+    backend_device *d = backend_sim_device_new("g", 1 << 20, 100);
+    assert_non_null(d);
+    backend_sim_set_strict(d, true);
+    assert_true(backend_sim_strict(d));
+    void *a = NULL;
+    assert_int_equal(backend_device_arena_alloc(d, 100000, &a), STRATA_OK);
+    const uint8_t in[4] = {1, 2, 3, 4};
+    uint8_t out[4] = {0};
+    assert_int_equal(backend_device_copy_in(d, (uint8_t *)a + 4096, in, 4), STRATA_OK);
+    assert_int_equal(backend_device_copy_out(d, out, (uint8_t *)a + 4096, 4), STRATA_OK);
+    assert_memory_equal(in, out, 4);
+    assert_int_equal(proc_child_read((const uint8_t *)a + 4096), SIGSEGV);
+    assert_int_equal(proc_child_read((const uint8_t *)a + 99999), SIGSEGV);
+    /* an arena made later is closed too */
+    void *b = NULL;
+    assert_int_equal(backend_device_arena_alloc(d, 5000, &b), STRATA_OK);
+    assert_int_equal(proc_child_read((const uint8_t *)b), SIGSEGV);
+    backend_sim_set_strict(d, false);
+    assert_int_equal(proc_child_read((const uint8_t *)a + 4096), 0);
+    backend_device_free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes),          cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_spec_errors),    cmocka_unit_test(test_inventory),
         cmocka_unit_test(test_sim_capacity),   cmocka_unit_test(test_sim_env_injection),
         cmocka_unit_test(test_cpu_device),     cmocka_unit_test(test_cuda_discovery),
+        cmocka_unit_test(test_sim_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,27 @@ void tmpdir_remove(char *dir) {
     }
     rmdir(dir);
     free(dir);
+}
+
+static void fault_exit(int sig) { _exit(100 + sig); }
+
+int proc_child_read(const volatile void *p) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = fault_exit;
+        sigaction(SIGSEGV, &sa, NULL);
+        sigaction(SIGBUS, &sa, NULL);
+        volatile uint8_t v = *(const volatile uint8_t *)p;
+        (void)v;
+        _exit(0);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    if (WIFSIGNALED(status)) return WTERMSIG(status);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return code == 100 + SIGSEGV ? SIGSEGV : code == 100 + SIGBUS ? SIGBUS : code;
 }

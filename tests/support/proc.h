@@ -21,6 +21,11 @@ void proc_result_free(proc_result *r);
 /* Number of lines in s (a final line without '\n' counts; "" has none). */
 size_t proc_count_lines(const char *s);
 
+/* Reads one byte at p in a forked child: 0 if the read worked, SIGSEGV (or SIGBUS) if it
+ * faulted -- whether or not a sanitizer installed a handler of its own (the child's handler
+ * exits with 100 + the signal). For tests of memory that must not be readable. */
+int proc_child_read(const volatile void *p);
+
 /* A fresh private directory under $TMPDIR (or /tmp), malloc'd; NULL on failure. */
 char *tmpdir_make(void);
 /* dir + "/" + name, malloc'd. */
