@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/bandwidth.h"
+#include "backend/host.h"
 #include "cli/cli.h"
 #include "cli/run_options.h"
 #include "cli/util.h"
@@ -225,7 +225,7 @@ int cmd_bench(int argc, char **argv) {
     /* Generation reads every weight once per token (the token embedding: one row, unless it
      * doubles as the output layer), and the cache of every position before it: with -d, that
      * part grows. Where the whole model runs on the CPU, the rate is put against the read
-     * bandwidth the same number of threads measures (backend/cpu/bandwidth.h, 512 MiB, best
+     * bandwidth the same number of threads measures (backend/host.h, 512 MiB, best
      * of 5), on stderr so the table and the JSON stay as llama-bench prints them. */
     bool cpu_only = true;
     for (int32_t j = 0; j < e->n_devs; j++)
@@ -241,7 +241,7 @@ int cmd_bench(int argc, char **argv) {
         const double per_token = (double)weights + kv, gbs = res[i].mean * per_token / 1e9;
         fprintf(stderr, "%s: %.3f GB of weights and %.3f GB of KV cache read per token, %.1f GB/s", res[i].name,
                 weights / 1e9, kv / 1e9, gbs);
-        const double bw = cpu_only ? cpu_read_bandwidth_gbps((size_t)512 << 20, rp->n_threads, 5) : 0;
+        const double bw = cpu_only ? backend_host_read_gbps((size_t)512 << 20, rp->n_threads, 5) : 0;
         if (bw > 0) fprintf(stderr, ": %.0f%% of the %.1f GB/s read bandwidth of %d threads", 100 * gbs / bw, bw, rp->n_threads);
         fputc('\n', stderr);
     }

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "backend/cpu/cpu_count.h"
-#include "backend/cpu/quantize_rows.h"
+#include "backend/host.h"
 #include "gguf/gguf.h"
 #include "tensor/quant.h"
 #include "tensor/recipe.h"
@@ -58,7 +57,7 @@ strata_status strata_quantize_file(const char *in_path, const char *out_path, co
     if (!recipe)
         return strata_fail(STRATA_ERR_INVALID, "unknown quantization type %s (supported: %s)", type_name,
                            strata_quant_recipe_names());
-    const int threads = p->n_threads > 0 ? p->n_threads : cpu_count_usable();
+    const int threads = p->n_threads > 0 ? p->n_threads : backend_host_threads();
 
     gguf_file *in;
     strata_status st = gguf_open(in_path, GGUF_OPEN_DEFAULT, &in);
@@ -119,7 +118,7 @@ strata_status strata_quantize_file(const char *in_path, const char *out_path, co
             s.n_converted++;
             const size_t out_bytes = strata_type_row_bytes(out_type, cols) * (size_t)rows;
             bufs[i] = malloc(out_bytes ? out_bytes : 1);
-            if (!bufs[i] || cpu_convert_rows(t->type, t->data, out_type, bufs[i], rows, cols, threads) != 0) {
+            if (!bufs[i] || backend_host_convert_rows(t->type, t->data, out_type, bufs[i], rows, cols, threads) != 0) {
                 st = strata_fail(STRATA_ERR_NOMEM, "out of memory converting %s", t->name);
                 goto done;
             }

@@ -1,7 +1,7 @@
 /* Quantization of a whole GGUF file: the library behind `strata quantize` and the server's
  * `/api/create` with "quantize". This module owns the file-level work (which keys are copied,
  * the order tensors are written in, the conversion of each tensor); the per-tensor type rules
- * are tensor/recipe.h and the row conversion is backend/cpu/quantize_rows.h.
+ * are tensor/recipe.h and the row conversion is backend/host.h (the cpu kind's).
  *
  * The output matches llama.cpp's quantizer byte for byte for the same input and recipe
  * (no importance matrix): every key/value is copied in order, then
