@@ -1,6 +1,6 @@
 /* Device wrappers common to every kind, the size and device-spec parsers, and the
  * inventory. See device.h. */
-#include "backend/device.h"
+#include "backend/device_impl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -502,4 +502,21 @@ backend_device *backend_inventory_cpu(const backend_inventory *inv) {
     for (int i = 0; i < inv->count; i++)
         if (inv->devices[i]->kind == BACKEND_DEVICE_CPU) return inv->devices[i];
     return NULL;
+}
+
+/* ---- Read-only facts (device.h) ----------------------------------------------------------- */
+
+const char *backend_device_label(const backend_device *dev) { return dev->label; }
+const char *backend_device_name(const backend_device *dev) { return dev->name; }
+backend_device_kind backend_device_kind_of(const backend_device *dev) { return dev->kind; }
+int backend_device_ordinal(const backend_device *dev) { return dev->ordinal; }
+bool backend_device_plannable(const backend_device *dev) { return dev->plannable; }
+bool backend_device_speed_configured(const backend_device *dev) { return dev->gbps_configured; }
+int backend_device_arena_count(const backend_device *dev) { return dev->n_arenas; }
+
+size_t backend_device_held_bytes(const backend_device *dev) {
+    pthread_mutex_lock(&arena_mu);
+    size_t n = dev->arena_bytes;
+    pthread_mutex_unlock(&arena_mu);
+    return n;
 }

@@ -1,4 +1,5 @@
 /* Finding a kind's op table, and copies between devices. See ops.h. */
+#include "backend/device_impl.h"
 #include "backend/ops.h"
 
 const backend_ops *backend_device_compute(const backend_device *dev) { return dev->ops->compute; }

@@ -49,26 +49,28 @@ static int32_t rand_token(int32_t n_vocab) {
 }
 
 /* p tokens from position `at` in num_batch chunks; false on error. */
-static bool decode_chunks(model_context *ctx, const int32_t *toks, int32_t p, int32_t at) {
-    const int32_t nb = model_context_params(ctx)->n_batch;
+static bool decode_chunks(strata_engine *ctx, const int32_t *toks, int32_t p, int32_t at) {
+    strata_engine_info info;
+    strata_engine_get_info(ctx, &info);
+    const int32_t nb = info.n_batch;
     for (int32_t i = 0; i < p; i += nb) {
         const int32_t m = p - i < nb ? p - i : nb;
-        if (model_decode(ctx, toks + i, m, at + i) != STRATA_OK) return false;
+        if (strata_engine_decode(ctx, toks + i, m, at + i) != STRATA_OK) return false;
     }
     return true;
 }
 
 /* One run from position `at`: returns tokens/s, or a negative value on error. */
-static double run_pp(model_context *ctx, const int32_t *toks, int32_t p, int32_t at) {
+static double run_pp(strata_engine *ctx, const int32_t *toks, int32_t p, int32_t at) {
     const int64_t t0 = strata_now_ns();
     if (!decode_chunks(ctx, toks, p, at)) return -1;
     return p / ((strata_now_ns() - t0) / 1e9);
 }
 
-static double run_tg(model_context *ctx, const int32_t *toks, int32_t n, int32_t at) {
+static double run_tg(strata_engine *ctx, const int32_t *toks, int32_t n, int32_t at) {
     const int64_t t0 = strata_now_ns();
     for (int32_t i = 0; i < n; i++)
-        if (model_decode(ctx, toks + i, 1, at + i) != STRATA_OK) return -1;
+        if (strata_engine_decode(ctx, toks + i, 1, at + i) != STRATA_OK) return -1;
     return n / ((strata_now_ns() - t0) / 1e9);
 }
 
@@ -140,12 +142,12 @@ int cmd_bench(int argc, char **argv) {
     backend_inventory *inv = NULL;
     strata_engine *e = NULL;
     if (run_options_load(&ro, file, false, &inv, &e) != STRATA_OK) return cli_error("%s: %s", file, strata_last_error());
-    const gguf_file *f = e->file;
-    const model_desc *dp = &e->desc;
-    model_context *ctx = e->ctx;
+    strata_engine *ctx = e;
+    strata_engine_info info;
+    strata_engine_get_info(e, &info);
+    const strata_engine_info *rp = &info;
     int rc = 0;
     int32_t *toks = NULL;
-    const model_params *rp = model_context_params(ctx);
     if (rp->n_ctx < depth + longest) {
         rc = cli_error("%s: the model's context (%d tokens) is shorter than the test (%d)", file, rp->n_ctx,
                        depth + longest);
@@ -156,7 +158,7 @@ int cmd_bench(int argc, char **argv) {
         rc = cli_error("out of memory");
         goto done;
     }
-    for (int i = 0; i < (depth > longest ? depth : longest); i++) toks[i] = rand_token(dp->hp.n_vocab);
+    for (int i = 0; i < (depth > longest ? depth : longest); i++) toks[i] = rand_token(info.n_vocab);
     if (depth > 0 && !decode_chunks(ctx, toks, depth, 0)) {
         rc = cli_error("%s", strata_last_error());
         goto done;
@@ -209,16 +211,14 @@ int cmd_bench(int argc, char **argv) {
         }
         rc = cli_json_print(o);
     } else {
-        uint64_t bytes = 0;
-        for (int64_t i = 0; i < gguf_tensor_count(f); i++) bytes += gguf_tensor_at(f, i)->bytes;
         char size[32];
-        cli_format_bytes(bytes, size, sizeof size);
+        cli_format_bytes(info.tensor_bytes, size, sizeof size);
         printf("| model | size | arch | threads | kv | test | t/s |\n");
         printf("| --- | ---: | --- | ---: | --- | ---: | ---: |\n");
         const char *base = strrchr(file, '/');
         base = base ? base + 1 : file;
         for (int i = 0; i < n_res; i++)
-            printf("| %s | %s | %s | %d | %s | %s | %.2f ± %.2f |\n", base, size, dp->hp.arch->name, rp->n_threads,
+            printf("| %s | %s | %s | %d | %s | %s | %.2f ± %.2f |\n", base, size, info.arch, rp->n_threads,
                    strata_type_name(rp->kv_type), res[i].name, res[i].mean, res[i].sd);
     }
 
@@ -227,17 +227,12 @@ int cmd_bench(int argc, char **argv) {
      * part grows. Where the whole model runs on the CPU, the rate is put against the read
      * bandwidth the same number of threads measures (backend/host.h, 512 MiB, best
      * of 5), on stderr so the table and the JSON stay as llama-bench prints them. */
-    bool cpu_only = true;
-    for (int32_t j = 0; j < e->n_devs; j++)
-        if (e->devs[j].backend && e->devs[j].backend->kind != BACKEND_DEVICE_CPU) cpu_only = false;
+    const bool cpu_only = info.cpu_only;
     for (int i = 0; i < n_res; i++) {
         if (strncmp(res[i].name, "tg", 2) != 0) continue;
-        uint64_t weights = 0;
-        for (int64_t j = 0; j < gguf_tensor_count(f); j++) weights += gguf_tensor_at(f, j)->bytes;
-        if (dp->output != dp->tok_embd)
-            weights -= dp->tok_embd->bytes - strata_type_row_bytes(dp->tok_embd->type, dp->tok_embd->ne[0]);
+        const uint64_t weights = info.decode_weight_bytes;
         /* token k (0-based) of the test attends to depth + k + 1 positions */
-        const double kv = (double)model_kv_bytes_per_token(&dp->hp, rp->kv_type) * dp->hp.n_layer * (depth + (n + 1) / 2.0);
+        const double kv = (double)info.kv_bytes_per_position * (depth + (n + 1) / 2.0);
         const double per_token = (double)weights + kv, gbs = res[i].mean * per_token / 1e9;
         fprintf(stderr, "%s: %.3f GB of weights and %.3f GB of KV cache read per token, %.1f GB/s", res[i].name,
                 weights / 1e9, kv / 1e9, gbs);

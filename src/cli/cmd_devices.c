@@ -60,28 +60,28 @@ int cmd_devices(int argc, char **argv) {
             rc = cli_error("%s", strata_last_error());
             break;
         }
-        uint64_t res = reserve[i] != UINT64_MAX ? reserve[i] : plan_default_reserve(d->kind);
+        uint64_t res = reserve[i] != UINT64_MAX ? reserve[i] : plan_default_reserve(backend_device_kind_of(d));
         double gbps = backend_device_speed_gbps(d);
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddItemToArray(arr, o);
-            cJSON_AddStringToObject(o, "name", d->label);
-            cJSON_AddStringToObject(o, "kind", backend_device_kind_name(d->kind));
-            if (d->kind == BACKEND_DEVICE_CUDA) cJSON_AddNumberToObject(o, "ordinal", d->ordinal);
+            cJSON_AddStringToObject(o, "name", backend_device_label(d));
+            cJSON_AddStringToObject(o, "kind", backend_device_kind_name(backend_device_kind_of(d)));
+            if (backend_device_kind_of(d) == BACKEND_DEVICE_CUDA) cJSON_AddNumberToObject(o, "ordinal", backend_device_ordinal(d));
             cli_json_add_u64(o, "total_bytes", backend_device_total_bytes(d));
             cli_json_add_u64(o, "free_bytes", free_bytes);
             cli_json_add_u64(o, "reserve_bytes", res);
             cJSON_AddNumberToObject(o, "gbps", gbps);
-            cJSON_AddBoolToObject(o, "gbps_configured", d->gbps_configured);
-            cJSON_AddBoolToObject(o, "plannable", d->plannable);
+            cJSON_AddBoolToObject(o, "gbps_configured", backend_device_speed_configured(d));
+            cJSON_AddBoolToObject(o, "plannable", backend_device_plannable(d));
         } else {
             char t[32], f[32], r[32];
             cli_format_bytes(backend_device_total_bytes(d), t, sizeof t);
             cli_format_bytes(free_bytes, f, sizeof f);
             cli_format_bytes(res, r, sizeof r);
-            printf("%-3d %-24s %-5s %11s %11s %10s %9.1f  %s\n", i, d->label, backend_device_kind_name(d->kind), t, f,
+            printf("%-3d %-24s %-5s %11s %11s %10s %9.1f  %s\n", i, backend_device_label(d), backend_device_kind_name(backend_device_kind_of(d)), t, f,
                    r, gbps,
-                   d->plannable ? (d->gbps_configured || d->kind != BACKEND_DEVICE_CPU ? "yes" : "yes (speed measured)")
+                   backend_device_plannable(d) ? (backend_device_speed_configured(d) || backend_device_kind_of(d) != BACKEND_DEVICE_CPU ? "yes" : "yes (speed measured)")
                                 : "no (no CUDA kernels yet)");
         }
     }

@@ -74,7 +74,7 @@ static int print_json(const char *model, const plan_model *pm, const plan_device
     }
     cJSON *un = cJSON_AddArrayToObject(root, "unplanned_devices");
     for (int i = 0; i < inv->count; i++)
-        if (!inv->devices[i]->plannable) cJSON_AddItemToArray(un, cJSON_CreateString(inv->devices[i]->label));
+        if (!backend_device_plannable(inv->devices[i])) cJSON_AddItemToArray(un, cJSON_CreateString(backend_device_label(inv->devices[i])));
     cli_json_add_u64(root, "host_bytes", r->host_bytes);
     cJSON_AddNumberToObject(root, "layers_offloaded", r->layers_offloaded);
     cJSON_AddNumberToObject(root, "layers_total", r->layers_total);
@@ -105,9 +105,9 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
                backend_device_kind_name(devs[j].kind), f, rs, lr, w, kv, c, t, h);
     }
     for (int i = 0; i < inv->count; i++)
-        if (!inv->devices[i]->plannable)
-            printf("%-14s %-4s not planned: no CUDA kernels yet\n", inv->devices[i]->label,
-                   backend_device_kind_name(inv->devices[i]->kind));
+        if (!backend_device_plannable(inv->devices[i]))
+            printf("%-14s %-4s not planned: no CUDA kernels yet\n", backend_device_label(inv->devices[i]),
+                   backend_device_kind_name(backend_device_kind_of(inv->devices[i])));
     char hb[32];
     cli_format_bytes(r->host_bytes, hb, sizeof hb);
     /* the CPU's arena beyond its KV and compute: the matrices its kernels keep repacked */

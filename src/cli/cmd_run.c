@@ -181,11 +181,12 @@ int cmd_run(int argc, char **argv) {
         free(prompt);
         return cli_error("%s: %s", file, strata_last_error());
     }
-    const model_params *mp = model_context_params(e->ctx);
+    strata_engine_info info;
+    strata_engine_get_info(e, &info);
     if (o.verbose)
         fprintf(stderr, "strata: %s: %s, %d layers, num_ctx %d, num_batch %d, kv %s, %d threads, %d device(s)\n", file,
-                e->desc.hp.arch->name, e->desc.hp.n_layer, mp->n_ctx, mp->n_batch, strata_type_name(mp->kv_type),
-                mp->n_threads, e->n_devs);
+                info.arch, info.n_layer, info.n_ctx, info.n_batch, strata_type_name(info.kv_type), info.n_threads,
+                info.n_devices);
     strata_gen_stats stats;
     st = strata_generate(e, prompt, prompt_len, &o.gen, emit_stdout, NULL, &stats);
     free(prompt);
@@ -198,10 +199,10 @@ int cmd_run(int argc, char **argv) {
     } else {
         if (stats.prompt_truncated)
             fprintf(stderr, "strata: prompt truncated: dropped %d tokens to fit num_ctx %d\n", stats.prompt_truncated,
-                    mp->n_ctx);
+                    info.n_ctx);
         if (stats.context_shifts && o.verbose)
             fprintf(stderr, "strata: context shifted %d time(s)\n", stats.context_shifts);
-        if (o.verbose) run_print_stats(&stats, e->load_ns, total);
+        if (o.verbose) run_print_stats(&stats, info.load_ns, total);
     }
     strata_engine_free(e);
     backend_inventory_free(inv);

@@ -12,7 +12,7 @@ void strata_device_init_cpu(strata_device *dev) {
 
 void strata_device_init_backend(strata_device *dev, backend_device *b) {
     memset(dev, 0, sizeof *dev);
-    snprintf(dev->name, sizeof dev->name, "%s", b->label);
+    snprintf(dev->name, sizeof dev->name, "%s", backend_device_label(b));
     dev->backend = b;
     const backend_ops *o = backend_device_compute(b);
     dev->copy_weights = !(o && o->host_memory);

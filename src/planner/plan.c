@@ -46,14 +46,14 @@ strata_status plan_devices_from_inventory(const backend_inventory *inv, const ui
     int32_t n = 0;
     for (int i = 0; i < inv->count; i++) {
         backend_device *d = inv->devices[i];
-        if (!d->plannable) continue;
+        if (!backend_device_plannable(d)) continue;
         uint64_t f = 0;
         strata_status st = backend_device_free_bytes(d, &f);
         if (st != STRATA_OK) return st;
-        out[n].label = d->label;
-        out[n].kind = d->kind;
+        out[n].label = backend_device_label(d);
+        out[n].kind = backend_device_kind_of(d);
         out[n].free_bytes = f;
-        out[n].reserve_bytes = reserve && reserve[i] != UINT64_MAX ? reserve[i] : plan_default_reserve(d->kind);
+        out[n].reserve_bytes = reserve && reserve[i] != UINT64_MAX ? reserve[i] : plan_default_reserve(backend_device_kind_of(d));
         out[n].gbps = backend_device_speed_gbps(d);
         if (map) map[n] = i;
         n++;

@@ -21,7 +21,7 @@ strata_status plan_reserve_parse(const backend_inventory *inv, const char *env_g
         if (backend_parse_size(env_gpu, &v) != STRATA_OK)
             return strata_fail(STRATA_ERR_INVALID, "STRATA_GPU_RESERVE: %s", strata_last_error());
         for (int i = 0; i < inv->count; i++)
-            if (inv->devices[i]->kind != BACKEND_DEVICE_CPU) reserve[i] = v;
+            if (backend_device_kind_of(inv->devices[i]) != BACKEND_DEVICE_CPU) reserve[i] = v;
     }
     if (!text) return STRATA_OK;
     const char *p = text;
@@ -45,7 +45,7 @@ strata_status plan_reserve_parse(const backend_inventory *inv, const char *env_g
                                strata_last_error());
         if (!eq) {
             for (int i = 0; i < inv->count; i++)
-                if (inv->devices[i]->kind != BACKEND_DEVICE_CPU) reserve[i] = v;
+                if (backend_device_kind_of(inv->devices[i]) != BACKEND_DEVICE_CPU) reserve[i] = v;
         } else {
             const char *t = e;
             size_t tl = (size_t)(eq - e);
@@ -53,7 +53,7 @@ strata_status plan_reserve_parse(const backend_inventory *inv, const char *env_g
             int hits = 0;
             for (int i = 0; i < inv->count; i++) {
                 const backend_device *d = inv->devices[i];
-                if (same(t, tl, d->label) || same(t, tl, d->name) || same(t, tl, backend_device_kind_name(d->kind))) {
+                if (same(t, tl, backend_device_label(d)) || same(t, tl, backend_device_name(d)) || same(t, tl, backend_device_kind_name(backend_device_kind_of(d)))) {
                     reserve[i] = v;
                     hits++;
                 }

@@ -1,5 +1,5 @@
 /* Engine loading and the generation loop; see generate.h. */
-#include "runtime/generate.h"
+#include "runtime/engine_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -31,22 +31,9 @@
 #include "sampler/sampler.h"
 #include "tokenizer/tokenizer.h"
 
-typedef struct {
-    gguf_file *file;
-    model_desc desc;
-    strata_vocab *vocab;
-    strata_device cpu;       /* strata_engine_load: the host device */
-    model_context *ctx;
-    int64_t load_ns; /* time spent in strata_engine_load */
-    /* strata_engine_load_planned only (planned == false otherwise): */
-    bool planned;
-    plan_result plan;                          /* what the planner decided */
-    int32_t plan_inv[PLAN_MAX_DEVICES];        /* plan device i -> inventory index */
-    backend_device *plan_dev[PLAN_MAX_DEVICES]; /* plan device i (borrowed from the inventory) */
-    int32_t n_devs;                            /* devices used, in layer order (cpu first) */
-    strata_device devs[PLAN_MAX_DEVICES];      /* their arenas; wrap the inventory's devices */
-    int32_t dev_plan[PLAN_MAX_DEVICES];        /* devs[j] -> plan device index */
-} strata_engine;
+/* The loaded engine: opaque (runtime/engine_internal.h holds it, for runtime/ and its
+ * tests); the server and CLI use the functions below. */
+typedef struct strata_engine strata_engine;
 
 /* Opens the GGUF at `path`, binds the model, loads the vocabulary and reserves the arena for
  * the options in `mp` (resolved: read them back from model_context_params(e->ctx)), all on
@@ -102,6 +89,65 @@ typedef struct {
 int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report *out, int32_t cap);
 /* Prints one line per device of strata_engine_report on `fp` ("strata: device ..."). */
 void strata_engine_print_report(const strata_engine *e, FILE *fp);
+
+/* ---- One plan for a load ----------------------------------------------------------------
+ * The plan a load will allocate, made from the header alone by the one function the loader
+ * and the server's scheduler share: the scheduler plans with the free bytes of its devices
+ * adjusted for models loading or about to be unloaded (free_delta, bytes per inventory
+ * device added to what the device reports, negative to take away; NULL: none), and then
+ * loads exactly that plan; strata_engine_load_planned does both steps with no adjustment. */
+typedef struct {
+    plan_result plan;
+    model_params params;                        /* resolved: what the plan was sized with */
+    int32_t n_ctx_seq;                          /* context per sequence */
+    int32_t inv_index[PLAN_MAX_DEVICES];        /* plan device i -> inventory index */
+    char labels[PLAN_MAX_DEVICES][BACKEND_NAME_MAX + 16];
+    backend_device_kind kinds[PLAN_MAX_DEVICES];
+} strata_load_plan;
+
+strata_status strata_load_plan_make(const char *path, const strata_load_params *lp, backend_inventory *inv,
+                                    const int64_t *free_delta, strata_load_plan *out);
+/* Loads `path` as `plan` says (made by strata_load_plan_make for the same path, options and
+ * inventory). A device that no longer has the memory refuses its arena and the load fails
+ * cleanly, as in strata_engine_load_planned. */
+strata_status strata_engine_load_with_plan(const char *path, const strata_load_params *lp, backend_inventory *inv,
+                                           const strata_load_plan *plan, strata_engine **out);
+
+/* ---- What the server and CLI read of an engine ----------------------------------------- */
+
+typedef struct {
+    const char *arch;               /* general.architecture */
+    int32_t n_vocab, n_embd, n_layer;
+    int32_t n_ctx, n_batch, n_threads; /* resolved options */
+    strata_type kv_type;
+    int32_t n_devices;              /* devices holding a share of the model */
+    bool cpu_only;                  /* every share is on the cpu */
+    uint64_t tensor_bytes;          /* all tensors of the file */
+    uint64_t decode_weight_bytes;   /* weight bytes one generated token reads (one embedding row) */
+    uint64_t kv_bytes_per_position; /* KV bytes of one cached position, all layers */
+    uint64_t file_bytes;            /* the GGUF file's size */
+    int64_t load_ns;
+} strata_engine_info;
+
+void strata_engine_get_info(const strata_engine *e, strata_engine_info *out);
+int32_t strata_engine_n_vocab(const strata_engine *e);
+uint64_t strata_engine_file_bytes(const strata_engine *e);
+int32_t strata_engine_n_embd(const strata_engine *e);
+/* The vocabulary (NULL when loaded with skip_vocab); owned by the engine. */
+const strata_vocab *strata_engine_vocab(const strata_engine *e);
+/* Runs tokens[0..n) at positions pos.. (model_decode: 1 <= n <= n_batch). */
+strata_status strata_engine_decode(strata_engine *e, const int32_t *tokens, int32_t n, int32_t pos);
+/* Logits row i of the last decode (the last token: strata_engine_logits_count() - 1), and
+ * output-norm hidden state i (engines loaded for embeddings; else NULL); owned by the engine. */
+const float *strata_engine_logits(const strata_engine *e, int32_t i);
+int32_t strata_engine_logits_count(const strata_engine *e);
+const float *strata_engine_hidden(const strata_engine *e, int32_t i);
+/* The plan a planned engine was loaded with (NULL otherwise), and per plan device its
+ * label, kind and the bytes of the arena the engine holds there (0 when unused). */
+const plan_result *strata_engine_plan(const strata_engine *e);
+const char *strata_engine_device_label(const strata_engine *e, int32_t i);
+backend_device_kind strata_engine_device_kind(const strata_engine *e, int32_t i);
+uint64_t strata_engine_device_arena(const strata_engine *e, int32_t i);
 
 #define STRATA_MAX_STOP 16
 

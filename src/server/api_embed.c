@@ -23,16 +23,17 @@
 
 /* Mean of the output-norm hidden states of ids[0..n), L2-normalised, into out[n_embd]. */
 static strata_status embed_ids(strata_engine *e, const int32_t *ids, int32_t n, float *out) {
-    model_context *ctx = e->ctx;
-    const int32_t E = e->desc.hp.n_embd, nb = model_context_params(ctx)->n_batch;
+    strata_engine_info info;
+    strata_engine_get_info(e, &info);
+    const int32_t E = info.n_embd, nb = info.n_batch;
     double *sum = calloc((size_t)E, sizeof *sum);
     if (!sum) return strata_fail(STRATA_ERR_NOMEM, "out of memory");
     strata_status st = STRATA_OK;
     for (int32_t i = 0; i < n && st == STRATA_OK; i += nb) {
         int32_t m = n - i < nb ? n - i : nb;
-        st = model_decode(ctx, ids + i, m, i);
+        st = strata_engine_decode(e, ids + i, m, i);
         for (int32_t t = 0; st == STRATA_OK && t < m; t++) {
-            const float *h = model_hidden(ctx, t);
+            const float *h = strata_engine_hidden(e, t);
             if (!h) {
                 st = strata_fail(STRATA_ERR_INVALID, "embed: the model was not loaded for embeddings");
                 break;
@@ -132,7 +133,7 @@ static srv_reply embed(const srv_request *rq, bool legacy) {
         goto done;
     }
     strata_engine *e = sched_runner_engine(r);
-    const int32_t E = e->desc.hp.n_embd, n_ctx = sched_runner_n_ctx(r);
+    const int32_t E = strata_engine_n_embd(e), n_ctx = sched_runner_n_ctx(r);
     out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "model", model->valuestring);
     cJSON *arr = legacy ? NULL : cJSON_AddArrayToObject(out, "embeddings");
@@ -146,7 +147,7 @@ static srv_reply embed(const srv_request *rq, bool legacy) {
     }
     for (int i = 0; code == 200 && i < in.n; i++) {
         size_t len = strlen(in.texts[i]);
-        int64_t n = strata_tokenize(e->vocab, in.texts[i], len, true, false, NULL, 0);
+        int64_t n = strata_tokenize(strata_engine_vocab(e), in.texts[i], len, true, false, NULL, 0);
         int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
         if (n <= 0 || !ids) {
             code = n <= 0 ? 400 : 500;
@@ -154,7 +155,7 @@ static srv_reply embed(const srv_request *rq, bool legacy) {
             free(ids);
             break;
         }
-        strata_tokenize(e->vocab, in.texts[i], len, true, false, ids, (size_t)n);
+        strata_tokenize(strata_engine_vocab(e), in.texts[i], len, true, false, ids, (size_t)n);
         if (n > n_ctx) {
             if (!truncate) {
                 code = 400;

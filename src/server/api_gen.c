@@ -225,7 +225,7 @@ static void job_run(gen_job *j) {
     strata_engine *e = sched_runner_engine(r);
     int32_t n_ctx = sched_runner_n_ctx(r);
     bool add_special = j->n_ctx_ids == 0;
-    int64_t n = strata_tokenize(e->vocab, j->prompt, j->prompt_len, add_special, true, NULL, 0);
+    int64_t n = strata_tokenize(strata_engine_vocab(e), j->prompt, j->prompt_len, add_special, true, NULL, 0);
     int32_t *ids = NULL;
     if (n >= 0 && n + j->n_ctx_ids < INT32_MAX) ids = malloc((size_t)(n + j->n_ctx_ids + 1) * sizeof *ids);
     int32_t cap = n_ctx > 0 ? n_ctx : 4096;
@@ -234,10 +234,10 @@ static void job_run(gen_job *j) {
         j->st = strata_fail(STRATA_ERR_NOMEM, "out of memory");
     } else {
         if (j->n_ctx_ids) memcpy(ids, j->ctx_ids, (size_t)j->n_ctx_ids * sizeof *ids);
-        strata_tokenize(e->vocab, j->prompt, j->prompt_len, add_special, true, ids + j->n_ctx_ids, (size_t)n);
+        strata_tokenize(strata_engine_vocab(e), j->prompt, j->prompt_len, add_special, true, ids + j->n_ctx_ids, (size_t)n);
         int32_t n_prompt = (int32_t)n + j->n_ctx_ids;
         for (int32_t i = 0; i < j->n_ctx_ids; i++) {
-            if (ids[i] < 0 || ids[i] >= e->desc.hp.n_vocab) {
+            if (ids[i] < 0 || ids[i] >= strata_engine_n_vocab(e)) {
                 j->st = strata_fail(STRATA_ERR_INVALID, "context holds token id %d, outside the vocabulary", ids[i]);
                 break;
             }
@@ -248,7 +248,7 @@ static void job_run(gen_job *j) {
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
-            if (ng > 0 && strata_vocab_is_eog(e->vocab, gen_ids[ng - 1])) ng--;
+            if (ng > 0 && strata_vocab_is_eog(strata_engine_vocab(e), gen_ids[ng - 1])) ng--;
             int32_t np = n_prompt <= cap ? n_prompt : cap;
             j->context_out = malloc((size_t)(np + ng + 1) * sizeof *j->context_out);
             if (j->context_out) {

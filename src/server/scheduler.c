@@ -25,6 +25,8 @@ struct sched_runner {
     runner_state state;
     char error[512];          /* load failure, for the waiters */
     strata_engine *engine;
+    /* The plan made for it under the lock, which the load allocates exactly */
+    strata_load_plan load_plan;
     /* The plan it was loaded from, and the device labels in plan order. */
     plan_result plan;
     char labels[PLAN_MAX_DEVICES][BACKEND_NAME_MAX + 16];
@@ -154,33 +156,36 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
 
 /* ---- The one load function -------------------------------------------------------------- */
 
-/* Loads r->model_path for r->opts with the planned loader (runtime/generate.h,
- * strata_engine_load_planned) over the server's inventory: it plans against what the
- * devices have free now (the arenas of the models already loaded are held on them) and
- * allocates exactly one arena per device of exactly the planned bytes, weights copied to
- * GPU-like devices. r->plan (the scheduler's estimate, made under the lock) is replaced by
- * the engine's own plan by the caller. Called without the scheduler lock. */
-static strata_status sched_load_engine(sched *s, sched_runner *r) {
+/* The loader's parameters for a model loaded with options o. */
+static strata_load_params load_params(const sched *s, const sched_load_opts *o) {
     strata_load_params lp = strata_load_default_params();
-    if (r->opts.num_ctx > 0) lp.model.n_ctx = r->opts.num_ctx;
-    if (r->opts.num_batch > 0) lp.model.n_batch = r->opts.num_batch;
-    if (r->opts.num_thread > 0) lp.model.n_threads = r->opts.num_thread;
-    lp.model.embeddings = r->opts.embeddings;
-    lp.plan.num_gpu = r->opts.num_gpu;
-    lp.plan.main_gpu = r->opts.main_gpu;
+    if (o->num_ctx > 0) lp.model.n_ctx = o->num_ctx;
+    if (o->num_batch > 0) lp.model.n_batch = o->num_batch;
+    if (o->num_thread > 0) lp.model.n_threads = o->num_thread;
+    lp.model.embeddings = o->embeddings;
+    lp.plan.num_gpu = o->num_gpu;
+    lp.plan.main_gpu = o->main_gpu;
     lp.reserve = s->reserve;
-    strata_status st = strata_engine_load_planned(r->model_path, &lp, s->inv, &r->engine);
+    return lp;
+}
+
+/* Loads r->model_path for r->opts exactly as r->load_plan says (made under the lock by
+ * plan_for, the loader's own planning function: runtime/generate.h, "One plan for a
+ * load"): one arena per device of exactly the planned bytes, weights copied to GPU-like
+ * devices. Called without the scheduler lock. */
+static strata_status sched_load_engine(sched *s, sched_runner *r) {
+    strata_load_params lp = load_params(s, &r->opts);
+    strata_status st = strata_engine_load_with_plan(r->model_path, &lp, s->inv, &r->load_plan, &r->engine);
     if (st != STRATA_OK) return st;
-    r->n_ctx = model_context_params(r->engine->ctx)->n_ctx;
+    strata_engine_info info;
+    strata_engine_get_info(r->engine, &info);
+    r->n_ctx = info.n_ctx;
     return STRATA_OK;
 }
 
 /* Bytes really allocated on plan device i by the loaded engine: its arena there. */
 static uint64_t runner_allocated(const sched_runner *r, int32_t i) {
-    if (!r->engine) return 0;
-    for (int32_t j = 0; j < r->engine->n_devs; j++)
-        if (r->engine->dev_plan[j] == i) return r->engine->devs[j].arena.size;
-    return 0;
+    return r->engine ? strata_engine_device_arena(r->engine, i) : 0;
 }
 
 /* ---- Table helpers (lock held) ----------------------------------------------------------- */
@@ -243,56 +248,31 @@ static sched_runner *lru_idle(sched *s, bool needs_gpu_bytes) {
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 
-/* Plans req against the devices; with `others`, GPU-like devices lose what the loaded models'
- * plans put there. */
-static strata_status plan_for(sched *s, const sched_request *req, bool others, plan_result *out,
-                              char labels[][BACKEND_NAME_MAX + 16], backend_device_kind *kinds) {
-    gguf_file *f = NULL;
-    plan_model *pm = NULL;
-    strata_status st = gguf_open(req->model_path, GGUF_OPEN_HEADER_ONLY, &f);
-    plan_model_options mo = plan_default_model_options();
-    mo.num_ctx = req->opts.num_ctx;
-    mo.num_batch = req->opts.num_batch;
-    mo.embeddings = req->opts.embeddings;
-    if (st == STRATA_OK) st = plan_model_init(f, &mo, &pm);
-    plan_device devs[PLAN_MAX_DEVICES];
-    int32_t map[PLAN_MAX_DEVICES];
-    int32_t nd = 0;
-    if (st == STRATA_OK) st = plan_devices_from_inventory(s->inv, s->reserve, devs, map, &nd);
-    if (st == STRATA_OK) {
-        /* A GPU-like device's free bytes already lack the arenas of the models loaded on it.
-         * Without `others`: as if they were gone (add their arenas back). With: also lacking
-         * what models still loading (not yet allocated) were planned to put there. */
-        for (int32_t i = 0; i < nd; i++) {
-            if (devs[i].kind == BACKEND_DEVICE_CPU) continue; /* MemAvailable already counts what is held */
-            if (!others) {
-                devs[i].free_bytes += s->inv->devices[map[i]]->arena_bytes;
-                continue;
-            }
-            uint64_t used = 0;
-            for (sched_runner *r = s->runners; r; r = r->next) {
-                if (r->state != RUNNER_LOADING) continue;
-                for (int32_t j = 0; j < r->plan.n_devices; j++)
-                    if (strcmp(r->labels[j], devs[i].label) == 0) used += r->plan.dev[j].arena_bytes;
-            }
-            devs[i].free_bytes = devs[i].free_bytes > used ? devs[i].free_bytes - used : 0;
+/* Plans req against the devices with the loader's planning function; with `others`, GPU-like
+ * devices lose what the plans of models still loading put there. */
+static strata_status plan_for(sched *s, const sched_request *req, bool others, strata_load_plan *out) {
+    /* A GPU-like device's free bytes already lack the arenas of the models loaded on it.
+     * Without `others`: as if they were gone (add their arenas back). With: also lacking
+     * what models still loading (not yet allocated) were planned to put there. The cpu's
+     * MemAvailable already counts what is held. */
+    int64_t delta[BACKEND_MAX_DEVICES] = {0};
+    for (int32_t i = 0; i < s->inv->count; i++) {
+        const backend_device *d = s->inv->devices[i];
+        if (backend_device_kind_of(d) == BACKEND_DEVICE_CPU) continue;
+        if (!others) {
+            delta[i] = (int64_t)backend_device_held_bytes(d);
+            continue;
         }
-    }
-    if (st == STRATA_OK) {
-        plan_options po = plan_default_options();
-        po.num_gpu = req->opts.num_gpu;
-        po.main_gpu = req->opts.main_gpu;
-        st = plan_compute(plan_model_profile(pm), devs, nd, &po, out);
-    }
-    if (st == STRATA_OK && labels) {
-        for (int32_t i = 0; i < nd; i++) {
-            snprintf(labels[i], BACKEND_NAME_MAX + 16, "%s", devs[i].label);
-            kinds[i] = devs[i].kind;
+        uint64_t used = 0;
+        for (sched_runner *r = s->runners; r; r = r->next) {
+            if (r->state != RUNNER_LOADING) continue;
+            for (int32_t j = 0; j < r->plan.n_devices; j++)
+                if (strcmp(r->labels[j], backend_device_label(d)) == 0) used += r->plan.dev[j].arena_bytes;
         }
+        delta[i] = -(int64_t)used;
     }
-    plan_model_free(pm);
-    gguf_close(f);
-    return st;
+    strata_load_params lp = load_params(s, &req->opts);
+    return strata_load_plan_make(req->model_path, &lp, s->inv, delta, out);
 }
 
 /* ---- Acquire / release ------------------------------------------------------------------ */
@@ -366,23 +346,34 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             else pthread_cond_wait(&s->cond, &s->mu);
             continue;
         }
-        plan_result ideal, now;
-        char labels[PLAN_MAX_DEVICES][BACKEND_NAME_MAX + 16];
-        backend_device_kind kinds[PLAN_MAX_DEVICES];
-        strata_status st_ideal = plan_for(s, req, false, &ideal, NULL, NULL);
+        /* the plan on devices as if no other model were loaded, and as they are now */
+        strata_load_plan *ideal = malloc(sizeof *ideal), *now = malloc(sizeof *now);
+        if (!ideal || !now) {
+            free(ideal);
+            free(now);
+            pthread_mutex_unlock(&s->mu);
+            return strata_fail(STRATA_ERR_NOMEM, "out of memory");
+        }
+        strata_status st_ideal = plan_for(s, req, false, ideal);
         if (st_ideal != STRATA_OK) { /* cannot fit even on empty devices: refuse */
+            free(ideal);
+            free(now);
             pthread_mutex_unlock(&s->mu);
             return st_ideal;
         }
-        strata_status st_now = plan_for(s, req, true, &now, labels, kinds);
-        if (st_now != STRATA_OK || now.layers_offloaded < ideal.layers_offloaded) {
+        strata_status st_now = plan_for(s, req, true, now);
+        const bool fewer = st_now == STRATA_OK && now->plan.layers_offloaded < ideal->plan.layers_offloaded;
+        free(ideal);
+        if (st_now != STRATA_OK || fewer) {
             sched_runner *v = lru_idle(s, true);
             if (!v && st_now != STRATA_OK) v = lru_idle(s, false);
             if (v) {
+                free(now);
                 unload_locked(s, v, "its memory is needed for another model");
                 continue;
             }
             if (st_now != STRATA_OK) {
+                free(now);
                 if (count_locked(s) == 0) {
                     pthread_mutex_unlock(&s->mu);
                     return st_now;
@@ -398,13 +389,16 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             !(r->parameter_size = dup_or_empty(req->parameter_size)) ||
             !(r->quantization = dup_or_empty(req->quantization))) {
             runner_free(r);
+            free(now);
             pthread_mutex_unlock(&s->mu);
             return strata_fail(STRATA_ERR_NOMEM, "out of memory");
         }
         r->opts = req->opts;
-        r->plan = now;
-        memcpy(r->labels, labels, sizeof labels);
-        memcpy(r->kinds, kinds, sizeof kinds);
+        r->load_plan = *now;
+        free(now);
+        r->plan = r->load_plan.plan;
+        memcpy(r->labels, r->load_plan.labels, sizeof r->labels);
+        memcpy(r->kinds, r->load_plan.kinds, sizeof r->kinds);
         r->state = RUNNER_LOADING;
         r->next_ticket = 1;
         r->serving = 0;
@@ -430,12 +424,8 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             return strata_fail(st, "%s", err);
         }
         r->state = RUNNER_READY;
-        /* What was really planned and allocated (devices in the same inventory order). */
-        r->plan = r->engine->plan;
-        for (int32_t i = 0; i < r->plan.n_devices; i++) {
-            snprintf(r->labels[i], sizeof r->labels[i], "%s", r->engine->plan_dev[i]->label);
-            r->kinds[i] = r->engine->plan_dev[i]->kind;
-        }
+        /* What was planned is what was allocated (the loader checked it, device by device). */
+        r->plan = *strata_engine_plan(r->engine);
         *load_ns = dt;
         fprintf(stderr, "strata: loaded %s: num_ctx %d, %d/%d layers on GPUs, %.1f ms\n", r->name, r->n_ctx,
                 r->plan.layers_offloaded, r->plan.layers_total, dt / 1e6);
@@ -576,7 +566,7 @@ cJSON *sched_ps_json(sched *s) {
         cJSON_AddItemToArray(arr, o);
         cJSON_AddStringToObject(o, "name", r->name);
         cJSON_AddStringToObject(o, "model", r->name);
-        uint64_t weights = r->engine ? gguf_file_size(r->engine->file) : 0, alloc = 0, vram = 0;
+        uint64_t weights = r->engine ? strata_engine_file_bytes(r->engine) : 0, alloc = 0, vram = 0;
         for (int32_t i = 0; i < r->plan.n_devices; i++) {
             uint64_t a = runner_allocated(r, i);
             alloc += a;

@@ -8,7 +8,7 @@
 
 #include <signal.h>
 
-#include "backend/device.h"
+#include "backend/device_impl.h"
 #include "proc.h"
 
 #define GiB (1024ull * 1024ull * 1024ull)

@@ -21,6 +21,7 @@
 
 #include "testdata.h"
 
+#include "backend/device_impl.h"
 #include "backend/ops.h"
 #include "core/fp16.h"
 #include "tensor/quant.h"

@@ -450,7 +450,7 @@ static void test_placement(void **state) {
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
     assert_non_null(strstr(strata_last_error(), "out of memory"));
     assert_null(a.arena.base);
-    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
+    assert_true(backend_device_held_bytes(ha) == 0 && backend_device_held_bytes(sb) == 0);
     backend_device_free(sb);
     model_params pr = p;
     assert_int_equal(model_params_resolve(&d.hp, &pr), STRATA_OK);
@@ -461,12 +461,12 @@ static void test_placement(void **state) {
     /* an injected failure of the sim's arena: also clean */
     backend_sim_fail_alloc(sb, 1);
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
-    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
+    assert_true(backend_device_held_bytes(ha) == 0 && backend_device_held_bytes(sb) == 0);
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_OK);
     const model_params *rp2 = model_context_params(ctx);
-    assert_true(sb->arena_bytes == model_device_arena_bytes(&d, rp2, &backend_sim_ops, 2, 4, true));
-    assert_true(sb->arena_bytes == model_segment_bytes(&d, rp2, &backend_sim_ops, 2, 4, true) + model_weight_arena_bytes(&d, 2, 4, true));
-    assert_true(ha->arena_bytes == model_segment_bytes(&d, rp2, &backend_cpu_ops, 0, 2, false));
+    assert_true(backend_device_held_bytes(sb) == model_device_arena_bytes(&d, rp2, &backend_sim_ops, 2, 4, true));
+    assert_true(backend_device_held_bytes(sb) == model_segment_bytes(&d, rp2, &backend_sim_ops, 2, 4, true) + model_weight_arena_bytes(&d, 2, 4, true));
+    assert_true(backend_device_held_bytes(ha) == model_segment_bytes(&d, rp2, &backend_cpu_ops, 0, 2, false));
     model_segment_usage u;
     model_context_segment_usage(ctx, 1, &u);
     assert_true(u.weights_bytes == model_weight_arena_bytes(&d, 2, 4, true));
@@ -475,7 +475,7 @@ static void test_placement(void **state) {
     assert_int_equal(model_decode(ref, prompt.ids, prompt.n, 0), STRATA_OK);
     for (int i = 0; i < prompt.n; i++) assert_true(max_abs_diff(model_logits(ctx, i), model_logits(ref, i), 512) == 0.0f);
     model_context_free(ctx);
-    assert_true(ha->arena_bytes == 0 && sb->arena_bytes == 0);
+    assert_true(backend_device_held_bytes(ha) == 0 && backend_device_held_bytes(sb) == 0);
     backend_device_free(ha);
     backend_device_free(sb);
     model_context_free(ref);

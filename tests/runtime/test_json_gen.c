@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "runtime/generate.h"
+#include "runtime/engine_internal.h"
 #include "sampler/json_constraint.h"
 #include "testdata.h"
 

@@ -27,7 +27,7 @@
 
 #include "backend/device.h"
 #include "planner/plan.h"
-#include "runtime/generate.h"
+#include "runtime/engine_internal.h"
 #include "proc.h"
 #include "testdata.h"
 
@@ -56,8 +56,8 @@ static strata_load_params small_params(void) {
 
 static void assert_nothing_held(const backend_inventory *inv) {
     for (int i = 0; i < inv->count; i++) {
-        assert_true(inv->devices[i]->arena_bytes == 0);
-        assert_int_equal(inv->devices[i]->n_arenas, 0);
+        assert_true(backend_device_held_bytes(inv->devices[i]) == 0);
+        assert_int_equal(backend_device_arena_count(inv->devices[i]), 0);
     }
 }
 
@@ -70,10 +70,10 @@ static int32_t load_and_check(const char *path, const strata_load_params *lp, ba
     assert_true(e->planned);
     for (int32_t i = 0; i < e->plan.n_devices; i++) {
         const backend_device *b = inv->devices[e->plan_inv[i]];
-        if (b->arena_bytes != e->plan.dev[i].arena_bytes)
-            fail_msg("%s on %s: device %s planned %" PRIu64 " allocated %zu", path, what, b->label,
-                     e->plan.dev[i].arena_bytes, b->arena_bytes);
-        assert_true(b->n_arenas == (e->plan.dev[i].arena_bytes ? 1 : 0));
+        if (backend_device_held_bytes(b) != e->plan.dev[i].arena_bytes)
+            fail_msg("%s on %s: device %s planned %" PRIu64 " allocated %zu", path, what, backend_device_label(b),
+                     e->plan.dev[i].arena_bytes, backend_device_held_bytes(b));
+        assert_true(backend_device_arena_count(b) == (e->plan.dev[i].arena_bytes ? 1 : 0));
     }
     /* the measured report agrees with the plan too */
     strata_engine_device_report rep[PLAN_MAX_DEVICES];
@@ -81,7 +81,7 @@ static int32_t load_and_check(const char *path, const strata_load_params *lp, ba
     assert_int_equal(nr, e->plan.n_devices);
     for (int32_t i = 0; i < nr; i++) {
         const plan_device_use *u = &e->plan.dev[i];
-        assert_string_equal(rep[i].name, inv->devices[e->plan_inv[i]]->label);
+        assert_string_equal(rep[i].name, backend_device_label(inv->devices[e->plan_inv[i]]));
         assert_int_equal(rep[i].layer_start, u->layer_start);
         assert_int_equal(rep[i].layer_end, u->layer_end);
         assert_true(rep[i].weights_bytes == u->weights_bytes);
@@ -321,7 +321,7 @@ static void test_num_gpu(void **state) {
             assert_int_equal(e->plan.layers_offloaded, want); /* exactly */
             const plan_device_use *g = &e->plan.dev[0];
             assert_int_equal(g->layer_end - g->layer_start, want);
-            assert_true(inv->devices[0]->arena_bytes == g->arena_bytes);
+            assert_true(backend_device_held_bytes(inv->devices[0]) == g->arena_bytes);
             assert_int_equal(largest_ok, N - 1); /* feasible values are a prefix */
             largest_ok = N;
             strata_engine_free(e);
@@ -382,9 +382,9 @@ static void test_injected_failure(void **state) {
         assert_int_equal(strata_engine_load_planned(path, &lp, inv, &e), STRATA_ERR_NOMEM);
         assert_null(e);
         const char *msg = strata_last_error();
-        print_message("  fail on %s: %s\n", inv->devices[d]->label, msg);
+        print_message("  fail on %s: %s\n", backend_device_label(inv->devices[d]), msg);
         assert_non_null(strstr(msg, "injected"));
-        assert_non_null(strstr(msg, inv->devices[d]->label));
+        assert_non_null(strstr(msg, backend_device_label(inv->devices[d])));
         assert_nothing_held(inv);
     }
     /* and the same inventory loads afterwards */

@@ -7,7 +7,7 @@
 
 #include "backend/cpu/bandwidth.h"
 #include "backend/cpu/cpu_count.h"
-#include "backend/device.h"
+#include "backend/device_impl.h"
 #include "backend/ops.h"
 
 /* Reads "Key:   12345 kB" from /proc/meminfo; false when absent (not Linux, sandboxed). */

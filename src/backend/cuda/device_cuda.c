@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/device.h"
+#include "backend/device_impl.h"
 
 #ifdef STRATA_HAVE_CUDA
 #include <cuda_runtime_api.h>

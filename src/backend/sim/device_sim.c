@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "backend/device.h"
+#include "backend/device_impl.h"
 #include "backend/ops.h"
 #include "backend/sim/sim.h"
 
