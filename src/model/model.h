@@ -3,14 +3,16 @@
  *
  * Owns: the architecture table (model/arch.c; llama, qwen2, qwen3 are entries of one table,
  * never separate forward passes), the binding of GGUF tensors to layer slots (shapes and
- * types validated), the sizing functions the planner calls, the KV cache and the one
- * forward pass (model/forward.c).
+ * types validated), the sizing functions the planner calls (model/sizing.c), the binding
+ * of a context's segments to device arenas (model/context.c), and the one forward pass
+ * (model/forward.c), a recipe of calls to each device's op table (backend/ops.h): nothing
+ * here reads or writes device memory itself, and nothing includes backend/cpu.
  *
  * Three stages, each usable without the next:
  *   1. model_desc_init(): reads only the GGUF header (works on a header-only or sparse file):
  *      hyper-parameters and, per layer, which tensors exist with which type and shape.
- *   2. model_*_bytes(): pure functions of (desc or hparams, options) giving what each
- *      device's arena must hold. The loader sizes its arenas with these same functions.
+ *   2. model_*_bytes(): pure functions of (desc or hparams, options, device kind) giving
+ *      what each device's arena must hold. The loader sizes its arenas with these same functions.
  *   3. model_context_init(): reserves the arena(s) and carves the KV cache and scratch out of
  *      them; model_decode() runs tokens through the layers, device by device.
  *

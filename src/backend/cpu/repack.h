@@ -24,7 +24,8 @@
  *
  * Every kernel table (scalar, AVX2, AVX-512) has a tile for each layout (cpu_kernel.tile_x8,
  * tested against the plain layout in test_matmul). The CPU copies the matrices that have one
- * (cpu_repack_applies) into its arena at load time (model/forward.c), and the planner counts
+ * (cpu_repack_applies) into its arena at load time (the op table's matrix_relayout and
+ * matrix_upload, called by model/context.c), and the planner counts
  * them there (planner/profile.c). */
 #ifndef STRATA_BACKEND_CPU_REPACK_H
 #define STRATA_BACKEND_CPU_REPACK_H
