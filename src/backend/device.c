@@ -455,10 +455,14 @@ strata_status backend_inventory_from_spec(const char *spec, backend_inventory **
                 st = inventory_add(inv, d);
             } else {
                 int found = backend_cuda_count();
+                if (found == 0) {
+                    st = strata_fail(STRATA_ERR_NOT_FOUND, "device spec entry %d: no CUDA device is usable: %s", i + 1,
+                                     backend_cuda_unavailable_reason());
+                    break;
+                }
                 if (e->ordinal >= 0 && e->ordinal >= found) {
-                    st = strata_fail(STRATA_ERR_NOT_FOUND,
-                                     "device spec entry %d: no CUDA device %d (%d found%s)", i + 1, e->ordinal,
-                                     found, backend_cuda_available() ? "" : "; this build has no CUDA support");
+                    st = strata_fail(STRATA_ERR_NOT_FOUND, "device spec entry %d: no CUDA device %d (%d found)", i + 1,
+                                     e->ordinal, found);
                     break;
                 }
                 int lo = e->ordinal >= 0 ? e->ordinal : 0, hi = e->ordinal >= 0 ? e->ordinal + 1 : found;

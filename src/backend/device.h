@@ -19,11 +19,12 @@
  *         failure. Its arena is host memory of its own mapping that only the sim's ops touch
  *         (they run the CPU kernels); in strict mode any other access faults (see
  *         backend_sim_set_strict).
- *   cuda  discovery only for now (built when CMake finds the CUDA toolkit, STRATA_HAVE_CUDA):
- *         name, total, and free read with cudaMemGetInfo after the context is created; speed
- *         = 2 x memory clock x bus width. Listed, but not offered to the planner
- *         (plannable == false) until CUDA kernels exist. Without a GPU or driver at run time
- *         none is found; that is not an error.
+ *   cuda  an NVIDIA GPU (built when CMake finds the CUDA toolkit, STRATA_HAVE_CUDA): name,
+ *         total, and free read with cudaMemGetInfo after the context, the kernel modules, the
+ *         stream and the cuBLAS handle exist; speed from a device-to-device copy probe (else
+ *         2 x memory clock x bus width); its ops are backend/cuda (ops_cuda.c, kernels.cu).
+ *         Without a GPU or driver at run time none is found; that is not an error, and
+ *         backend_cuda_unavailable_reason() says why.
  *
  * Device spec (flag --devices, env STRATA_DEVICES): comma-separated entries
  *   cpu[:MEMORY[:GBPS[:NAME]]]
@@ -125,6 +126,9 @@ uint64_t backend_sim_alloc_attempts(void);
 
 /* True when this build can discover CUDA devices. */
 bool backend_cuda_available(void);
+/* Why no CUDA device can be used (no driver, a driver too old for this build's toolkit, no
+ * GPU, a build without CUDA), or NULL when there is at least one. */
+const char *backend_cuda_unavailable_reason(void);
 /* Number of CUDA devices found (0 without a GPU, a driver, or CUDA support in this build;
  * never an error). */
 int backend_cuda_count(void);

@@ -8,7 +8,12 @@ const backend_ops *backend_kind_ops(backend_device_kind kind) {
     switch (kind) {
     case BACKEND_DEVICE_CPU: return &backend_cpu_ops;
     case BACKEND_DEVICE_SIM: return &backend_sim_ops;
-    case BACKEND_DEVICE_CUDA: return NULL;
+    case BACKEND_DEVICE_CUDA:
+#ifdef STRATA_HAVE_CUDA
+        return &backend_cuda_ops;
+#else
+        return NULL;
+#endif
     }
     return NULL;
 }

@@ -141,6 +141,8 @@ const backend_ops *backend_kind_ops(backend_device_kind kind);
  * backend/sim/ops_sim.c). */
 extern const backend_ops backend_cpu_ops;
 extern const backend_ops backend_sim_ops;
+/* Defined only in builds with CUDA (STRATA_HAVE_CUDA): backend/cuda/ops_cuda.c. */
+extern const backend_ops backend_cuda_ops;
 
 /* Copies `bytes` from src on src_dev to dst on dst_dev: a plain copy_in or copy_out when one
  * side is host memory, a peer copy where both are of one kind that has it, else through

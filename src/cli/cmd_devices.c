@@ -82,11 +82,15 @@ int cmd_devices(int argc, char **argv) {
             printf("%-3d %-24s %-5s %11s %11s %10s %9.1f  %s\n", i, backend_device_label(d), backend_device_kind_name(backend_device_kind_of(d)), t, f,
                    r, gbps,
                    backend_device_plannable(d) ? (backend_device_speed_configured(d) || backend_device_kind_of(d) != BACKEND_DEVICE_CPU ? "yes" : "yes (speed measured)")
-                                : "no (no CUDA kernels yet)");
+                                : "no");
         }
     }
     backend_inventory_free(inv);
+    /* Discovery found no GPU: say why rather than list the cpu alone as if that were all. */
+    const char *why = spec || rc ? NULL : backend_cuda_unavailable_reason();
+    if (why) fprintf(stderr, "strata: no CUDA device: %s\n", why);
     if (json) {
+        if (why) cJSON_AddStringToObject(root, "cuda_unavailable", why);
         if (rc) {
             cJSON_Delete(root);
             return rc;

@@ -106,7 +106,7 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
     }
     for (int i = 0; i < inv->count; i++)
         if (!backend_device_plannable(inv->devices[i]))
-            printf("%-14s %-4s not planned: no CUDA kernels yet\n", backend_device_label(inv->devices[i]),
+            printf("%-14s %-4s not planned: this build cannot run layers on it\n", backend_device_label(inv->devices[i]),
                    backend_device_kind_name(backend_device_kind_of(inv->devices[i])));
     char hb[32];
     cli_format_bytes(r->host_bytes, hb, sizeof hb);

@@ -531,6 +531,8 @@ strata_status strata_server_start(const strata_server_config *cfg, strata_server
     if (st == STRATA_OK) {
         const char *spec = cfg->devices ? cfg->devices : getenv("STRATA_DEVICES");
         st = backend_inventory_from_spec(spec, &inv);
+        const char *why = st == STRATA_OK && !(spec && *spec) ? backend_cuda_unavailable_reason() : NULL;
+        if (why) fprintf(stderr, "strata: no CUDA device, models run on the CPU: %s\n", why);
     }
     int max_loaded = cfg->max_loaded;
     if (max_loaded <= 0) {

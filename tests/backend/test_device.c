@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include "backend/device_impl.h"
+#include "backend/ops.h"
 #include "proc.h"
 
 #define GiB (1024ull * 1024ull * 1024ull)
@@ -244,8 +245,9 @@ static void test_cpu_device(void **state) {
     backend_device_free(c);
 }
 
-/* This machine may have the toolkit but no GPU: discovery must find none, without error,
- * and a spec naming a GPU must fail cleanly. Where a GPU exists, it is listed, unplannable. */
+/* This machine may have the toolkit but no GPU: discovery must find none, without error, say
+ * why, and a spec naming a GPU must fail cleanly with that reason. Where a GPU exists, it is
+ * listed and plannable (it has an op table). */
 static void test_cuda_discovery(void **state) {
     (void)state;
     int n = backend_cuda_count();
@@ -255,7 +257,8 @@ static void test_cuda_discovery(void **state) {
     assert_int_equal(inv->count, n + 1);
     for (int i = 0; i < n; i++) {
         assert_int_equal(inv->devices[i]->kind, BACKEND_DEVICE_CUDA);
-        assert_false(inv->devices[i]->plannable);
+        assert_true(inv->devices[i]->plannable);
+        assert_non_null(backend_device_compute(inv->devices[i]));
         uint64_t f = 0;
         assert_int_equal(backend_device_free_bytes(inv->devices[i], &f), STRATA_OK);
         assert_true(f <= inv->devices[i]->total_bytes);
@@ -269,6 +272,17 @@ static void test_cuda_discovery(void **state) {
     snprintf(spec, sizeof spec, "cuda:%d:12GiB", n);
     assert_int_equal(backend_inventory_from_spec(spec, &inv), STRATA_ERR_NOT_FOUND);
     assert_non_null(strstr(strata_last_error(), "no CUDA device"));
+    if (n == 0) {
+        const char *why = backend_cuda_unavailable_reason();
+        assert_non_null(why);
+        print_message("no CUDA device: %s\n", why);
+        assert_non_null(strstr(strata_last_error(), why));
+        /* "every CUDA device" with none: refused, with the reason, not the cpu alone */
+        assert_int_equal(backend_inventory_from_spec("cuda", &inv), STRATA_ERR_NOT_FOUND);
+        assert_non_null(strstr(strata_last_error(), why));
+    } else {
+        assert_null(backend_cuda_unavailable_reason());
+    }
     if (n > 0) {
         assert_int_equal(backend_inventory_from_spec("cuda:0:1GiB", &inv), STRATA_OK);
         uint64_t f = 0;
