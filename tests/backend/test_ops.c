@@ -40,38 +40,64 @@ static void fill(float *x, size_t n) {
 
 /* ---- the two tables side by side ---------------------------------------------------- */
 
-/* A strict sim and a bump pointer over one arena of it: device buffers for the sim table. */
+/* The devices under test besides the cpu: a strict sim always (its table must give the
+ * cpu's bits), and the first CUDA GPU where there is one (its results are held to the
+ * reference within the tolerances of the header). Each test runs its device part once per
+ * device, through a bump pointer over one arena of it: inputs go in with copy_in, results
+ * come out with copy_out, as the forward pass does. */
 typedef struct {
     backend_device *dev;
+    const backend_ops *o;
+    bool bitwise;          /* must equal the cpu table's results bit for bit */
     uint8_t *base;
     size_t used, size;
-} sim_heap;
+} dev_heap;
 
-static sim_heap sim_open(size_t size) {
-    sim_heap h = {backend_sim_device_new("ops", size, 100), NULL, 0, size};
-    assert_non_null(h.dev);
-    backend_sim_set_strict(h.dev, true);
+static int n_duts(void) {
+    static int announced;
+    const int gpus = backend_cuda_count() > 0 ? 1 : 0;
+    if (!announced++ && !gpus)
+        print_message("  CUDA ops not checked here: %s\n", backend_cuda_unavailable_reason());
+    return 1 + gpus;
+}
+
+static const backend_ops *dut_ops(int which) {
+    return which == 0 ? &backend_sim_ops : backend_kind_ops(BACKEND_DEVICE_CUDA);
+}
+
+static dev_heap dev_open(int which, size_t size) {
+    dev_heap h = {NULL, NULL, which == 0, NULL, 0, size};
+    if (which == 0) {
+        h.dev = backend_sim_device_new("ops", size, 100);
+        assert_non_null(h.dev);
+        backend_sim_set_strict(h.dev, true);
+    } else {
+        assert_int_equal(backend_cuda_device_new(0, NULL, 0, 0, &h.dev), STRATA_OK);
+    }
+    h.o = backend_device_compute(h.dev);
+    assert_non_null(h.o);
     void *a = NULL;
     assert_int_equal(backend_device_arena_alloc(h.dev, size, &a), STRATA_OK);
     h.base = a;
     return h;
 }
 
-static void *sim_put(sim_heap *h, const void *src, size_t bytes) {
-    size_t n = (bytes + 63) & ~(size_t)63;
+static void *dev_put(dev_heap *h, const void *src, size_t bytes) {
+    size_t n = (bytes + 255) & ~(size_t)255;
     assert_true(h->used + n <= h->size);
     void *p = h->base + h->used;
     h->used += n;
     if (src) assert_int_equal(backend_device_copy_in(h->dev, p, src, bytes), STRATA_OK);
-    else assert_int_equal(backend_sim_ops.memset(h->dev, p, 0, bytes), STRATA_OK);
+    else assert_int_equal(h->o->memset(h->dev, p, 0, bytes), STRATA_OK);
     return p;
 }
 
-static void sim_get(sim_heap *h, void *dst, const void *src, size_t bytes) {
+static void dev_get(dev_heap *h, void *dst, const void *src, size_t bytes) {
+    h->o->synchronize(h->dev);
     assert_int_equal(backend_device_copy_out(h->dev, dst, src, bytes), STRATA_OK);
 }
 
-static void sim_close(sim_heap *h) { backend_device_free(h->dev); }
+static void dev_close(dev_heap *h) { backend_device_free(h->dev); }
 
 static void assert_bits_equal(const float *a, const float *b, size_t n) {
     assert_memory_equal(a, b, n * sizeof(float));
@@ -87,66 +113,82 @@ static void assert_close(const float *got, const double *want, size_t n, double 
 
 static const backend_exec cpu_ex = {NULL, 2};
 
+/* A device's result: the cpu's bits (sim), or the reference within tol (a GPU). */
+static void check_dev(const dev_heap *h, const float *got, const float *cpu, const double *want, size_t n, double tol,
+                      const char *what) {
+    if (h->bitwise) assert_bits_equal(got, cpu, n);
+    else assert_close(got, want, n, tol, what);
+}
+
 /* ---- norms, activations, embedding -------------------------------------------------- */
 
 static void test_add_rms_norm(void **state) {
     (void)state;
     const int32_t n = 9; /* >= 8: the per-token split runs */
-    const int64_t dim = 96;
-    float *x = malloc(n * dim * 4), *add = malloc(n * dim * 4), *w = malloc(dim * 4), *out = malloc(n * dim * 4);
-    float *x0 = malloc(n * dim * 4);
-    double *want = malloc(n * dim * 8), *wantx = malloc(n * dim * 8);
-    fill(x, n * dim);
-    fill(add, n * dim);
-    fill(w, dim);
-    memcpy(x0, x, n * dim * 4);
+    const int64_t dim = 96, N = n * dim;
     const float eps = 1e-5f;
-    for (int32_t i = 0; i < n; i++) {
-        double ss = 0;
-        for (int64_t j = 0; j < dim; j++) {
-            wantx[i * dim + j] = (double)(x[i * dim + j] + add[i * dim + j]);
-            ss += wantx[i * dim + j] * wantx[i * dim + j];
+    float *x = malloc(N * 4), *add = malloc(N * 4), *w = malloc(dim * 4), *out = malloc(N * 4), *x0 = malloc(N * 4);
+    float *got = malloc(N * 4), *xh = malloc(N * 4);
+    double *want = malloc(N * 8), *wantx = malloc(N * 8), *wantn = malloc(N * 8), *wanth = malloc(N * 8);
+    fill(x, N);
+    fill(add, N);
+    fill(w, dim);
+    memcpy(x0, x, N * 4);
+    /* the reference: x + add, its norm, and the norm of x0 alone */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; i < n; i++) {
+            double ss = 0, *dst = pass ? wantn : want;
+            for (int64_t j = 0; j < dim; j++) {
+                double v = pass ? (double)x0[i * dim + j] : (double)(x[i * dim + j] + add[i * dim + j]);
+                if (!pass) wantx[i * dim + j] = v;
+                ss += v * v;
+            }
+            double r = 1.0 / sqrt(ss / dim + eps);
+            for (int64_t j = 0; j < dim; j++)
+                dst[i * dim + j] = (pass ? (double)x0[i * dim + j] : wantx[i * dim + j]) * r * w[j];
         }
-        double r = 1.0 / sqrt(ss / dim + eps);
-        for (int64_t j = 0; j < dim; j++) want[i * dim + j] = wantx[i * dim + j] * r * w[j];
-    }
-    backend_cpu_ops.add_rms_norm(&cpu_ex, x, add, out, w, n, dim, eps);
-    assert_close(x, wantx, n * dim, 1e-6, "add");
-    assert_close(out, want, n * dim, 1e-5, "rms_norm");
-    /* sim: the same bits */
-    sim_heap h = sim_open(1 << 20);
-    backend_exec ex = {h.dev, 2};
-    float *dx = sim_put(&h, x0, n * dim * 4), *da = sim_put(&h, add, n * dim * 4), *dw = sim_put(&h, w, dim * 4);
-    float *dout = sim_put(&h, NULL, n * dim * 4);
-    backend_sim_ops.add_rms_norm(&ex, dx, da, dout, dw, n, dim, eps);
-    float *got = malloc(n * dim * 4);
-    sim_get(&h, got, dout, n * dim * 4);
-    assert_bits_equal(got, out, n * dim);
-    /* norm only (no add), add only (no out) */
-    backend_sim_ops.add_rms_norm(&ex, dx, NULL, dout, dw, n, dim, eps);
-    sim_get(&h, got, dout, n * dim * 4);
-    assert_bits_equal(got, out, n * dim);
-    backend_sim_ops.add_rms_norm(&ex, dx, da, NULL, NULL, n, dim, 0);
-    sim_get(&h, got, dx, n * dim * 4);
-    for (int64_t i = 0; i < n * dim; i++) wantx[i] += add[i];
-    assert_close(got, wantx, n * dim, 1e-6, "add only");
     /* per-head norm: rows of head_dim with one weight row */
     const int32_t hd = 16;
-    const int64_t rows = n * dim / hd;
-    memcpy(x, x0, n * dim * 4);
+    const int64_t rows = N / hd;
     for (int64_t r = 0; r < rows; r++) {
         double ss = 0;
-        for (int32_t j = 0; j < hd; j++) ss += (double)x[r * hd + j] * x[r * hd + j];
-        for (int32_t j = 0; j < hd; j++) want[r * hd + j] = x[r * hd + j] / sqrt(ss / hd + eps) * w[j];
+        for (int32_t j = 0; j < hd; j++) ss += (double)x0[r * hd + j] * x0[r * hd + j];
+        for (int32_t j = 0; j < hd; j++) wanth[r * hd + j] = x0[r * hd + j] / sqrt(ss / hd + eps) * w[j];
     }
-    backend_cpu_ops.head_rms_norm(&cpu_ex, x, rows, hd, w, eps);
-    assert_close(x, want, n * dim, 1e-5, "head_rms_norm");
-    float *dh = sim_put(&h, x0, n * dim * 4);
-    backend_sim_ops.head_rms_norm(&ex, dh, rows, hd, dw, eps);
-    sim_get(&h, got, dh, n * dim * 4);
-    assert_bits_equal(got, x, n * dim);
-    sim_close(&h);
-    free(x), free(add), free(w), free(out), free(x0), free(want), free(wantx), free(got);
+    backend_cpu_ops.add_rms_norm(&cpu_ex, x, add, out, w, n, dim, eps);
+    assert_close(x, wantx, N, 1e-6, "add");
+    assert_close(out, want, N, 1e-5, "rms_norm");
+    memcpy(xh, x0, N * 4);
+    backend_cpu_ops.head_rms_norm(&cpu_ex, xh, rows, hd, w, eps);
+    assert_close(xh, wanth, N, 1e-5, "head_rms_norm");
+    float *normed = malloc(N * 4);
+    backend_cpu_ops.add_rms_norm(&cpu_ex, x0, NULL, normed, w, n, dim, eps);
+    for (int k = 0; k < n_duts(); k++) {
+        dev_heap h = dev_open(k, 1 << 20);
+        backend_exec ex = {h.dev, 2};
+        float *dx = dev_put(&h, x0, N * 4), *da = dev_put(&h, add, N * 4), *dw = dev_put(&h, w, dim * 4);
+        float *dout = dev_put(&h, NULL, N * 4);
+        /* norm only (no add) */
+        h.o->add_rms_norm(&ex, dx, NULL, dout, dw, n, dim, eps);
+        dev_get(&h, got, dout, N * 4);
+        check_dev(&h, got, normed, wantn, N, 1e-5, "rms_norm alone");
+        /* add and norm */
+        h.o->add_rms_norm(&ex, dx, da, dout, dw, n, dim, eps);
+        dev_get(&h, got, dout, N * 4);
+        check_dev(&h, got, out, want, N, 1e-5, "add_rms_norm");
+        /* add only (no out): x was x0 + add, now x0 + 2 add */
+        h.o->add_rms_norm(&ex, dx, da, NULL, NULL, n, dim, 0);
+        dev_get(&h, got, dx, N * 4);
+        for (int64_t i = 0; i < N; i++) wantx[i] = (double)x[i] + add[i];
+        assert_close(got, wantx, N, 1e-6, "add only");
+        float *dh = dev_put(&h, x0, N * 4);
+        h.o->head_rms_norm(&ex, dh, rows, hd, dw, eps);
+        dev_get(&h, got, dh, N * 4);
+        check_dev(&h, got, xh, wanth, N, 1e-5, "head_rms_norm");
+        dev_close(&h);
+    }
+    free(x), free(add), free(w), free(out), free(x0), free(want), free(wantx), free(wantn), free(wanth), free(got);
+    free(xh), free(normed);
 }
 
 static void test_silu_mul(void **state) {
@@ -161,13 +203,15 @@ static void test_silu_mul(void **state) {
     for (int i = 0; i < 500; i++) want[i] = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
     backend_cpu_ops.silu_mul(&cpu_ex, g, u, n, dim);
     assert_close(g, want, 500, 1e-5, "silu_mul");
-    sim_heap h = sim_open(1 << 16);
-    backend_exec ex = {h.dev, 2};
-    float *dg = sim_put(&h, g0, sizeof g0), *du = sim_put(&h, u, sizeof u);
-    backend_sim_ops.silu_mul(&ex, dg, du, n, dim);
-    sim_get(&h, got, dg, sizeof got);
-    assert_bits_equal(got, g, 500);
-    sim_close(&h);
+    for (int k = 0; k < n_duts(); k++) {
+        dev_heap h = dev_open(k, 1 << 16);
+        backend_exec ex = {h.dev, 2};
+        float *dg = dev_put(&h, g0, sizeof g0), *du = dev_put(&h, u, sizeof u);
+        h.o->silu_mul(&ex, dg, du, n, dim);
+        dev_get(&h, got, dg, sizeof got);
+        check_dev(&h, got, g, want, 500, 1e-5, "silu_mul");
+        dev_close(&h);
+    }
 }
 
 static void test_embed_rows(void **state) {
@@ -193,14 +237,16 @@ static void test_embed_rows(void **state) {
         }
         backend_cpu_ops.embed_rows(&cpu_ex, table, types[t], dim, tokens, n, out);
         assert_close(out, want, n * dim, 0, strata_type_name(types[t]));
-        sim_heap h = sim_open(1 << 16);
-        backend_exec ex = {h.dev, 1};
-        void *dt = sim_put(&h, table, row * vocab);
-        float *dout = sim_put(&h, NULL, sizeof out);
-        backend_sim_ops.embed_rows(&ex, dt, types[t], dim, tokens, n, dout);
-        sim_get(&h, got, dout, sizeof got);
-        assert_bits_equal(got, out, n * dim);
-        sim_close(&h);
+        for (int k = 0; k < n_duts(); k++) {
+            dev_heap h = dev_open(k, 1 << 16);
+            backend_exec ex = {h.dev, 1};
+            void *dt = dev_put(&h, table, row * vocab);
+            float *dout = dev_put(&h, NULL, sizeof out);
+            h.o->embed_rows(&ex, dt, types[t], dim, tokens, n, dout);
+            dev_get(&h, got, dout, sizeof got);
+            check_dev(&h, got, out, want, n * dim, 1e-6, "embed_rows");
+            dev_close(&h);
+        }
         free(table);
     }
     free(src);
@@ -235,16 +281,18 @@ static void test_rope(void **state) {
         backend_cpu_ops.rope_table(&cpu_ex, table, n, pos, &r);
         backend_cpu_ops.rope_apply(&cpu_ex, x, n, n_heads, table, &r);
         assert_close(x, want, sizeof x / 4, 1e-5, "rope");
-        sim_heap h = sim_open(1 << 16);
-        backend_exec ex = {h.dev, 1};
-        backend_rope rd = r;
-        rd.factors = factors ? sim_put(&h, ff, sizeof ff) : NULL;
-        float *dt = sim_put(&h, NULL, sizeof table), *dx = sim_put(&h, x0, sizeof x0);
-        backend_sim_ops.rope_table(&ex, dt, n, pos, &rd);
-        backend_sim_ops.rope_apply(&ex, dx, n, n_heads, dt, &rd);
-        sim_get(&h, got, dx, sizeof got);
-        assert_bits_equal(got, x, sizeof x / 4);
-        sim_close(&h);
+        for (int k = 0; k < n_duts(); k++) {
+            dev_heap h = dev_open(k, 1 << 16);
+            backend_exec ex = {h.dev, 1};
+            backend_rope rd = r;
+            rd.factors = factors ? dev_put(&h, ff, sizeof ff) : NULL;
+            float *dt = dev_put(&h, NULL, sizeof table), *dx = dev_put(&h, x0, sizeof x0);
+            h.o->rope_table(&ex, dt, n, pos, &rd);
+            h.o->rope_apply(&ex, dx, n, n_heads, dt, &rd);
+            dev_get(&h, got, dx, sizeof got);
+            check_dev(&h, got, x, want, sizeof x / 4, 1e-5, "rope");
+            dev_close(&h);
+        }
     }
 }
 
@@ -271,7 +319,6 @@ static void test_matmul(void **state) {
         for (size_t k = 0; k < 2; k++) {
             const int32_t n = ns[k];
             size_t work_bytes = backend_cpu_ops.matmul_work_bytes(ty, cols, n);
-            assert_int_equal(work_bytes, backend_sim_ops.matmul_work_bytes(ty, cols, n));
             void *work = malloc(work_bytes ? work_bytes : 1);
             float y[5 * 24], y2[5 * 24], y3[5 * 24], yk[5 * 24], got[5 * 24];
             double want[5 * 24], mag[5 * 24];
@@ -310,19 +357,49 @@ static void test_matmul(void **state) {
                     if (fabs(yk[i] - want[i]) > 1e-2 * mag[i]) fail_msg("%s relaid out", strata_type_name(ty));
                 free(rw);
             }
-            /* the sim: uploaded (relaid out where the kind does), the cpu's bits */
-            sim_heap h = sim_open(1 << 20);
-            backend_exec ex = {h.dev, 2};
-            const bool relaid = backend_sim_ops.matrix_relayout(ty, rows, cols);
-            backend_matrix dm = {ty, rows, cols, sim_put(&h, NULL, bytes), relaid};
-            assert_int_equal(backend_sim_ops.matrix_upload(&ex, &dm, w), STRATA_OK);
-            float *dx = sim_put(&h, x, n * cols * 4), *db = sim_put(&h, bias, sizeof bias);
-            float *dy = sim_put(&h, NULL, sizeof y);
-            void *dw = sim_put(&h, NULL, work_bytes ? work_bytes : 1);
-            backend_sim_ops.matmul(&ex, &dm, db, dx, n, dy, dw);
-            sim_get(&h, got, dy, n * rows * 4);
-            assert_bits_equal(got, relaid ? yk : y, n * rows);
-            sim_close(&h);
+            /* each device: uploaded (relaid out where its kind does), through its own
+             * scratch size; a sim gives the cpu's bits */
+            for (int k = 0; k < n_duts(); k++) {
+                dev_heap h = dev_open(k, 24 << 20);
+                backend_exec ex = {h.dev, 2};
+                const size_t dwb = h.o->matmul_work_bytes(ty, cols, n);
+                const bool relaid = h.o->matrix_relayout(ty, rows, cols);
+                backend_matrix dm = {ty, rows, cols, dev_put(&h, NULL, bytes), relaid};
+                assert_int_equal(h.o->matrix_upload(&ex, &dm, w), STRATA_OK);
+                float *dx = dev_put(&h, x, n * cols * 4), *db = dev_put(&h, bias, sizeof bias);
+                float *dy = dev_put(&h, NULL, sizeof y), *dy2 = dev_put(&h, NULL, sizeof y);
+                float *dy3 = dev_put(&h, NULL, sizeof y);
+                void *dw = dev_put(&h, NULL, dwb ? dwb : 1);
+                h.o->matmul(&ex, &dm, db, dx, n, dy, dw);
+                dev_get(&h, got, dy, n * rows * 4);
+                if (h.bitwise) assert_bits_equal(got, relaid ? yk : y, n * rows);
+                for (int64_t i = 0; i < n * rows; i++)
+                    if (fabs(got[i] - want[i]) > 1e-2 * mag[i])
+                        fail_msg("%s on %s, n=%d: %g vs %g", strata_type_name(ty), h.o->name, n, got[i], want[i]);
+                /* parts give each product as matmul does */
+                backend_matrix da = dm, dbm = dm;
+                da.rows = 16;
+                dbm.rows = 8;
+                dbm.data = (const uint8_t *)dm.data + 16 * row;
+                if (!relaid) {
+                    const backend_matrix *dws[2] = {&da, &dbm};
+                    const float *dbs[2] = {db, db + 16};
+                    float *dys[2] = {dy2, dy3};
+                    h.o->matmul_parts(&ex, dws, dbs, dys, 2, dx, n, dw);
+                    float g2[5 * 24], g3[5 * 24];
+                    dev_get(&h, g2, dy2, n * 16 * 4);
+                    dev_get(&h, g3, dy3, n * 8 * 4);
+                    for (int32_t i = 0; i < n; i++)
+                        for (int64_t r = 0; r < rows; r++) {
+                            const float v = r < 16 ? g2[i * 16 + r] : g3[i * 8 + r - 16];
+                            /* a sim: matmul's bits; a GPU may pick another GEMM for fewer rows */
+                            if (h.bitwise ? v != got[i * rows + r]
+                                          : fabs(v - want[i * rows + r]) > 1e-2 * mag[i * rows + r])
+                                fail_msg("%s parts on %s: row %d", strata_type_name(ty), h.o->name, (int)r);
+                        }
+                }
+                dev_close(&h);
+            }
             free(work);
         }
         free(w);
@@ -382,7 +459,6 @@ static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_
     fill(v, (size_t)total * kvd);
     fill(q, (size_t)n * qd);
     const size_t work_bytes = backend_cpu_ops.attention_work_bytes(&s, n);
-    assert_int_equal(work_bytes, backend_sim_ops.attention_work_bytes(&s, n));
     void *work = malloc(work_bytes);
     for (int32_t p0 = 0; p0 < total; p0 += 37) {
         int32_t m = total - p0 < 37 ? total - p0 : 37;
@@ -403,18 +479,28 @@ static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_
     snprintf(what, sizeof what, "attention %s heads %d/%d hd %d pos %d n %d", strata_type_name(kv_type), n_head,
              n_head_kv, head_dim, pos, n);
     assert_close(out, want, (size_t)n * qd, tol, what);
-    /* the sim, with 1 thread: results do not depend on the thread count */
-    sim_heap h = sim_open(2 * block + work_bytes + (size_t)(2 * total * kvd + 2 * n * qd) * 4 + 4096);
-    backend_exec ex = {h.dev, 1};
-    uint8_t *dk = sim_put(&h, NULL, block), *dv = sim_put(&h, NULL, block);
-    float *dks = sim_put(&h, k, (size_t)total * kvd * 4), *dvs = sim_put(&h, v, (size_t)total * kvd * 4);
-    float *dq = sim_put(&h, q, (size_t)n * qd * 4), *dout = sim_put(&h, NULL, (size_t)n * qd * 4);
-    void *dwork = sim_put(&h, NULL, work_bytes);
-    backend_sim_ops.kv_store(&ex, &s, dk, dv, dks, dvs, total, 0);
-    backend_sim_ops.attention(&ex, &s, dk, dv, dq, n, pos, dout, dwork);
-    sim_get(&h, got, dout, (size_t)n * qd * 4);
-    assert_bits_equal(got, out, (size_t)n * qd);
-    sim_close(&h);
+    /* each device (a sim with 1 thread: results do not depend on the thread count), the
+     * cache filled in one batch by its own kv_store */
+    for (int d = 0; d < n_duts(); d++) {
+        const size_t dwb = dut_ops(d)->attention_work_bytes(&s, n);
+        dev_heap h = dev_open(d, 2 * block + dwb + (size_t)(2 * total * kvd + 2 * n * qd) * 4 + 8192);
+        backend_exec ex = {h.dev, 1};
+        uint8_t *dk = dev_put(&h, NULL, block), *dv = dev_put(&h, NULL, block);
+        float *dks = dev_put(&h, k, (size_t)total * kvd * 4), *dvs = dev_put(&h, v, (size_t)total * kvd * 4);
+        float *dq = dev_put(&h, q, (size_t)n * qd * 4), *dout = dev_put(&h, NULL, (size_t)n * qd * 4);
+        void *dwork = dev_put(&h, NULL, dwb ? dwb : 1);
+        h.o->kv_store(&ex, &s, dk, dv, dks, dvs, total, 0);
+        h.o->attention(&ex, &s, dk, dv, dq, n, pos, dout, dwork);
+        dev_get(&h, got, dout, (size_t)n * qd * 4);
+        /* a GPU's cache may round a Q8_0 block otherwise: its own reference */
+        uint8_t *hk = malloc(block), *hv = malloc(block);
+        dev_get(&h, hk, dk, block);
+        dev_get(&h, hv, dv, block);
+        ref_attention(&s, hk, hv, q, n, pos, want);
+        check_dev(&h, got, out, want, (size_t)n * qd, tol, what);
+        free(hk), free(hv);
+        dev_close(&h);
+    }
     free(kc), free(vc), free(k), free(v), free(q), free(out), free(got), free(want), free(work);
 }
 
@@ -439,44 +525,47 @@ static void test_attention(void **state) {
 static void test_memory(void **state) {
     (void)state;
     backend_device *cpu = backend_cpu_device_new("cpu", 0, 10);
-    sim_heap a = sim_open(1 << 16), b = sim_open(1 << 16);
     void *ca = NULL;
     assert_int_equal(backend_device_arena_alloc(cpu, 4096, &ca), STRATA_OK);
-    float src[256], got[256], staging[256];
-    fill(src, 256);
-    float *pa = sim_put(&a, src, sizeof src), *pb = sim_put(&b, NULL, sizeof src);
-    /* sim -> sim (peer), sim -> cpu, cpu -> sim */
-    assert_int_equal(backend_copy_between(b.dev, pb, a.dev, pa, sizeof src, NULL), STRATA_OK);
-    sim_get(&b, got, pb, sizeof got);
-    assert_memory_equal(got, src, sizeof src);
-    assert_int_equal(backend_copy_between(cpu, ca, b.dev, pb, sizeof src, NULL), STRATA_OK);
-    assert_memory_equal(ca, src, sizeof src);
-    assert_int_equal(backend_sim_ops.memset(a.dev, pa, 0, sizeof src), STRATA_OK);
-    assert_int_equal(backend_copy_between(a.dev, pa, cpu, ca, sizeof src, NULL), STRATA_OK);
-    sim_get(&a, got, pa, sizeof got);
-    assert_memory_equal(got, src, sizeof src);
-    /* a kind without peer copies is staged through the caller's host buffer */
-    backend_ops nopeer = backend_sim_ops;
-    nopeer.copy_peer = NULL;
-    backend_device_ops dops = *a.dev->ops;
-    dops.compute = &nopeer;
-    const backend_device_ops *sa = a.dev->ops, *sb = b.dev->ops;
-    a.dev->ops = &dops;
-    b.dev->ops = &dops;
-    assert_int_equal(backend_sim_ops.memset(b.dev, pb, 0, sizeof src), STRATA_OK);
-    memset(staging, 0, sizeof staging);
-    assert_int_equal(backend_copy_between(b.dev, pb, a.dev, pa, sizeof src, staging), STRATA_OK);
-    assert_memory_equal(staging, src, sizeof src);
-    sim_get(&b, got, pb, sizeof got);
-    assert_memory_equal(got, src, sizeof src);
-    a.dev->ops = sa;
-    b.dev->ops = sb;
-    /* memset writes what it says */
-    assert_int_equal(backend_sim_ops.memset(a.dev, pa, 0, sizeof src), STRATA_OK);
-    sim_get(&a, got, pa, sizeof got);
-    for (int i = 0; i < 256; i++) assert_true(got[i] == 0.0f);
-    sim_close(&a);
-    sim_close(&b);
+    for (int k = 0; k < n_duts(); k++) {
+        /* two devices of the kind (on a GPU: two logical devices of one card) */
+        dev_heap a = dev_open(k, 1 << 16), b = dev_open(k, 1 << 16);
+        float src[256], got[256], staging[256];
+        fill(src, 256);
+        float *pa = dev_put(&a, src, sizeof src), *pb = dev_put(&b, NULL, sizeof src);
+        /* device -> device (peer), device -> cpu, cpu -> device */
+        assert_int_equal(backend_copy_between(b.dev, pb, a.dev, pa, sizeof src, NULL), STRATA_OK);
+        dev_get(&b, got, pb, sizeof got);
+        assert_memory_equal(got, src, sizeof src);
+        assert_int_equal(backend_copy_between(cpu, ca, b.dev, pb, sizeof src, NULL), STRATA_OK);
+        assert_memory_equal(ca, src, sizeof src);
+        assert_int_equal(a.o->memset(a.dev, pa, 0, sizeof src), STRATA_OK);
+        assert_int_equal(backend_copy_between(a.dev, pa, cpu, ca, sizeof src, NULL), STRATA_OK);
+        dev_get(&a, got, pa, sizeof got);
+        assert_memory_equal(got, src, sizeof src);
+        /* a kind without peer copies is staged through the caller's host buffer */
+        backend_ops nopeer = *a.o;
+        nopeer.copy_peer = NULL;
+        backend_device_ops dops = *a.dev->ops;
+        dops.compute = &nopeer;
+        const backend_device_ops *sa = a.dev->ops, *sb = b.dev->ops;
+        a.dev->ops = &dops;
+        b.dev->ops = &dops;
+        assert_int_equal(a.o->memset(b.dev, pb, 0, sizeof src), STRATA_OK);
+        memset(staging, 0, sizeof staging);
+        assert_int_equal(backend_copy_between(b.dev, pb, a.dev, pa, sizeof src, staging), STRATA_OK);
+        assert_memory_equal(staging, src, sizeof src);
+        dev_get(&b, got, pb, sizeof got);
+        assert_memory_equal(got, src, sizeof src);
+        a.dev->ops = sa;
+        b.dev->ops = sb;
+        /* memset writes what it says */
+        assert_int_equal(a.o->memset(a.dev, pa, 0, sizeof src), STRATA_OK);
+        dev_get(&a, got, pa, sizeof got);
+        for (int i = 0; i < 256; i++) assert_true(got[i] == 0.0f);
+        dev_close(&a);
+        dev_close(&b);
+    }
     backend_device_free(cpu);
     /* the tables of the kinds */
     assert_ptr_equal(backend_kind_ops(BACKEND_DEVICE_CPU), &backend_cpu_ops);
