@@ -20,6 +20,8 @@
 #include "backend/device_impl.h"
 
 #ifdef STRATA_HAVE_CUDA
+#include <dlfcn.h>
+
 #include "backend/cuda/cuda.h"
 #include "backend/ops.h"
 
@@ -33,7 +35,11 @@ int backend_cuda_count(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        const char *why = e == cudaErrorInsufficientDriver ? "the NVIDIA driver is older than this build's CUDA toolkit"
+        /* the runtime says "insufficient driver" when there is no driver at all, too */
+        void *drv = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        if (drv) dlclose(drv);
+        const char *why = !drv ? "no NVIDIA driver is installed (libcuda.so.1 not found)"
+                          : e == cudaErrorInsufficientDriver ? "the NVIDIA driver is older than this build's CUDA toolkit"
                           : e == cudaErrorNoDevice         ? "no NVIDIA GPU is visible"
                           : e == cudaErrorInitializationError || e == cudaErrorSystemDriverMismatch
                               ? "the NVIDIA driver could not be initialised"
