@@ -41,6 +41,13 @@ strata_status backend_device_free_bytes(backend_device *dev, uint64_t *out) {
     return STRATA_OK;
 }
 
+strata_status backend_device_physical_free(backend_device *dev, uint64_t *out) {
+    pthread_mutex_lock(&arena_mu);
+    strata_status st = dev->ops->query_free(dev, out);
+    pthread_mutex_unlock(&arena_mu);
+    return st;
+}
+
 uint64_t backend_device_total_bytes(const backend_device *dev) {
     if (dev->cap_bytes && dev->cap_bytes < dev->total_bytes) return dev->cap_bytes;
     return dev->total_bytes;

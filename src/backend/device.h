@@ -85,6 +85,9 @@ const char *backend_device_kind_name(backend_device_kind kind);
 /* Free bytes now: min(device free, cap - arena held) where a cap is set. For sim: capacity
  * minus the arena held. */
 strata_status backend_device_free_bytes(backend_device *dev, uint64_t *out);
+/* Free bytes the device itself reports now, without the spec's cap: what is physically free
+ * (for measuring what a load really took). */
+strata_status backend_device_physical_free(backend_device *dev, uint64_t *out);
 /* Total bytes, capped by the spec's MEMORY where set. */
 uint64_t backend_device_total_bytes(const backend_device *dev);
 /* Speed in GB/s: configured, else measured once (cpu) or derived (cuda). Always > 0. */

@@ -18,7 +18,9 @@ static const char usage[] =
     "\n"
     "Lists the models loaded by the server at $STRATA_HOST: name, ID, size, where it runs\n"
     "(PROCESSOR: the share of its bytes on the CPU and on GPUs), context length, and until when\n"
-    "it stays loaded. --verbose adds a row per device: its layers, allocated and planned bytes.\n";
+    "it stays loaded. --verbose adds a row per device: its layers, allocated and planned bytes, and\n"
+    "on a GPU what the load measurably took (free memory before minus after) and how much of that\n"
+    "the arena does not explain.\n";
 
 static const cJSON *field(const cJSON *o, const char *const *keys) {
     for (; *keys; keys++) {
@@ -37,6 +39,8 @@ static const char *const k_dev_name[] = {"name", "device", "id", NULL};
 static const char *const k_dev_kind[] = {"type", "kind", "backend", NULL};
 static const char *const k_alloc[] = {"allocated_bytes", "allocated", NULL};
 static const char *const k_planned[] = {"planned_bytes", "planned", NULL};
+static const char *const k_measured[] = {"measured_bytes", NULL};
+static const char *const k_unaccounted[] = {"unaccounted_bytes", NULL};
 
 /* A device is the CPU when its kind (or, failing that, its name) says so; everything else
  * (CUDA, simulated GPUs) counts as GPU, as Ollama counts VRAM. */
@@ -144,7 +148,7 @@ int cmd_ps(int argc, char **argv) {
         if (!verbose || !cJSON_IsArray(devices)) continue;
         const cJSON *d;
         cJSON_ArrayForEach(d, devices) {
-            char dname[128], layers[48], alloc[32], planned[48];
+            char dname[128], layers[48], alloc[32], planned[128];
             const char *n = cJSON_GetStringValue((cJSON *)field(d, k_dev_name));
             device_layers(d, layers, sizeof layers);
             if (layers[0])
@@ -155,6 +159,14 @@ int cmd_ps(int argc, char **argv) {
             char pb[32];
             remote_human_bytes((int64_t)number(d, k_planned), pb, sizeof pb);
             snprintf(planned, sizeof planned, "planned %s", pb);
+            /* a GPU's own measurement of what the load took (free before - after) */
+            if (field(d, k_measured) && number(d, k_measured) > 0) {
+                char mb[32], ub[32];
+                remote_human_bytes((int64_t)number(d, k_measured), mb, sizeof mb);
+                remote_human_bytes((int64_t)number(d, k_unaccounted), ub, sizeof ub);
+                size_t o = strlen(planned);
+                snprintf(planned + o, sizeof planned - o, ", measured %s, unaccounted %s", mb, ub);
+            }
             const char *drow[] = {dname, "", alloc, device_is_cpu(d) ? "CPU" : "GPU", "", planned};
             remote_table_add(&t, drow);
         }

@@ -20,6 +20,7 @@ struct strata_engine {
     int32_t n_devs;                            /* devices used, in layer order (cpu first) */
     strata_device devs[PLAN_MAX_DEVICES];      /* their arenas; wrap the inventory's devices */
     int32_t dev_plan[PLAN_MAX_DEVICES];        /* devs[j] -> plan device index */
+    uint64_t measured[PLAN_MAX_DEVICES];       /* plan device i: physical free before - after the load */
 };
 
 #endif

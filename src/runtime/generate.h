@@ -81,6 +81,11 @@ typedef struct {
     int32_t layer_start, layer_end; /* offloadable layers, as in the plan */
     uint64_t weights_bytes, kv_bytes, compute_bytes, total_bytes;
     uint64_t arena_bytes;           /* held by the backend device for this engine */
+    /* measured on a device with memory of its own (not the cpu): its physical free bytes
+     * before the load minus after (context, modules and handles already existed), and
+     * what of that the arena does not explain: measured - arena (0 if negative). Both 0
+     * for the cpu, whose MemAvailable moves with everything else on the machine. */
+    uint64_t measured_bytes, unaccounted_bytes;
     uint64_t free_bytes, reserve_bytes, headroom_bytes;
 } strata_engine_device_report;
 
@@ -148,6 +153,8 @@ const plan_result *strata_engine_plan(const strata_engine *e);
 const char *strata_engine_device_label(const strata_engine *e, int32_t i);
 backend_device_kind strata_engine_device_kind(const strata_engine *e, int32_t i);
 uint64_t strata_engine_device_arena(const strata_engine *e, int32_t i);
+/* What the load measurably took on plan device i (strata_engine_device_report.measured_bytes). */
+uint64_t strata_engine_device_measured(const strata_engine *e, int32_t i);
 
 #define STRATA_MAX_STOP 16
 

@@ -78,6 +78,13 @@ strata_status strata_engine_load_with_plan(const char *path, const strata_load_p
         e->plan_dev[i] = inv->devices[e->plan_inv[i]];
     }
 
+    /* What devices with memory of their own have free before the load, to measure after it. */
+    uint64_t before[PLAN_MAX_DEVICES] = {0};
+    for (int32_t i = 0; st == STRATA_OK && i < e->plan.n_devices; i++)
+        if (backend_device_kind_of(e->plan_dev[i]) != BACKEND_DEVICE_CPU && e->plan.dev[i].arena_bytes > 0 &&
+            backend_device_physical_free(e->plan_dev[i], &before[i]) != STRATA_OK)
+            before[i] = 0;
+
     /* The model, its vocabulary, and the context placed as planned. */
     if (st == STRATA_OK) st = gguf_open(path, GGUF_OPEN_DEFAULT, &e->file);
     if (st == STRATA_OK) st = model_desc_init(e->file, &e->desc);
@@ -104,6 +111,11 @@ strata_status strata_engine_load_with_plan(const char *path, const strata_load_p
             st = strata_fail(STRATA_ERR_INVALID,
                              "load: device %s: planned %" PRIu64 " bytes but allocated %zu (used %zu)",
                              e->devs[j].name, u->arena_bytes, e->devs[j].arena.size, e->devs[j].arena.used);
+    }
+    for (int32_t i = 0; st == STRATA_OK && i < e->plan.n_devices; i++) {
+        uint64_t after = 0;
+        if (before[i] && backend_device_physical_free(e->plan_dev[i], &after) == STRATA_OK)
+            e->measured[i] = before[i] > after ? before[i] - after : 0;
     }
     if (st != STRATA_OK) {
         strata_engine_free(e);
@@ -163,6 +175,8 @@ int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report
             r->compute_bytes = su.compute_bytes;
             r->total_bytes = r->weights_bytes + r->kv_bytes + r->compute_bytes;
             r->arena_bytes = su.arena_bytes;
+            r->measured_bytes = e->measured[i];
+            r->unaccounted_bytes = e->measured[i] > su.arena_bytes ? e->measured[i] - su.arena_bytes : 0;
             uint64_t budget = u->budget_bytes;
             r->headroom_bytes = budget > r->total_bytes ? budget - r->total_bytes : 0;
         }
@@ -177,10 +191,13 @@ void strata_engine_print_report(const strata_engine *e, FILE *fp) {
         const strata_engine_device_report *r = &rep[i];
         fprintf(fp,
                 "strata: device %s kind %s layers [%d, %d) weights %" PRIu64 " kv %" PRIu64 " compute %" PRIu64
-                " total %" PRIu64 " arena %" PRIu64 " free %" PRIu64 " reserve %" PRIu64 " headroom %" PRIu64 "\n",
+                " total %" PRIu64 " arena %" PRIu64 " free %" PRIu64 " reserve %" PRIu64 " headroom %" PRIu64,
                 r->name, backend_device_kind_name(r->kind), r->layer_start, r->layer_end, r->weights_bytes,
                 r->kv_bytes, r->compute_bytes, r->total_bytes, r->arena_bytes, r->free_bytes, r->reserve_bytes,
                 r->headroom_bytes);
+        if (r->kind != BACKEND_DEVICE_CPU && r->arena_bytes)
+            fprintf(fp, " measured %" PRIu64 " unaccounted %" PRIu64, r->measured_bytes, r->unaccounted_bytes);
+        fputc('\n', fp);
     }
     fprintf(fp, "strata: layers offloaded %d/%d; %s\n", e->plan.layers_offloaded, e->plan.layers_total,
             e->plan.explanation);
@@ -244,4 +261,8 @@ uint64_t strata_engine_device_arena(const strata_engine *e, int32_t i) {
     for (int32_t j = 0; e->planned && j < e->n_devs; j++)
         if (e->dev_plan[j] == i) return e->devs[j].arena.size;
     return 0;
+}
+
+uint64_t strata_engine_device_measured(const strata_engine *e, int32_t i) {
+    return e->planned && i >= 0 && i < e->plan.n_devices ? e->measured[i] : 0;
 }

@@ -600,6 +600,12 @@ cJSON *sched_ps_json(sched *s) {
             strata_json_add_u64(dv, "planned_bytes", u->arena_bytes);
             strata_json_add_u64(dv, "planned_total_bytes", u->total_bytes);
             strata_json_add_u64(dv, "allocated_bytes", runner_allocated(r, i));
+            if (r->engine && r->kinds[i] != BACKEND_DEVICE_CPU && runner_allocated(r, i)) {
+                /* measured by the device: free before the load minus after */
+                const uint64_t m = strata_engine_device_measured(r->engine, i), a = runner_allocated(r, i);
+                strata_json_add_u64(dv, "measured_bytes", m);
+                strata_json_add_u64(dv, "unaccounted_bytes", m > a ? m - a : 0);
+            }
         }
         cJSON_AddNumberToObject(o, "layers_offloaded", r->plan.layers_offloaded);
         cJSON_AddNumberToObject(o, "layers_total", r->plan.layers_total);

@@ -90,6 +90,14 @@ static int32_t load_and_check(const char *path, const strata_load_params *lp, ba
         assert_true(rep[i].total_bytes == u->total_bytes);
         assert_true(rep[i].arena_bytes == u->arena_bytes);
         assert_true(rep[i].headroom_bytes == u->headroom_bytes);
+        /* a sim's free memory is its capacity less its arenas: what the load measurably took
+         * is exactly its arena, nothing unaccounted (the cpu is not measured) */
+        if (rep[i].kind == BACKEND_DEVICE_SIM) {
+            assert_true(rep[i].measured_bytes == u->arena_bytes);
+            assert_true(rep[i].unaccounted_bytes == 0);
+        } else {
+            assert_true(rep[i].measured_bytes == 0);
+        }
     }
     int32_t used = e->n_devs;
     strata_engine_free(e);
