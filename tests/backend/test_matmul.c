@@ -15,6 +15,7 @@
  * Thread counts: each output is computed by one thread with the same code, so 1 and 2
  * threads must agree bit for bit. A token alone (single-token tiles) and the same token in
  * a batch (batch tiles) sum in different orders: they agree to float rounding. */
+#include "rng.h"
 #include "testdata.h"
 
 #include <math.h>
@@ -37,13 +38,8 @@ static const strata_type wtypes[] = {
 #define N_WTYPES (sizeof wtypes / sizeof wtypes[0])
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
-static double uni(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-static float gauss(void) { return (float)(sqrt(-2.0 * log(uni())) * cos(6.283185307179586 * uni())); }
+static double uni(void) { return test_rng_uniform(&rng); }
+static float gauss(void) { return test_rng_gauss(&rng); }
 
 static int round_even(double v) { return (int)nearbyint(v); }
 

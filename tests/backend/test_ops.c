@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "testdata.h"
 
 #include "backend/device_impl.h"
@@ -27,13 +28,7 @@
 #include "tensor/quant.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double uni(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-static float gauss(void) { return (float)(sqrt(-2.0 * log(uni())) * cos(6.283185307179586 * uni())); }
+static float gauss(void) { return test_rng_gauss(&rng); }
 static void fill(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = gauss();
 }

@@ -177,38 +177,36 @@ __host__ __device__ inline size_t row_bytes(int type, int64_t cols) {
     return 0;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
+struct Sum {
+    __device__ static float op(float a, float b) { return a + b; }
+    __device__ static float none() { return 0.0f; }
+};
+struct Max {
+    __device__ static float op(float a, float b) { return fmaxf(a, b); }
+    __device__ static float none() { return -INFINITY; }
+};
 
-// Sum over a block of up to 1024 threads; every thread gets the result.
-__device__ float block_sum(float v) {
+template <class R> __device__ __forceinline__ float warp_reduce(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = R::op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce<Sum>(v); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce<Max>(v); }
+
+// Over a block of up to 1024 threads; every thread gets the result.
+template <class R> __device__ float block_reduce(float v) {
     __shared__ float part[32];
-    v = warp_sum(v);
+    v = warp_reduce<R>(v);
     const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
     __syncthreads();
     if (lane == 0) part[wid] = v;
     __syncthreads();
     const int nw = (blockDim.x + 31) / 32;
-    v = lane < nw ? part[lane] : 0.0f;
-    return warp_sum(v);
+    v = lane < nw ? part[lane] : R::none();
+    return warp_reduce<R>(v);
 }
-__device__ float block_max(float v) {
-    __shared__ float part[32];
-    v = warp_max(v);
-    const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
-    __syncthreads();
-    if (lane == 0) part[wid] = v;
-    __syncthreads();
-    const int nw = (blockDim.x + 31) / 32;
-    v = lane < nw ? part[lane] : -INFINITY;
-    return warp_max(v);
-}
+__device__ float block_sum(float v) { return block_reduce<Sum>(v); }
+__device__ float block_max(float v) { return block_reduce<Max>(v); }
 
 // ---- products ----------------------------------------------------------------------------
 
