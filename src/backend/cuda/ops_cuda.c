@@ -54,9 +54,14 @@ static cuda_state *enter(backend_device *dev) {
 
 static bool cuda_supports(strata_type type) { return scuda_type_supported((int)type) != 0; }
 
+/* The scratch starts where the arena's 64-byte rounding put it; cuBLAS wants its workspace
+ * 256-byte aligned, so the layout starts at the next multiple of 256 (the 256 spare bytes
+ * are counted). */
+static uint8_t *align256(void *p) { return (uint8_t *)(((uintptr_t)p + 255) & ~(uintptr_t)255); }
+
 static size_t cuda_matmul_work_bytes(strata_type wtype, int64_t cols, int64_t n_tokens) {
     if (n_tokens <= SCUDA_MATVEC_MAX_N) return 0;
-    size_t b = CUDA_CUBLAS_WORKSPACE;
+    size_t b = 256 + CUDA_CUBLAS_WORKSPACE;
     if (wtype == STRATA_TYPE_F32) return b;
     if (wtype == STRATA_TYPE_BF16) return b + round256((size_t)CUDA_TILE_ROWS * (size_t)cols * 4);
     b += round256((size_t)n_tokens * (size_t)cols * 2); /* activations in F16 */
@@ -132,7 +137,7 @@ static void cuda_op_matmul(const backend_exec *ex, const backend_matrix *w, cons
         cuda_note_error(ex->dev, scuda_matvec((int)w->type, w->data, rows, cols, x, n, bias, y, cs->stream), "matvec");
         return;
     }
-    uint8_t *p = work;
+    uint8_t *p = align256(work);
     if (w->type == STRATA_TYPE_F32) {
         gemm(ex->dev, cs, w->data, CUDA_R_32F, x, CUDA_R_32F, rows, n, cols, y, rows, p);
     } else if (w->type == STRATA_TYPE_BF16) {
