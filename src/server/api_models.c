@@ -823,12 +823,15 @@ srv_reply api_pull(const srv_request *rq) {
         }
         j->name = strdup(name);
     } else {
+        /* The reply is built before the body (which holds `model`) is freed. */
+        reply = model ? srv_reply_error(400,
+                                        "pull: '%s' is not an http(s) URL of a GGUF file (Strata has no registry; "
+                                        "pass the URL as \"model\", or a name with \"url\")",
+                                        model)
+                      : srv_reply_error(400, "model is required");
         pull_job_free(j);
         cJSON_Delete(body);
-        return srv_reply_error(400, model ? "pull: '%s' is not an http(s) URL of a GGUF file (Strata has no registry; "
-                                            "pass the URL as \"model\", or a name with \"url\")"
-                                          : "model is required",
-                               model ? model : "");
+        return reply;
     }
     strata_model_name parsed;
     if (!j->url || !j->name || strata_model_name_parse(j->name, &parsed) != STRATA_OK) {

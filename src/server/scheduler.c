@@ -109,7 +109,8 @@ static bool parse_go_duration(const char *s, int64_t *out) {
         else return false;
         total += v * unit;
     }
-    if (!isfinite(total) || total > 9.2e18) return false;
+    if (!isfinite(total)) return false;
+    if (total > 9.2e18) total = 9.2e18; /* the caller takes this as "forever" */
     *out = neg ? -(int64_t)total : (int64_t)total;
     return true;
 }
@@ -126,6 +127,14 @@ int64_t sched_default_keep_alive_ns(void) {
     return DEFAULT_KEEP_ALIVE_NS;
 }
 
+/* Seconds -> ns; negative or beyond KEEP_ALIVE_MAX_S ("forever" for any practical purpose,
+ * and where an expiry time would overflow) is -1 (forever), as Ollama clamps large values. */
+#define KEEP_ALIVE_MAX_S (100.0 * 365 * 86400)
+static int64_t keep_alive_from_seconds(double secs) {
+    if (secs < 0 || secs > KEEP_ALIVE_MAX_S) return -1;
+    return (int64_t)(secs * 1e9);
+}
+
 bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     if (!item || cJSON_IsNull(item)) {
         *out_ns = sched_default_keep_alive_ns();
@@ -134,7 +143,7 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     if (cJSON_IsNumber(item)) {
         double v = item->valuedouble;
         if (!isfinite(v)) return false;
-        *out_ns = v < 0 ? -1 : (v > 9.2e9 ? INT64_MAX : (int64_t)(v * 1e9));
+        *out_ns = keep_alive_from_seconds(v);
         return true;
     }
     if (!cJSON_IsString(item)) return false;
@@ -143,12 +152,12 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     errno = 0;
     double secs = strtod(s, &end);
     if (end != s && *end == 0 && !errno && isfinite(secs)) { /* a bare number: seconds */
-        *out_ns = secs < 0 ? -1 : (secs > 9.2e9 ? INT64_MAX : (int64_t)(secs * 1e9));
+        *out_ns = keep_alive_from_seconds(secs);
         return true;
     }
     int64_t d;
     if (!parse_go_duration(s, &d)) return false;
-    *out_ns = d < 0 ? -1 : d;
+    *out_ns = d < 0 || (double)d > KEEP_ALIVE_MAX_S * 1e9 ? -1 : d;
     return true;
 }
 
@@ -462,8 +471,9 @@ int32_t sched_runner_n_ctx(sched_runner *r) { return r->n_ctx; }
 
 void sched_release(sched *s, sched_runner *r, int64_t keep_alive_ns) {
     pthread_mutex_lock(&s->mu);
-    if (keep_alive_ns < 0) r->expires_unix_ns = INT64_MAX;
-    else r->expires_unix_ns = sched_unix_ns() + keep_alive_ns;
+    const int64_t now = sched_unix_ns();
+    if (keep_alive_ns < 0 || keep_alive_ns > INT64_MAX - now) r->expires_unix_ns = INT64_MAX; /* forever */
+    else r->expires_unix_ns = now + keep_alive_ns;
     pass_turn(s, r);
     if (runner_idle(r) && (keep_alive_ns == 0 || r->unload_when_idle))
         unload_locked(s, r, keep_alive_ns == 0 ? "keep_alive 0" : "requested");
