@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,16 @@
 
 /* ---- Replies ------------------------------------------------------------------------------ */
 
+/* Every JSON text the server sends passes here: well-formed UTF-8 goes out as it is, anything
+ * else with U+FFFD for the malformed bytes (a JSON text must be UTF-8; cJSON copies bytes).
+ * Takes text (malloc'd) and returns a malloc'd text, or NULL when out of memory. */
+static char *utf8_out(char *text) {
+    if (!text || srv_utf8_valid(text, strlen(text))) return text;
+    char *clean = srv_utf8_sanitize(text, strlen(text), NULL);
+    free(text);
+    return clean;
+}
+
 static srv_reply reply_buffer(unsigned status, const char *content_type, char *data, size_t len) {
     srv_reply r = {status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)};
     if (!r.resp) {
@@ -39,7 +50,7 @@ static srv_reply reply_buffer(unsigned status, const char *content_type, char *d
 }
 
 srv_reply srv_reply_json(unsigned status, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return srv_reply_error(500, "out of memory");
     return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
@@ -64,7 +75,7 @@ static srv_reply error_v(unsigned status, bool openai, const char *fmt, va_list 
     } else {
         cJSON_AddStringToObject(o, "error", msg);
     }
-    char *text = cJSON_PrintUnformatted(o);
+    char *text = utf8_out(cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
     if (!text) return (srv_reply){500, NULL};
     return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
@@ -122,6 +133,20 @@ strata_status srv_store_open(strata_server *srv, strata_store **out) {
     return strata_store_open(srv->models_dir, out);
 }
 
+bool srv_conn_gone(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci) return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return true;
+    if (p.revents & POLLIN) { /* readable: a pipelined request, or the end of the stream */
+        char c;
+        ssize_t r = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    return false;
+}
+
 /* ---- Streams ------------------------------------------------------------------------------ */
 
 struct srv_stream {
@@ -173,7 +198,7 @@ bool srv_stream_write(srv_stream *st, const char *data, size_t len) {
 }
 
 bool srv_stream_json_line(srv_stream *st, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return false;
     size_t n = strlen(text);
@@ -190,7 +215,7 @@ bool srv_stream_json_line(srv_stream *st, cJSON *obj) {
 }
 
 bool srv_stream_sse(srv_stream *st, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return false;
     bool ok = srv_stream_write(st, "data: ", 6) && srv_stream_write(st, text, strlen(text)) &&

@@ -71,6 +71,20 @@ strata_status srv_store_open(strata_server *srv, strata_store **out);
 /* Parses the body as a JSON object; on failure fills *err with a 400 reply. */
 cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai);
 
+/* ---- UTF-8 (utf8.c) ------------------------------------------------------------------------ */
+
+/* Whether text[0..n) is well-formed UTF-8. */
+bool srv_utf8_valid(const char *text, size_t n);
+/* A malloc'd copy with every malformed sequence replaced by U+FFFD (NUL-terminated; the
+ * length in *out_len). NULL when out of memory. */
+char *srv_utf8_sanitize(const char *text, size_t n, size_t *out_len);
+/* How many bytes at the end of text[0..n) start a character that is not complete yet (0-3). */
+size_t srv_utf8_incomplete_tail(const char *text, size_t n);
+
+/* Whether the client of a connection has gone away (closed or reset its socket); for
+ * requests answered on the connection's own thread (non-streamed generations). */
+bool srv_conn_gone(struct MHD_Connection *conn);
+
 /* ---- Handlers ---------------------------------------------------------------------------- */
 
 srv_reply api_generate(const srv_request *rq);

@@ -33,6 +33,7 @@ struct sched_runner {
     /* FIFO turns: a holder has ticket == serving; idle when serving == next_ticket. */
     uint64_t next_ticket, serving;
     bool unload_when_idle;
+    atomic_bool cancel;       /* set by an unload or shutdown: the holder stops generating */
     int64_t expires_unix_ns;  /* INT64_MAX = never */
     int64_t last_used_ns;     /* monotonic, for LRU */
 };
@@ -306,9 +307,11 @@ static strata_status plan_for(sched *s, const sched_request *req, bool others, p
 
 /* ---- Acquire / release ------------------------------------------------------------------ */
 
-/* Waits for the turn of `ticket` on r (lock held). */
-static void wait_turn(sched *s, sched_runner *r, uint64_t ticket) {
-    while (r->serving != ticket) pthread_cond_wait(&s->cond, &s->mu);
+/* Waits for the turn of `ticket` on r (lock held). Returns false when the server is shutting
+ * down first (the ticket is abandoned: nothing is served any more). */
+static bool wait_turn(sched *s, sched_runner *r, uint64_t ticket) {
+    while (r->serving != ticket && !s->stopping) pthread_cond_wait(&s->cond, &s->mu);
+    return r->serving == ticket;
 }
 
 /* Gives a turn back (lock held); frees a failed runner once its last waiter has left. */
@@ -343,7 +346,10 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             if (hit->serving != ticket)
                 fprintf(stderr, "strata: request for %s waits its turn (%llu ahead)\n", hit->name,
                         (unsigned long long)(ticket - hit->serving));
-            wait_turn(s, hit, ticket);
+            if (!wait_turn(s, hit, ticket)) {
+                pthread_mutex_unlock(&s->mu);
+                return strata_fail(STRATA_ERR_CANCELLED, "server is shutting down");
+            }
             if (hit->state == RUNNER_FAILED) {
                 strata_status st = strata_fail(STRATA_ERR_INVALID, "%s", hit->error);
                 pass_turn(s, hit);
@@ -467,6 +473,7 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
 }
 
 strata_engine *sched_runner_engine(sched_runner *r) { return r->engine; }
+atomic_bool *sched_runner_cancel_flag(sched_runner *r) { return &r->cancel; }
 int32_t sched_runner_n_ctx(sched_runner *r) { return r->n_ctx; }
 
 void sched_release(sched *s, sched_runner *r, int64_t keep_alive_ns) {
@@ -488,11 +495,41 @@ int sched_unload(sched *s, const char *name) {
         next = r->next;
         if (r->state == RUNNER_FAILED || strcmp(r->name, name) != 0) continue;
         n++;
-        if (runner_idle(r)) unload_locked(s, r, "requested");
-        else r->unload_when_idle = true;
+        if (runner_idle(r)) {
+            unload_locked(s, r, "requested");
+        } else {
+            r->unload_when_idle = true;
+            atomic_store(&r->cancel, true); /* the generation in progress stops at its next token */
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+bool sched_wait_unloaded(sched *s, const char *name, int64_t timeout_ns) {
+    int64_t deadline = sched_unix_ns() + timeout_ns;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        bool present = false;
+        for (sched_runner *r = s->runners; r; r = r->next)
+            if (r->state != RUNNER_FAILED && strcmp(r->name, name) == 0) present = true;
+        int64_t now = sched_unix_ns();
+        if (!present || now >= deadline || s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            return !present;
+        }
+        struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    }
+}
+
+void sched_shutdown(sched *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (sched_runner *r = s->runners; r; r = r->next) atomic_store(&r->cancel, true);
+    pthread_cond_broadcast(&s->cond);
+    pthread_cond_broadcast(&s->reaper_cond);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int sched_count(sched *s) {
