@@ -609,6 +609,51 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     snprintf(j->id, sizeof j->id, "%s-%" PRIx64, kind == K_OAI_CHAT ? "chatcmpl" : "cmpl",
              (uint64_t)sched_unix_ns() ^ (uint64_t)(uintptr_t)j);
 
+    /* Typed fields: a wrong type is a 400 (Ollama's typed decoding), never silently ignored. */
+    static const srv_field_type common[] = {
+        {"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"options", SRV_T_OBJECT}, {"stream", SRV_T_BOOL},
+        {"keep_alive", SRV_T_STRING | SRV_T_NUMBER}, {"format", SRV_T_STRING | SRV_T_OBJECT},
+        {"think", SRV_T_BOOL | SRV_T_STRING}};
+    static const srv_field_type generate[] = {{"prompt", SRV_T_STRING}, {"suffix", SRV_T_STRING},
+                                              {"system", SRV_T_STRING}, {"template", SRV_T_STRING},
+                                              {"raw", SRV_T_BOOL},      {"images", SRV_T_ARRAY},
+                                              {"context", SRV_T_ARRAY}};
+    static const srv_field_type chat[] = {{"messages", SRV_T_ARRAY}, {"tools", SRV_T_ARRAY}};
+    static const srv_field_type openai[] = {
+        {"max_tokens", SRV_T_NUMBER},        {"max_completion_tokens", SRV_T_NUMBER},
+        {"temperature", SRV_T_NUMBER},       {"top_p", SRV_T_NUMBER},
+        {"seed", SRV_T_NUMBER},              {"frequency_penalty", SRV_T_NUMBER},
+        {"presence_penalty", SRV_T_NUMBER},  {"stop", SRV_T_STRING | SRV_T_ARRAY},
+        {"response_format", SRV_T_OBJECT},   {"stream_options", SRV_T_OBJECT},
+        {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
+        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING}};
+    char type_msg[160];
+    bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
+                                    : srv_check_types(body, common, sizeof common / sizeof common[0], type_msg, sizeof type_msg) &&
+                                          (kind == K_GENERATE
+                                               ? srv_check_types(body, generate, sizeof generate / sizeof generate[0],
+                                                                 type_msg, sizeof type_msg)
+                                               : srv_check_types(body, chat, sizeof chat / sizeof chat[0], type_msg,
+                                                                 sizeof type_msg));
+    if (types_ok && is_openai(kind))
+        types_ok = srv_check_types(body, common, 2, type_msg, sizeof type_msg); /* model, name */
+    if (!types_ok) {
+        reply = bad(kind, 400, type_msg);
+        goto out;
+    }
+    if (kind == K_CHAT) {
+        const cJSON *msgs_in = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        int k = 0;
+        for (const cJSON *m = cJSON_IsArray(msgs_in) ? msgs_in->child : NULL; m; m = m->next, k++) {
+            const cJSON *images = cJSON_GetObjectItemCaseSensitive(m, "images");
+            if (images && !cJSON_IsNull(images) && !cJSON_IsArray(images)) {
+                snprintf(type_msg, sizeof type_msg, "messages[%d].images must be an array", k);
+                reply = bad(kind, 400, type_msg);
+                goto out;
+            }
+        }
+    }
+
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!cJSON_IsString(model) || !*model->valuestring) model = cJSON_GetObjectItemCaseSensitive(body, "name");
     if (!cJSON_IsString(model) || !*model->valuestring) {

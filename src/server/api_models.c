@@ -29,6 +29,13 @@ static const char *model_field(const cJSON *body) {
 static cJSON *model_body(const srv_request *rq, const char **name, srv_reply *err) {
     cJSON *body = srv_parse_body(rq, err, false);
     if (!body) return NULL;
+    static const srv_field_type types[] = {{"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"verbose", SRV_T_BOOL}};
+    char msg[160];
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], msg, sizeof msg)) {
+        cJSON_Delete(body);
+        *err = srv_reply_error(400, "%s", msg);
+        return NULL;
+    }
     *name = model_field(body);
     if (!*name) {
         cJSON_Delete(body);
@@ -297,6 +304,10 @@ srv_reply api_copy(const srv_request *rq) {
     if (!body) return err;
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(body, "source");
     const cJSON *dst = cJSON_GetObjectItemCaseSensitive(body, "destination");
+    if ((src && !cJSON_IsString(src)) || (dst && !cJSON_IsString(dst))) {
+        cJSON_Delete(body);
+        return srv_reply_error(400, "source and destination must be strings");
+    }
     if (!cJSON_IsString(src) || !cJSON_IsString(dst) || !*src->valuestring || !*dst->valuestring) {
         cJSON_Delete(body);
         return srv_reply_error(400, "source and destination are required");
@@ -509,9 +520,20 @@ srv_reply api_create(const srv_request *rq) {
         return srv_reply_error(500, "out of memory");
     }
     j->srv = rq->srv;
+    static const srv_field_type types[] = {
+        {"model", SRV_T_STRING},    {"name", SRV_T_STRING},       {"from", SRV_T_STRING},
+        {"files", SRV_T_OBJECT},    {"template", SRV_T_STRING},   {"system", SRV_T_STRING},
+        {"parameters", SRV_T_OBJECT}, {"messages", SRV_T_ARRAY},  {"license", SRV_T_STRING | SRV_T_ARRAY},
+        {"modelfile", SRV_T_STRING}, {"path", SRV_T_STRING},      {"quantize", SRV_T_STRING},
+        {"stream", SRV_T_BOOL}};
+    char type_msg[160];
     const char *name = model_field(body);
     strata_status st = STRATA_OK;
     strata_model_name parsed;
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], type_msg, sizeof type_msg)) {
+        reply = srv_reply_error(400, "%s", type_msg);
+        goto out;
+    }
     if (!name) {
         reply = srv_reply_error(400, "model is required");
         goto out;
@@ -794,6 +816,13 @@ srv_reply api_pull(const srv_request *rq) {
     srv_reply reply;
     cJSON *body = srv_parse_body(rq, &reply, false);
     if (!body) return reply;
+    static const srv_field_type types[] = {{"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"url", SRV_T_STRING},
+                                           {"stream", SRV_T_BOOL},   {"insecure", SRV_T_BOOL}};
+    char type_msg[160];
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], type_msg, sizeof type_msg)) {
+        cJSON_Delete(body);
+        return srv_reply_error(400, "%s", type_msg);
+    }
     const char *model = model_field(body);
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(body, "url");
     pull_job *j = calloc(1, sizeof *j);

@@ -108,8 +108,27 @@ unsigned srv_status_http(strata_status st) {
     }
 }
 
+/* Whether a JSON text holds a NUL character (raw, or escaped as \u0000 outside an escaped
+ * backslash): cJSON's strings end at a NUL, so such a string would be cut silently (a model
+ * name "a\u0000b" would name "a"). */
+static bool has_nul(const char *text, size_t n) {
+    if (memchr(text, 0, n)) return true;
+    for (size_t i = 0; i + 5 < n; i++) {
+        if (text[i] != '\\') continue;
+        if (text[i + 1] == 'u' && text[i + 2] == '0' && text[i + 3] == '0' && text[i + 4] == '0' && text[i + 5] == '0')
+            return true;
+        i++; /* skip the escaped character (an escaped backslash too) */
+    }
+    return false;
+}
+
 cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai) {
     const char *end = NULL;
+    if (rq->body_len && has_nul(rq->body, rq->body_len)) {
+        *err = openai ? srv_reply_openai_error(400, "invalid request: strings must not contain NUL characters")
+                      : srv_reply_error(400, "invalid request: strings must not contain NUL characters");
+        return NULL;
+    }
     cJSON *j = rq->body_len ? cJSON_ParseWithLengthOpts(rq->body, rq->body_len, &end, false) : NULL;
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
@@ -127,6 +146,32 @@ cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai) {
         return NULL;
     }
     return j;
+}
+
+bool srv_check_types(const cJSON *body, const srv_field_type *fields, size_t n, char *msg, size_t cap) {
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = {{SRV_T_STRING, "a string"}, {SRV_T_BOOL, "true or false"}, {SRV_T_NUMBER, "a number"},
+                 {SRV_T_ARRAY, "an array"}, {SRV_T_OBJECT, "an object"}};
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, fields[i].key);
+        if (!v || cJSON_IsNull(v)) continue;
+        int t = fields[i].types;
+        if (((t & SRV_T_STRING) && cJSON_IsString(v)) || ((t & SRV_T_BOOL) && cJSON_IsBool(v)) ||
+            ((t & SRV_T_NUMBER) && cJSON_IsNumber(v)) || ((t & SRV_T_ARRAY) && cJSON_IsArray(v)) ||
+            ((t & SRV_T_OBJECT) && cJSON_IsObject(v)))
+            continue;
+        size_t w = (size_t)snprintf(msg, cap, "%s must be ", fields[i].key);
+        bool first = true;
+        for (size_t k = 0; k < sizeof names / sizeof names[0] && w < cap; k++) {
+            if (!(t & names[k].bit)) continue;
+            w += (size_t)snprintf(msg + w, cap - w, "%s%s", first ? "" : " or ", names[k].name);
+            first = false;
+        }
+        return false;
+    }
+    return true;
 }
 
 strata_status srv_store_open(strata_server *srv, strata_store **out) {

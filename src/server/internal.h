@@ -85,6 +85,17 @@ size_t srv_utf8_incomplete_tail(const char *text, size_t n);
  * requests answered on the connection's own thread (non-streamed generations). */
 bool srv_conn_gone(struct MHD_Connection *conn);
 
+/* Field types a request may give (null is always allowed: the field is absent). */
+enum { SRV_T_STRING = 1, SRV_T_BOOL = 2, SRV_T_NUMBER = 4, SRV_T_ARRAY = 8, SRV_T_OBJECT = 16 };
+typedef struct {
+    const char *key;
+    int types; /* SRV_T_* */
+} srv_field_type;
+/* Checks the top-level fields of body against their allowed types; on a mismatch writes
+ * "FIELD must be ..." into msg and returns false (the request is a 400, as Ollama's typed
+ * decoding refuses it). */
+bool srv_check_types(const cJSON *body, const srv_field_type *fields, size_t n, char *msg, size_t cap);
+
 /* ---- Handlers ---------------------------------------------------------------------------- */
 
 srv_reply api_generate(const srv_request *rq);
