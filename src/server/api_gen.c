@@ -814,7 +814,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
 
     if (j->stream) {
         const char *ct = is_openai(kind) ? "text/event-stream" : "application/x-ndjson";
-        reply = srv_reply_stream(rq->srv, ct, stream_job, j, job_free);
+        reply = srv_reply_stream(rq->srv, rq->conn, ct, stream_job, j, job_free);
         j = NULL; /* owned by the stream now */
         goto out;
     }
