@@ -39,7 +39,10 @@ static char *utf8_out(char *text) {
     return clean;
 }
 
+void (*srv_reply_observer)(unsigned status, const char *body, size_t len);
+
 static srv_reply reply_buffer(unsigned status, const char *content_type, char *data, size_t len) {
+    if (srv_reply_observer) srv_reply_observer(status, data, len);
     srv_reply r = {status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE), false};
     if (!r.resp) {
         free(data);
@@ -457,7 +460,7 @@ static const route routes[] = {
     {"GET", "/v1/models", api_openai_models},
 };
 
-static srv_reply dispatch(const srv_request *rq) {
+srv_reply srv_dispatch(const srv_request *rq) {
     const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
     bool path_known = false;
     /* /api/blobs/sha256:<hex>: HEAD (exists?) and POST (upload). */
@@ -623,7 +626,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply = ok ? api_blob_upload(&rq, url + 11, c->upload_path) : srv_reply_error(500, "cannot write the upload");
         upload_discard(c); /* adopted (renamed away) or refused */
     } else {
-        reply = dispatch(&rq);
+        reply = srv_dispatch(&rq);
     }
     /* A non-streamed reply has its timeout again (a client that does not read it is dropped);
      * a stream is watched by srv_stream_write. Setting it restarts the clock. */

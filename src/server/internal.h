@@ -122,6 +122,12 @@ typedef struct {
  * decoding refuses it). */
 bool srv_check_types(const cJSON *body, const srv_field_type *fields, size_t n, char *msg, size_t cap);
 
+/* Routes a complete request to its handler (what the HTTP layer does once a body is read;
+ * the fuzzer calls it directly). */
+srv_reply srv_dispatch(const srv_request *rq);
+/* When set (tests, the fuzzer), called with every buffered reply's status and body. */
+extern void (*srv_reply_observer)(unsigned status, const char *body, size_t len);
+
 /* ---- Handlers ---------------------------------------------------------------------------- */
 
 srv_reply api_generate(const srv_request *rq);
