@@ -397,6 +397,13 @@ srv_reply srv_reply_stream(strata_server *srv, struct MHD_Connection *conn, cons
     st->refs = 2; /* the producer thread and the response */
     const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
     st->fd = ci ? ci->connect_fd : -1;
+    /* What a client that stops reading can make us hold is this stream's buffer plus the
+     * kernel's send buffer, which would otherwise grow to megabytes: a token stream needs
+     * little of it. */
+    if (st->fd >= 0) {
+        int sndbuf = (int)STRATA_SERVER_SOCKET_SNDBUF;
+        setsockopt(st->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
     atomic_init(&st->cancel, false);
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, st,
                                                                   stream_reader_free);

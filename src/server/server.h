@@ -25,7 +25,9 @@
 /* Seconds a pull may receive nothing before it fails ($STRATA_PULL_STALL_TIMEOUT). */
 #define STRATA_SERVER_PULL_STALL_S 60u
 /* Bytes a stream buffers for a client that reads slowly; beyond, generation waits. */
-#define STRATA_SERVER_STREAM_BUFFER (1u << 20)
+#define STRATA_SERVER_STREAM_BUFFER (256u << 10)
+/* The kernel send buffer of a streaming connection. */
+#define STRATA_SERVER_SOCKET_SNDBUF (64u << 10)
 #define STRATA_SERVER_MAX_CONNECTIONS 1024u
 
 typedef struct {
