@@ -232,6 +232,13 @@ static strata_status perform(strata_client *c, const char *method, const char *p
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
     struct curl_slist *headers = NULL;
     headers = curl_slist_append(headers, "Accept: application/x-ndjson, application/json");
+    /* A server started with STRATA_API_KEY wants it as a bearer token. */
+    const char *key = getenv("STRATA_API_KEY");
+    if (key && *key) {
+        char auth[1024];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        headers = curl_slist_append(headers, auth);
+    }
     if (text) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);

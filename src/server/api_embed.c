@@ -97,6 +97,13 @@ static srv_reply embed(const srv_request *rq, bool legacy) {
         reply = srv_reply_error(500, "out of memory");
         goto done;
     }
+    static const srv_field_type types[] = {{"model", SRV_T_STRING}, {"truncate", SRV_T_BOOL},
+                                           {"options", SRV_T_OBJECT}, {"keep_alive", SRV_T_STRING | SRV_T_NUMBER}};
+    char type_msg[160];
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], type_msg, sizeof type_msg)) {
+        reply = srv_reply_error(400, "%s", type_msg);
+        goto done;
+    }
     const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(body, "truncate");
     bool truncate = !cJSON_IsFalse(trunc);
     int64_t keep_alive = 0;

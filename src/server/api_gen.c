@@ -62,6 +62,14 @@ typedef struct {
     int32_t *context_out;
     int32_t n_context_out;
     srv_stream *out; /* NULL when not streaming */
+    /* Not streamed: the connection, polled while generating (a client that leaves cancels). */
+    struct MHD_Connection *conn;
+    int64_t next_poll_ns;
+    sched_runner *runner;     /* while held */
+    const char *cancel_why;   /* why emit refused to go on */
+    /* Generated text may end inside a UTF-8 character: its first bytes wait here. */
+    char carry[4];
+    size_t n_carry;
 } gen_job;
 
 static void job_free(void *p) {
@@ -191,9 +199,8 @@ static bool text_append(gen_job *j, const char *s, size_t n) {
     return true;
 }
 
-static bool job_emit(void *user, const char *text, size_t len) {
-    gen_job *j = user;
-    if (atomic_load(&j->srv->stopping)) return false;
+/* Writes text (well-formed UTF-8) to the client or the whole-text buffer. */
+static bool job_output(gen_job *j, const char *text, size_t len) {
     if (!j->out) {
         if (!text_append(j, text, len)) return false;
     } else if (len) {
@@ -212,11 +219,84 @@ static bool job_emit(void *user, const char *text, size_t len) {
     return true;
 }
 
+/* Why a generation must stop now (NULL: it may go on). A non-streamed request polls its
+ * connection at most every 50 ms. */
+static const char *job_cancelled(gen_job *j) {
+    if (atomic_load(&j->srv->stopping)) return "server shutting down";
+    if (j->runner && atomic_load(sched_runner_cancel_flag(j->runner))) return "model unloaded";
+    if (j->out && atomic_load(srv_stream_cancel_flag(j->out))) return "client disconnected";
+    if (j->conn) {
+        int64_t now = strata_now_ns();
+        if (now >= j->next_poll_ns) {
+            j->next_poll_ns = now + 50000000;
+            if (srv_conn_gone(j->conn)) return "client disconnected";
+        }
+    }
+    return NULL;
+}
+
+/* The engine's emit: text in pieces that may split a character. Complete characters go out,
+ * malformed bytes as U+FFFD, an incomplete tail waits in j->carry for the next piece. */
+static bool job_emit(void *user, const char *text, size_t len) {
+    gen_job *j = user;
+    if ((j->cancel_why = job_cancelled(j)) != NULL) return false;
+    if (!len) return true;
+    char stackbuf[512];
+    size_t n = j->n_carry + len;
+    char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf) return false;
+    memcpy(buf, j->carry, j->n_carry);
+    memcpy(buf + j->n_carry, text, len);
+    size_t tail = srv_utf8_incomplete_tail(buf, n);
+    size_t body = n - tail;
+    memcpy(j->carry, buf + body, tail);
+    j->n_carry = tail;
+    bool ok = true;
+    if (body) {
+        if (srv_utf8_valid(buf, body)) {
+            ok = job_output(j, buf, body);
+        } else {
+            size_t m = 0;
+            char *clean = srv_utf8_sanitize(buf, body, &m);
+            ok = clean && job_output(j, clean, m);
+            free(clean);
+        }
+    }
+    if (buf != stackbuf) free(buf);
+    return ok;
+}
+
+/* At the end of a generation: a character left incomplete is U+FFFD. */
+static void job_flush_carry(gen_job *j) {
+    if (!j->n_carry) return;
+    j->n_carry = 0;
+    job_output(j, "\xEF\xBF\xBD", 3);
+}
+
+/* num_predict as Ollama bounds it, so that a model that never ends its text cannot run
+ * forever: -2 fills the context (what is left after the prompt, as the engine keeps it),
+ * any other negative value is 10 x num_ctx; the engine stops there with "length". */
+static int32_t bounded_num_predict(int32_t num_predict, int32_t n_ctx, int32_t n_prompt, int32_t num_keep) {
+    if (num_predict >= 0) return num_predict;
+    if (num_predict == -2) {
+        int32_t kept = n_prompt;
+        if (n_prompt >= n_ctx) { /* truncated as strata_generate_ids does */
+            int32_t keep = num_keep < 0 ? 0 : num_keep;
+            if (keep > n_ctx / 2) keep = n_ctx / 2;
+            kept = n_ctx - n_ctx / 4;
+            if (kept <= keep) kept = keep + 1;
+        }
+        return n_ctx - kept > 1 ? n_ctx - kept : 1;
+    }
+    return n_ctx > INT32_MAX / 10 ? INT32_MAX : 10 * n_ctx;
+}
+
 /* Takes the model's turn, generates, gives the model back. Fills j's results. */
 static void job_run(gen_job *j) {
     sched_runner *r = NULL;
     atomic_bool *cancel = j->out ? srv_stream_cancel_flag(j->out) : NULL;
     j->st = sched_acquire(j->srv->sched, &j->req, cancel, &r, &j->load_ns);
+    j->runner = r;
     if (j->st != STRATA_OK) {
         snprintf(j->err, sizeof j->err, "%s", strata_last_error());
         j->total_ns = strata_now_ns() - j->t_start;
@@ -243,8 +323,12 @@ static void job_run(gen_job *j) {
             }
         }
         if (j->st == STRATA_OK && n_prompt == 0) j->st = strata_fail(STRATA_ERR_INVALID, "the prompt has no tokens");
+        j->opt.gen.num_predict = bounded_num_predict(j->opt.gen.num_predict, n_ctx, n_prompt, j->opt.gen.num_keep);
+        if (j->st == STRATA_OK && (j->cancel_why = job_cancelled(j)) != NULL)
+            j->st = strata_fail(STRATA_ERR_CANCELLED, "generation cancelled");
         if (j->st == STRATA_OK)
             j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
+        if (j->st == STRATA_OK) job_flush_carry(j);
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
@@ -261,9 +345,13 @@ static void job_run(gen_job *j) {
     }
     free(ids);
     free(gen_ids);
-    if (j->st == STRATA_ERR_CANCELLED)
-        fprintf(stderr, "strata: generation cancelled for %s after %d tokens (client disconnected)\n", j->display,
-                j->stats.gen_tokens);
+    if (j->st == STRATA_ERR_CANCELLED) {
+        const char *why = j->cancel_why ? j->cancel_why : "client disconnected";
+        fprintf(stderr, "strata: generation cancelled for %s after %d tokens (%s)\n", j->display, j->stats.gen_tokens,
+                why);
+        snprintf(j->err, sizeof j->err, "generation cancelled: %s", why);
+    }
+    j->runner = NULL;
     sched_release(j->srv->sched, r, j->keep_alive_ns);
     j->total_ns = strata_now_ns() - j->t_start;
 }
@@ -521,6 +609,51 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     snprintf(j->id, sizeof j->id, "%s-%" PRIx64, kind == K_OAI_CHAT ? "chatcmpl" : "cmpl",
              (uint64_t)sched_unix_ns() ^ (uint64_t)(uintptr_t)j);
 
+    /* Typed fields: a wrong type is a 400 (Ollama's typed decoding), never silently ignored. */
+    static const srv_field_type common[] = {
+        {"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"options", SRV_T_OBJECT}, {"stream", SRV_T_BOOL},
+        {"keep_alive", SRV_T_STRING | SRV_T_NUMBER}, {"format", SRV_T_STRING | SRV_T_OBJECT},
+        {"think", SRV_T_BOOL | SRV_T_STRING}};
+    static const srv_field_type generate[] = {{"prompt", SRV_T_STRING}, {"suffix", SRV_T_STRING},
+                                              {"system", SRV_T_STRING}, {"template", SRV_T_STRING},
+                                              {"raw", SRV_T_BOOL},      {"images", SRV_T_ARRAY},
+                                              {"context", SRV_T_ARRAY}};
+    static const srv_field_type chat[] = {{"messages", SRV_T_ARRAY}, {"tools", SRV_T_ARRAY}};
+    static const srv_field_type openai[] = {
+        {"max_tokens", SRV_T_NUMBER},        {"max_completion_tokens", SRV_T_NUMBER},
+        {"temperature", SRV_T_NUMBER},       {"top_p", SRV_T_NUMBER},
+        {"seed", SRV_T_NUMBER},              {"frequency_penalty", SRV_T_NUMBER},
+        {"presence_penalty", SRV_T_NUMBER},  {"stop", SRV_T_STRING | SRV_T_ARRAY},
+        {"response_format", SRV_T_OBJECT},   {"stream_options", SRV_T_OBJECT},
+        {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
+        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING}};
+    char type_msg[160];
+    bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
+                                    : srv_check_types(body, common, sizeof common / sizeof common[0], type_msg, sizeof type_msg) &&
+                                          (kind == K_GENERATE
+                                               ? srv_check_types(body, generate, sizeof generate / sizeof generate[0],
+                                                                 type_msg, sizeof type_msg)
+                                               : srv_check_types(body, chat, sizeof chat / sizeof chat[0], type_msg,
+                                                                 sizeof type_msg));
+    if (types_ok && is_openai(kind))
+        types_ok = srv_check_types(body, common, 2, type_msg, sizeof type_msg); /* model, name */
+    if (!types_ok) {
+        reply = bad(kind, 400, type_msg);
+        goto out;
+    }
+    if (kind == K_CHAT) {
+        const cJSON *msgs_in = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        int k = 0;
+        for (const cJSON *m = cJSON_IsArray(msgs_in) ? msgs_in->child : NULL; m; m = m->next, k++) {
+            const cJSON *images = cJSON_GetObjectItemCaseSensitive(m, "images");
+            if (images && !cJSON_IsNull(images) && !cJSON_IsArray(images)) {
+                snprintf(type_msg, sizeof type_msg, "messages[%d].images must be an array", k);
+                reply = bad(kind, 400, type_msg);
+                goto out;
+            }
+        }
+    }
+
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!cJSON_IsString(model) || !*model->valuestring) model = cJSON_GetObjectItemCaseSensitive(body, "name");
     if (!cJSON_IsString(model) || !*model->valuestring) {
@@ -659,7 +792,11 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         }
         /* Ollama: an empty prompt loads the model (or, with keep_alive 0, unloads it). */
         if (j->keep_alive_ns == 0) {
-            sched_unload(rq->srv->sched, j->display);
+            /* `strata stop`: a generation in progress on the model is cancelled, and the answer
+             * comes once the model is really gone (bounded: 30 s). */
+            if (sched_unload(rq->srv->sched, j->display) > 0 &&
+                !sched_wait_unloaded(rq->srv->sched, j->display, 30LL * 1000000000LL))
+                fprintf(stderr, "strata: %s is still busy; it unloads when its request ends\n", j->display);
             reply = load_only_reply(j, "unload");
             goto out;
         }
@@ -677,10 +814,11 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
 
     if (j->stream) {
         const char *ct = is_openai(kind) ? "text/event-stream" : "application/x-ndjson";
-        reply = srv_reply_stream(rq->srv, ct, stream_job, j, job_free);
+        reply = srv_reply_stream(rq->srv, rq->conn, ct, stream_job, j, job_free);
         j = NULL; /* owned by the stream now */
         goto out;
     }
+    j->conn = rq->conn; /* polled while generating: a client that leaves cancels */
     job_run(j);
     if (j->st != STRATA_OK) {
         reply = bad(kind, srv_status_http(j->st), j->err);

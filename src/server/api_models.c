@@ -29,6 +29,13 @@ static const char *model_field(const cJSON *body) {
 static cJSON *model_body(const srv_request *rq, const char **name, srv_reply *err) {
     cJSON *body = srv_parse_body(rq, err, false);
     if (!body) return NULL;
+    static const srv_field_type types[] = {{"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"verbose", SRV_T_BOOL}};
+    char msg[160];
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], msg, sizeof msg)) {
+        cJSON_Delete(body);
+        *err = srv_reply_error(400, "%s", msg);
+        return NULL;
+    }
     *name = model_field(body);
     if (!*name) {
         cJSON_Delete(body);
@@ -297,6 +304,10 @@ srv_reply api_copy(const srv_request *rq) {
     if (!body) return err;
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(body, "source");
     const cJSON *dst = cJSON_GetObjectItemCaseSensitive(body, "destination");
+    if ((src && !cJSON_IsString(src)) || (dst && !cJSON_IsString(dst))) {
+        cJSON_Delete(body);
+        return srv_reply_error(400, "source and destination must be strings");
+    }
     if (!cJSON_IsString(src) || !cJSON_IsString(dst) || !*src->valuestring || !*dst->valuestring) {
         cJSON_Delete(body);
         return srv_reply_error(400, "source and destination are required");
@@ -439,10 +450,15 @@ static srv_reply check_from(const srv_request *rq, const char *from, const char 
     char path[4096];
     from_path(from, base_dir, path, sizeof path);
     struct stat sb;
+    char what[600];
+    snprintf(what, sizeof what, "FROM %s", from);
     if (looks_like_path(from)) {
-        if (stat(path, &sb) != 0) return srv_reply_error(400, "FROM %s: no such file", from);
+        /* A regular file that starts like a GGUF: a FIFO, a folder or a device is refused
+         * here, before anything waits on it, and the message never quotes the file. */
+        strata_status cs = strata_store_check_source(path, what);
+        if (cs != STRATA_OK) return srv_reply_error(cs == STRATA_ERR_IO ? 500 : 400, "%s", strata_last_error());
         *ok = true;
-        return (srv_reply){0, NULL};
+        return (srv_reply){0, NULL, false};
     }
     strata_store *store = NULL;
     strata_manifest m = {0};
@@ -450,9 +466,15 @@ static srv_reply check_from(const srv_request *rq, const char *from, const char 
     if (st == STRATA_OK) st = strata_store_read_manifest(store, from, &m);
     strata_manifest_free(&m);
     strata_store_close(store);
-    if (st == STRATA_OK || stat(path, &sb) == 0) {
+    if (st == STRATA_OK) {
         *ok = true;
-        return (srv_reply){0, NULL};
+        return (srv_reply){0, NULL, false};
+    }
+    if (stat(path, &sb) == 0) {
+        strata_status cs = strata_store_check_source(path, what);
+        if (cs != STRATA_OK) return srv_reply_error(cs == STRATA_ERR_IO ? 500 : 400, "%s", strata_last_error());
+        *ok = true;
+        return (srv_reply){0, NULL, false};
     }
     if (st == STRATA_ERR_NOT_FOUND || st == STRATA_ERR_INVALID)
         return srv_reply_error(400, "FROM %s: no model of that name and no such file", from);
@@ -496,7 +518,7 @@ static srv_reply check_quantize_source(const srv_request *rq, create_job *j, boo
     }
     if (strcasecmp(info.file_type, j->quantize) == 0) j->quantize[0] = 0;
     *ok = true;
-    return (srv_reply){0, NULL};
+    return (srv_reply){0, NULL, false};
 }
 
 srv_reply api_create(const srv_request *rq) {
@@ -509,9 +531,20 @@ srv_reply api_create(const srv_request *rq) {
         return srv_reply_error(500, "out of memory");
     }
     j->srv = rq->srv;
+    static const srv_field_type types[] = {
+        {"model", SRV_T_STRING},    {"name", SRV_T_STRING},       {"from", SRV_T_STRING},
+        {"files", SRV_T_OBJECT},    {"template", SRV_T_STRING},   {"system", SRV_T_STRING},
+        {"parameters", SRV_T_OBJECT}, {"messages", SRV_T_ARRAY},  {"license", SRV_T_STRING | SRV_T_ARRAY},
+        {"modelfile", SRV_T_STRING}, {"path", SRV_T_STRING},      {"quantize", SRV_T_STRING},
+        {"stream", SRV_T_BOOL}};
+    char type_msg[160];
     const char *name = model_field(body);
     strata_status st = STRATA_OK;
     strata_model_name parsed;
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], type_msg, sizeof type_msg)) {
+        reply = srv_reply_error(400, "%s", type_msg);
+        goto out;
+    }
     if (!name) {
         reply = srv_reply_error(400, "model is required");
         goto out;
@@ -619,7 +652,7 @@ srv_reply api_create(const srv_request *rq) {
         if (!ok) goto out;
     }
     if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "stream"))) {
-        reply = srv_reply_stream(rq->srv, "application/x-ndjson", create_stream, j, create_job_free);
+        reply = srv_reply_stream(rq->srv, rq->conn, "application/x-ndjson", create_stream, j, create_job_free);
         j = NULL;
         goto out;
     }
@@ -644,6 +677,9 @@ srv_reply api_blob_head(const srv_request *rq, const char *digest) {
     strata_store *store = NULL;
     strata_status st = srv_store_open(rq->srv, &store);
     bool has = st == STRATA_OK && strata_store_has_blob(store, digest);
+    /* A client that finds the blob here will create from it next: hold it until then, so
+     * that a delete in between does not collect it. */
+    if (has) strata_store_hold_blob(store, digest);
     strata_store_close(store);
     if (st != STRATA_OK) return srv_reply_error(500, "%s", strata_last_error());
     return has ? srv_reply_text(200, "text/plain", "") : srv_reply_error(404, "blob %s not found", digest);
@@ -656,16 +692,16 @@ srv_reply api_blob_upload(const srv_request *rq, const char *digest, const char 
     uint64_t size = 0;
     strata_status st = srv_store_open(rq->srv, &store);
     if (st == STRATA_OK && strata_store_has_blob(store, digest)) {
+        strata_store_hold_blob(store, digest);
         strata_store_close(store);
         return srv_reply_text(200, "text/plain", "");
     }
-    /* Hashes while it copies; a blob whose bytes do not match the name asked for is removed
-     * again by the next garbage collection (nothing names it). */
-    if (st == STRATA_OK) st = strata_store_import_file(store, path, NULL, NULL, got, &size);
+    /* Hashed in place and renamed to its digest only when it matches the name asked for
+     * (and held for the create to come); a mismatch leaves nothing in the store. */
+    if (st == STRATA_OK) st = strata_store_adopt_blob(store, path, digest, got, &size);
     strata_store_close(store);
+    if (st == STRATA_ERR_INVALID) return srv_reply_error(400, "%s", strata_last_error());
     if (st != STRATA_OK) return srv_reply_error(500, "%s", strata_last_error());
-    if (strcmp(got, digest) != 0)
-        return srv_reply_error(400, "digest mismatch: the body hashes to %s, not %s", got, digest);
     return srv_reply_text(201, "text/plain", "");
 }
 
@@ -680,6 +716,7 @@ typedef struct {
     strata_server *srv;
     char *name, *url;
     srv_stream *out;
+    struct MHD_Connection *conn; /* not streamed: polled, a client that leaves cancels */
     uint64_t last_sent;
     char tmp[4200];
 } pull_job;
@@ -708,6 +745,8 @@ static int pull_xfer(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t u
     (void)ulnow;
     pull_job *j = p;
     if (atomic_load(&j->srv->stopping)) return 1;
+    if (j->out && atomic_load(srv_stream_cancel_flag(j->out))) return 1;
+    if (j->conn && srv_conn_gone(j->conn)) return 1;
     if (!j->out) return 0;
     uint64_t now = (uint64_t)dlnow;
     if (dltotal > 0 && (now - j->last_sent >= (uint64_t)dltotal / 100 || now == (uint64_t)dltotal) && now != j->last_sent) {
@@ -729,11 +768,11 @@ static strata_status pull_run(pull_job *j) {
     strata_store *store = NULL;
     strata_status st = srv_store_open(j->srv, &store);
     if (st != STRATA_OK) return st;
-    snprintf(j->tmp, sizeof j->tmp, "%s/blobs/.tmp-pull-XXXXXX", strata_store_root(store));
-    int fd = mkstemp(j->tmp);
+    /* Owned by this process: no other request's cleanup removes it while we download. */
+    int fd = strata_store_temp_open(store, j->tmp, sizeof j->tmp);
     if (fd < 0) {
         strata_store_close(store);
-        return strata_fail(STRATA_ERR_IO, "cannot create a temporary file in the store: %s", strerror(errno));
+        return strata_fail(STRATA_ERR_IO, "pull %s: cannot create a temporary file in the model store", j->name);
     }
     FILE *f = fdopen(fd, "wb");
     CURL *c = curl_easy_init();
@@ -756,6 +795,11 @@ static strata_status pull_run(pull_job *j) {
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* An origin that stops sending fails the pull instead of holding it forever. */
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)j->srv->pull_stall_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)j->srv->pull_stall_s);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
     bool write_ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
@@ -763,6 +807,10 @@ static strata_status pull_run(pull_job *j) {
     if (rc != CURLE_OK || !write_ok) {
         unlink(j->tmp);
         strata_store_close(store);
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            return strata_fail(STRATA_ERR_IO, "pull %s: the download stalled (no data for %u s; STRATA_PULL_STALL_TIMEOUT)",
+                               j->url, j->srv->pull_stall_s);
+        if (rc == CURLE_ABORTED_BY_CALLBACK) return strata_fail(STRATA_ERR_CANCELLED, "pull %s: cancelled", j->url);
         return strata_fail(STRATA_ERR_IO, "pull %s: %s", j->url,
                            rc != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(rc)) : "cannot write the download");
     }
@@ -776,7 +824,24 @@ static strata_status pull_run(pull_job *j) {
     strata_modelfile_free(mf);
     unlink(j->tmp);
     strata_store_close(store);
-    if (st == STRATA_OK) fprintf(stderr, "strata: pulled %s from %s\n", j->name, j->url);
+    if (st == STRATA_OK) {
+        fprintf(stderr, "strata: pulled %s from %s\n", j->name, j->url);
+    } else {
+        /* The message names the temporary file: say "the download" instead (no server paths). */
+        char msg[1024], out[1200];
+        snprintf(msg, sizeof msg, "%s", strata_last_error());
+        size_t o = 0, tl = strlen(j->tmp);
+        for (const char *p = msg; *p && o + 16 < sizeof out;) {
+            if (tl && strncmp(p, j->tmp, tl) == 0) {
+                o += (size_t)snprintf(out + o, sizeof out - o, "the download");
+                p += tl;
+            } else {
+                out[o++] = *p++;
+            }
+        }
+        out[o] = 0;
+        st = strata_fail(st, "pull %s: %s", j->url, strncmp(out, "FROM ", 5) == 0 ? out + 5 : out);
+    }
     return st;
 }
 
@@ -794,6 +859,13 @@ srv_reply api_pull(const srv_request *rq) {
     srv_reply reply;
     cJSON *body = srv_parse_body(rq, &reply, false);
     if (!body) return reply;
+    static const srv_field_type types[] = {{"model", SRV_T_STRING}, {"name", SRV_T_STRING}, {"url", SRV_T_STRING},
+                                           {"stream", SRV_T_BOOL},   {"insecure", SRV_T_BOOL}};
+    char type_msg[160];
+    if (!srv_check_types(body, types, sizeof types / sizeof types[0], type_msg, sizeof type_msg)) {
+        cJSON_Delete(body);
+        return srv_reply_error(400, "%s", type_msg);
+    }
     const char *model = model_field(body);
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(body, "url");
     pull_job *j = calloc(1, sizeof *j);
@@ -823,12 +895,15 @@ srv_reply api_pull(const srv_request *rq) {
         }
         j->name = strdup(name);
     } else {
+        /* The reply is built before the body (which holds `model`) is freed. */
+        reply = model ? srv_reply_error(400,
+                                        "pull: '%s' is not an http(s) URL of a GGUF file (Strata has no registry; "
+                                        "pass the URL as \"model\", or a name with \"url\")",
+                                        model)
+                      : srv_reply_error(400, "model is required");
         pull_job_free(j);
         cJSON_Delete(body);
-        return srv_reply_error(400, model ? "pull: '%s' is not an http(s) URL of a GGUF file (Strata has no registry; "
-                                            "pass the URL as \"model\", or a name with \"url\")"
-                                          : "model is required",
-                               model ? model : "");
+        return reply;
     }
     strata_model_name parsed;
     if (!j->url || !j->name || strata_model_name_parse(j->name, &parsed) != STRATA_OK) {
@@ -840,9 +915,10 @@ srv_reply api_pull(const srv_request *rq) {
     }
     if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "stream"))) {
         cJSON_Delete(body);
-        return srv_reply_stream(rq->srv, "application/x-ndjson", pull_stream, j, pull_job_free);
+        return srv_reply_stream(rq->srv, rq->conn, "application/x-ndjson", pull_stream, j, pull_job_free);
     }
     cJSON_Delete(body);
+    j->conn = rq->conn;
     strata_status st = pull_run(j);
     pull_job_free(j);
     if (st != STRATA_OK) return srv_reply_error(srv_status_http(st) == 500 ? 500 : 400, "%s", strata_last_error());

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,21 @@
 
 /* ---- Replies ------------------------------------------------------------------------------ */
 
+/* Every JSON text the server sends passes here: well-formed UTF-8 goes out as it is, anything
+ * else with U+FFFD for the malformed bytes (a JSON text must be UTF-8; cJSON copies bytes).
+ * Takes text (malloc'd) and returns a malloc'd text, or NULL when out of memory. */
+static char *utf8_out(char *text) {
+    if (!text || srv_utf8_valid(text, strlen(text))) return text;
+    char *clean = srv_utf8_sanitize(text, strlen(text), NULL);
+    free(text);
+    return clean;
+}
+
+void (*srv_reply_observer)(unsigned status, const char *body, size_t len);
+
 static srv_reply reply_buffer(unsigned status, const char *content_type, char *data, size_t len) {
-    srv_reply r = {status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)};
+    if (srv_reply_observer) srv_reply_observer(status, data, len);
+    srv_reply r = {status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE), false};
     if (!r.resp) {
         free(data);
         return r;
@@ -39,7 +53,7 @@ static srv_reply reply_buffer(unsigned status, const char *content_type, char *d
 }
 
 srv_reply srv_reply_json(unsigned status, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return srv_reply_error(500, "out of memory");
     return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
@@ -47,13 +61,33 @@ srv_reply srv_reply_json(unsigned status, cJSON *obj) {
 
 srv_reply srv_reply_text(unsigned status, const char *content_type, const char *text) {
     char *copy = strdup(text);
-    if (!copy) return (srv_reply){500, NULL};
+    if (!copy) return (srv_reply){500, NULL, false};
     return reply_buffer(status, content_type, copy, strlen(copy));
+}
+
+/* The store's folder as the server was started with it: error messages name it
+ * "$STRATA_MODELS" instead (a client has no business knowing the server's paths). */
+static char scrub_root[4096];
+static pthread_mutex_t scrub_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void scrub_paths(char *msg, size_t cap) {
+    pthread_mutex_lock(&scrub_mu);
+    size_t rn = strlen(scrub_root);
+    for (char *p = rn ? strstr(msg, scrub_root) : NULL; p; p = strstr(p, scrub_root)) {
+        static const char repl[] = "$STRATA_MODELS";
+        size_t tail = strlen(p + rn);
+        if ((size_t)(p - msg) + sizeof repl - 1 + tail + 1 > cap) break;
+        memmove(p + sizeof repl - 1, p + rn, tail + 1);
+        memcpy(p, repl, sizeof repl - 1);
+        p += sizeof repl - 1;
+    }
+    pthread_mutex_unlock(&scrub_mu);
 }
 
 static srv_reply error_v(unsigned status, bool openai, const char *fmt, va_list ap) {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    scrub_paths(msg, sizeof msg);
     cJSON *o = cJSON_CreateObject();
     if (openai) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -64,9 +98,9 @@ static srv_reply error_v(unsigned status, bool openai, const char *fmt, va_list 
     } else {
         cJSON_AddStringToObject(o, "error", msg);
     }
-    char *text = cJSON_PrintUnformatted(o);
+    char *text = utf8_out(cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
-    if (!text) return (srv_reply){500, NULL};
+    if (!text) return (srv_reply){500, NULL, false};
     return reply_buffer(status, "application/json; charset=utf-8", text, strlen(text));
 }
 
@@ -97,8 +131,27 @@ unsigned srv_status_http(strata_status st) {
     }
 }
 
+/* Whether a JSON text holds a NUL character (raw, or escaped as \u0000 outside an escaped
+ * backslash): cJSON's strings end at a NUL, so such a string would be cut silently (a model
+ * name "a\u0000b" would name "a"). */
+static bool has_nul(const char *text, size_t n) {
+    if (memchr(text, 0, n)) return true;
+    for (size_t i = 0; i + 5 < n; i++) {
+        if (text[i] != '\\') continue;
+        if (text[i + 1] == 'u' && text[i + 2] == '0' && text[i + 3] == '0' && text[i + 4] == '0' && text[i + 5] == '0')
+            return true;
+        i++; /* skip the escaped character (an escaped backslash too) */
+    }
+    return false;
+}
+
 cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai) {
     const char *end = NULL;
+    if (rq->body_len && has_nul(rq->body, rq->body_len)) {
+        *err = openai ? srv_reply_openai_error(400, "invalid request: strings must not contain NUL characters")
+                      : srv_reply_error(400, "invalid request: strings must not contain NUL characters");
+        return NULL;
+    }
     cJSON *j = rq->body_len ? cJSON_ParseWithLengthOpts(rq->body, rq->body_len, &end, false) : NULL;
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
@@ -118,20 +171,61 @@ cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai) {
     return j;
 }
 
+bool srv_check_types(const cJSON *body, const srv_field_type *fields, size_t n, char *msg, size_t cap) {
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = {{SRV_T_STRING, "a string"}, {SRV_T_BOOL, "true or false"}, {SRV_T_NUMBER, "a number"},
+                 {SRV_T_ARRAY, "an array"}, {SRV_T_OBJECT, "an object"}};
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, fields[i].key);
+        if (!v || cJSON_IsNull(v)) continue;
+        int t = fields[i].types;
+        if (((t & SRV_T_STRING) && cJSON_IsString(v)) || ((t & SRV_T_BOOL) && cJSON_IsBool(v)) ||
+            ((t & SRV_T_NUMBER) && cJSON_IsNumber(v)) || ((t & SRV_T_ARRAY) && cJSON_IsArray(v)) ||
+            ((t & SRV_T_OBJECT) && cJSON_IsObject(v)))
+            continue;
+        size_t w = (size_t)snprintf(msg, cap, "%s must be ", fields[i].key);
+        bool first = true;
+        for (size_t k = 0; k < sizeof names / sizeof names[0] && w < cap; k++) {
+            if (!(t & names[k].bit)) continue;
+            w += (size_t)snprintf(msg + w, cap - w, "%s%s", first ? "" : " or ", names[k].name);
+            first = false;
+        }
+        return false;
+    }
+    return true;
+}
+
 strata_status srv_store_open(strata_server *srv, strata_store **out) {
     return strata_store_open(srv->models_dir, out);
+}
+
+bool srv_conn_gone(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci) return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return true;
+    if (p.revents & POLLIN) { /* readable: a pipelined request, or the end of the stream */
+        char c;
+        ssize_t r = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    return false;
 }
 
 /* ---- Streams ------------------------------------------------------------------------------ */
 
 struct srv_stream {
     pthread_mutex_t mu;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* data written, data read, finished or cancelled */
     char *buf;
     size_t len, off, cap;
     bool finished;
     atomic_bool cancel;
     int refs;
+    int fd; /* the client's socket: shut down when the client stops reading */
     strata_server *srv;
     srv_stream_job run;
     void *job;
@@ -150,10 +244,43 @@ static void stream_unref(srv_stream *st) {
     free(st);
 }
 
+/* Appends to the stream. The buffer is bounded (srv->stream_buffer): while a client does not
+ * read, the producer waits (generation pauses); a client that reads nothing for
+ * srv->http_timeout_s seconds is dropped (its socket shut down) and the request cancelled. */
 bool srv_stream_write(srv_stream *st, const char *data, size_t len) {
-    if (atomic_load(&st->cancel) || atomic_load(&st->srv->stopping)) return false;
+    strata_server *srv = st->srv;
+    if (atomic_load(&st->cancel) || atomic_load(&srv->stopping)) return false;
     pthread_mutex_lock(&st->mu);
-    if (st->off > 0 && st->off == st->len) st->off = st->len = 0;
+    int64_t waited_since = 0;
+    while (st->len - st->off + len > srv->stream_buffer && st->len > st->off) {
+        if (atomic_load(&st->cancel) || atomic_load(&srv->stopping)) {
+            pthread_mutex_unlock(&st->mu);
+            return false;
+        }
+        int64_t now = strata_now_ns();
+        if (!waited_since) waited_since = now;
+        if (now - waited_since > (int64_t)srv->http_timeout_s * 1000000000LL) {
+            atomic_store(&st->cancel, true);
+            fprintf(stderr, "strata: client stopped reading for %u s with %zu bytes pending; cancelling its request\n",
+                    srv->http_timeout_s, st->len - st->off);
+            if (st->fd >= 0) shutdown(st->fd, SHUT_RDWR); /* wakes the connection's thread */
+            pthread_mutex_unlock(&st->mu);
+            return false;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&st->cond, &st->mu, &ts);
+    }
+    if (st->off > 0) { /* what was sent goes */
+        memmove(st->buf, st->buf + st->off, st->len - st->off);
+        st->len -= st->off;
+        st->off = 0;
+    }
     if (st->len + len > st->cap) {
         size_t cap = st->cap ? st->cap : 4096;
         while (cap < st->len + len) cap *= 2;
@@ -167,13 +294,13 @@ bool srv_stream_write(srv_stream *st, const char *data, size_t len) {
     }
     memcpy(st->buf + st->len, data, len);
     st->len += len;
-    pthread_cond_signal(&st->cond);
+    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->mu);
     return true;
 }
 
 bool srv_stream_json_line(srv_stream *st, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return false;
     size_t n = strlen(text);
@@ -190,11 +317,20 @@ bool srv_stream_json_line(srv_stream *st, cJSON *obj) {
 }
 
 bool srv_stream_sse(srv_stream *st, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *text = utf8_out(obj ? cJSON_PrintUnformatted(obj) : NULL);
     cJSON_Delete(obj);
     if (!text) return false;
-    bool ok = srv_stream_write(st, "data: ", 6) && srv_stream_write(st, text, strlen(text)) &&
-              srv_stream_write(st, "\n\n", 2);
+    size_t n = strlen(text);
+    char *ev = malloc(n + 9);
+    if (!ev) {
+        free(text);
+        return false;
+    }
+    memcpy(ev, "data: ", 6);
+    memcpy(ev + 6, text, n);
+    memcpy(ev + 6 + n, "\n\n", 3);
+    bool ok = srv_stream_write(st, ev, n + 8);
+    free(ev);
     free(text);
     return ok;
 }
@@ -211,6 +347,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (n > max) n = max;
         memcpy(buf, st->buf + st->off, n);
         st->off += n;
+        pthread_cond_broadcast(&st->cond); /* room for a waiting producer */
         pthread_mutex_unlock(&st->mu);
         return (ssize_t)n;
     }
@@ -223,11 +360,11 @@ static void stream_reader_free(void *cls) {
     srv_stream *st = cls;
     pthread_mutex_lock(&st->mu);
     bool early = !st->finished;
+    st->fd = -1; /* the socket is MHD's to close now */
+    if (early) atomic_store(&st->cancel, true);
+    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->mu);
-    if (early) {
-        atomic_store(&st->cancel, true);
-        fprintf(stderr, "strata: client disconnected; cancelling its request\n");
-    }
+    if (early) fprintf(stderr, "strata: client disconnected; cancelling its request\n");
     stream_unref(st);
 }
 
@@ -244,8 +381,8 @@ static void *stream_thread(void *arg) {
     return NULL;
 }
 
-srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_stream_job run, void *job,
-                           void (*job_free)(void *job)) {
+srv_reply srv_reply_stream(strata_server *srv, struct MHD_Connection *conn, const char *content_type,
+                           srv_stream_job run, void *job, void (*job_free)(void *job)) {
     srv_stream *st = calloc(1, sizeof *st);
     if (!st) {
         if (job_free) job_free(job);
@@ -258,6 +395,15 @@ srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_str
     st->job = job;
     st->job_free = job_free;
     st->refs = 2; /* the producer thread and the response */
+    const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    st->fd = ci ? ci->connect_fd : -1;
+    /* What a client that stops reading can make us hold is this stream's buffer plus the
+     * kernel's send buffer, which would otherwise grow to megabytes: a token stream needs
+     * little of it. */
+    if (st->fd >= 0) {
+        int sndbuf = (int)STRATA_SERVER_SOCKET_SNDBUF;
+        setsockopt(st->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
     atomic_init(&st->cancel, false);
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, st,
                                                                   stream_reader_free);
@@ -284,7 +430,7 @@ srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_str
         return srv_reply_error(500, "cannot start a thread");
     }
     pthread_attr_destroy(&attr);
-    return (srv_reply){200, resp};
+    return (srv_reply){200, resp, true};
 }
 
 /* ---- Routing ------------------------------------------------------------------------------ */
@@ -321,7 +467,7 @@ static const route routes[] = {
     {"GET", "/v1/models", api_openai_models},
 };
 
-static srv_reply dispatch(const srv_request *rq) {
+srv_reply srv_dispatch(const srv_request *rq) {
     const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
     bool path_known = false;
     /* /api/blobs/sha256:<hex>: HEAD (exists?) and POST (upload). */
@@ -347,17 +493,66 @@ typedef struct {
     size_t len, cap;
     bool too_large;
     bool replied;
-    /* POST /api/blobs/:digest: the body goes to a temporary file (GGUFs exceed any body limit). */
-    FILE *upload;
-    char upload_path[4096];
+    /* POST /api/blobs/:digest: the body goes to a temporary file in the store's blob folder
+     * (owned by this process), at most srv->max_upload bytes, then is adopted if its digest
+     * matches (GGUFs exceed any body limit). */
+    int upload_fd;
+    char upload_path[4200];
+    uint64_t upload_len;
     bool upload_failed;
 } conn_state;
 
-static enum MHD_Result queue(struct MHD_Connection *conn, srv_reply r) {
+static enum MHD_Result queue(strata_server *srv, struct MHD_Connection *conn, srv_reply r) {
     if (!r.resp) return MHD_NO; /* out of memory: MHD closes the connection */
+    srv_access_headers(srv, conn, r.resp);
     enum MHD_Result ok = MHD_queue_response(conn, r.status, r.resp);
     MHD_destroy_response(r.resp);
     return ok;
+}
+
+/* Connection timeouts: a connection idle, or sending its request, for srv->http_timeout_s
+ * is closed. While a handler works (a long generation, a create) no timeout applies; a
+ * streamed reply has the stream's own stall rule (srv_stream_write). */
+static void conn_timeout(struct MHD_Connection *conn, unsigned seconds) {
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
+}
+
+static bool write_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void upload_discard(conn_state *c) {
+    if (c->upload_fd >= 0) close(c->upload_fd);
+    c->upload_fd = -1;
+    if (c->upload_path[0]) unlink(c->upload_path);
+    c->upload_path[0] = 0;
+}
+
+static enum MHD_Result upload_start(strata_server *srv, struct MHD_Connection *conn, conn_state *c) {
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->max_upload) {
+        c->replied = true;
+        return queue(srv, conn,
+                     srv_reply_error(413, "blob too large (limit %llu bytes, STRATA_MAX_UPLOAD)",
+                                     (unsigned long long)srv->max_upload));
+    }
+    strata_store *store = NULL;
+    if (srv_store_open(srv, &store) == STRATA_OK)
+        c->upload_fd = strata_store_temp_open(store, c->upload_path, sizeof c->upload_path);
+    strata_store_close(store);
+    if (c->upload_fd < 0) {
+        c->upload_path[0] = 0;
+        c->replied = true;
+        return queue(srv, conn, srv_reply_error(500, "cannot create a temporary file for the upload"));
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -369,31 +564,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c) return MHD_NO;
+        c->upload_fd = -1;
         *con_cls = c;
-        if (strcmp(method, "POST") == 0 && strncmp(url, "/api/blobs/", 11) == 0) {
-            const char *tmp = getenv("TMPDIR");
-            snprintf(c->upload_path, sizeof c->upload_path, "%s/strata-upload-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-            int fd = mkstemp(c->upload_path);
-            c->upload = fd >= 0 ? fdopen(fd, "wb") : NULL;
-            if (!c->upload) {
-                if (fd >= 0) close(fd);
-                c->upload_path[0] = 0;
-                c->replied = true;
-                return queue(conn, srv_reply_error(500, "cannot create a temporary file for the upload"));
-            }
-            return MHD_YES;
+        srv_reply deny;
+        if (!srv_access_check(srv, conn, method, &deny)) {
+            c->replied = true;
+            return queue(srv, conn, deny);
         }
+        if (strcmp(method, "POST") == 0 && strncmp(url, "/api/blobs/", 11) == 0) return upload_start(srv, conn, c);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
             /* Refused before reading it; MHD closes the connection after the reply. */
             c->replied = true;
-            return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
+            return queue(srv, conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
         }
         return MHD_YES;
     }
-    if (*upload_data_size && c->upload) {
-        if (fwrite(upload_data, 1, *upload_data_size, c->upload) != *upload_data_size) c->upload_failed = true;
+    if (*upload_data_size && c->upload_fd >= 0) {
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        c->upload_len += n;
+        if (c->upload_len > srv->max_upload) {
+            /* Past the limit without a Content-Length that said so: drop the connection. */
+            fprintf(stderr, "strata: blob upload over %llu bytes (STRATA_MAX_UPLOAD); closing the connection\n",
+                    (unsigned long long)srv->max_upload);
+            upload_discard(c);
+            return MHD_NO;
+        }
+        if (!c->upload_failed && !write_all(c->upload_fd, upload_data, n)) c->upload_failed = true;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -423,29 +621,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (c->replied) return MHD_YES;
     c->replied = true;
-    if (c->too_large) return queue(conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
+    if (c->too_large) return queue(srv, conn, srv_reply_error(413, "request body too large (limit %zu bytes)", srv->max_body));
     srv_request rq = {.srv = srv, .conn = conn, .method = method, .url = url, .body = c->body ? c->body : "",
                       .body_len = c->len};
-    if (c->upload) {
-        bool ok = fclose(c->upload) == 0 && !c->upload_failed;
-        c->upload = NULL;
-        enum MHD_Result r = queue(conn, ok ? api_blob_upload(&rq, url + 11, c->upload_path)
-                                           : srv_reply_error(500, "cannot write the upload"));
-        unlink(c->upload_path);
-        c->upload_path[0] = 0;
-        return r;
+    conn_timeout(conn, 0); /* the handler may work for long */
+    srv_reply reply;
+    if (c->upload_fd >= 0) {
+        bool ok = !c->upload_failed && fsync(c->upload_fd) == 0;
+        ok = close(c->upload_fd) == 0 && ok;
+        c->upload_fd = -1;
+        reply = ok ? api_blob_upload(&rq, url + 11, c->upload_path) : srv_reply_error(500, "cannot write the upload");
+        upload_discard(c); /* adopted (renamed away) or refused */
+    } else {
+        reply = srv_dispatch(&rq);
     }
-    return queue(conn, dispatch(&rq));
+    /* A non-streamed reply has its timeout again (a client that does not read it is dropped);
+     * a stream is watched by srv_stream_write. Setting it restarts the clock. */
+    if (!reply.stream) conn_timeout(conn, srv->http_timeout_s);
+    return queue(srv, conn, reply);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
+    strata_server *srv = cls;
     (void)toe;
     conn_state *c = *con_cls;
+    /* Between requests on a kept-alive connection: idle connections time out. */
+    if (conn && !atomic_load(&srv->stopping)) conn_timeout(conn, srv->http_timeout_s);
     if (!c) return;
-    if (c->upload) fclose(c->upload);
-    if (c->upload_path[0]) unlink(c->upload_path);
+    upload_discard(c);
     free(c->body);
     free(c);
     *con_cls = NULL;
@@ -512,6 +715,31 @@ strata_status strata_server_config_default(strata_server_config *cfg) {
     return strata_server_parse_host(getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
 }
 
+/* A positive number from the environment (with K, M, G or T binary suffixes when `size`),
+ * or def when unset or unreadable. */
+static uint64_t env_u64(const char *name, uint64_t def, bool size) {
+    const char *v = getenv(name);
+    if (!v || !*v) return def;
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || !(x > 0) || x > 1.8e19) goto bad;
+    if (size && *end) {
+        const char *u = "KMGT";
+        const char *k = strchr(u, *end & ~0x20);
+        if (!k) goto bad;
+        for (const char *q = u; q <= k; q++) x *= 1024;
+        end++;
+        if (*end == 'i' || *end == 'I') end++;
+        if (*end == 'B' || *end == 'b') end++;
+    }
+    if (*end || x > 1.8e19) goto bad;
+    return (uint64_t)x;
+bad:
+    fprintf(stderr, "strata: ignoring %s='%s' (not a positive %s)\n", name, v, size ? "size" : "number");
+    return def;
+}
+
 strata_status strata_server_start(const strata_server_config *cfg, strata_server **out) {
     *out = NULL;
     strata_server *srv = calloc(1, sizeof *srv);
@@ -523,9 +751,25 @@ strata_status strata_server_start(const strata_server_config *cfg, strata_server
         free(srv);
         return strata_fail(STRATA_ERR_NOMEM, "out of memory");
     }
+    srv->max_upload = cfg->max_upload ? cfg->max_upload : env_u64("STRATA_MAX_UPLOAD", STRATA_SERVER_MAX_UPLOAD, true);
+    srv->http_timeout_s = cfg->http_timeout_s
+                              ? cfg->http_timeout_s
+                              : (unsigned)env_u64("STRATA_HTTP_TIMEOUT", STRATA_SERVER_HTTP_TIMEOUT_S, false);
+    srv->pull_stall_s = cfg->pull_stall_s
+                            ? cfg->pull_stall_s
+                            : (unsigned)env_u64("STRATA_PULL_STALL_TIMEOUT", STRATA_SERVER_PULL_STALL_S, false);
+    if (!srv->http_timeout_s) srv->http_timeout_s = STRATA_SERVER_HTTP_TIMEOUT_S;
+    if (!srv->pull_stall_s) srv->pull_stall_s = STRATA_SERVER_PULL_STALL_S;
+    srv->stream_buffer = STRATA_SERVER_STREAM_BUFFER;
     /* The store must be usable before we accept requests. */
     strata_store *store = NULL;
     strata_status st = srv_store_open(srv, &store);
+    if (st == STRATA_OK) {
+        pthread_mutex_lock(&scrub_mu);
+        snprintf(scrub_root, sizeof scrub_root, "%s", strata_store_root(store));
+        snprintf(srv->store_root, sizeof srv->store_root, "%s", strata_store_root(store));
+        pthread_mutex_unlock(&scrub_mu);
+    }
     strata_store_close(store);
     backend_inventory *inv = NULL;
     if (st == STRATA_OK) {
@@ -558,14 +802,17 @@ strata_status strata_server_start(const strata_server_config *cfg, strata_server
         free(srv);
         return strata_fail(STRATA_ERR_INVALID, "cannot resolve host '%s': %s", cfg->host, gai_strerror(gai));
     }
+    srv_access_init(srv, cfg->host);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                                    NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                   NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
+                                   srv, MHD_OPTION_CONNECTION_TIMEOUT, srv->http_timeout_s,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)STRATA_SERVER_MAX_CONNECTIONS, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         int e = errno;
+        srv_access_free(srv);
         sched_free(srv->sched);
         free(srv->models_dir);
         free(srv);
@@ -583,6 +830,7 @@ uint16_t strata_server_port(const strata_server *s) { return s->port; }
 void strata_server_stop(strata_server *s) {
     if (!s) return;
     atomic_store(&s->stopping, true);
+    sched_shutdown(s->sched); /* holders are cancelled, waiters leave their queues */
     MHD_stop_daemon(s->daemon);
     /* Generations whose client left are still finishing (they see `stopping` at their next
      * token); the scheduler must outlive them. */
@@ -591,6 +839,7 @@ void strata_server_stop(strata_server *s) {
         nanosleep(&ts, NULL);
     }
     sched_free(s->sched);
+    srv_access_free(s);
     free(s->models_dir);
     free(s);
 }

@@ -16,15 +16,29 @@
 #include "server/server.h"
 #include "store/store.h"
 
+#define SRV_MAX_ORIGINS 64
+
 struct strata_server {
     struct MHD_Daemon *daemon;
     sched *sched;
     char *models_dir;  /* NULL = the store's default */
+    char store_root[4096]; /* kept out of error messages */
     size_t max_body;
+    uint64_t max_upload;    /* bytes of one blob upload */
+    unsigned http_timeout_s; /* idle or half-sent connections; a client that stops reading */
+    unsigned pull_stall_s;   /* a pull with no bytes for this long fails */
+    size_t stream_buffer;    /* bytes a stream may buffer for a slow reader */
     uint16_t port;
     atomic_bool stopping;
     atomic_int active_streams;
+    /* access.c */
+    bool bound_loopback;
+    char bound_host[256];
+    char *origins[SRV_MAX_ORIGINS];
+    int n_origins;
+    char *api_key;
 };
+
 
 typedef struct {
     strata_server *srv;
@@ -38,6 +52,7 @@ typedef struct {
 typedef struct {
     unsigned status;
     struct MHD_Response *resp;
+    bool stream; /* srv_reply_stream: the body is written while it is sent */
 } srv_reply;
 
 srv_reply srv_reply_json(unsigned status, cJSON *obj); /* deletes obj */
@@ -45,6 +60,17 @@ srv_reply srv_reply_text(unsigned status, const char *content_type, const char *
 srv_reply srv_reply_error(unsigned status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* OpenAI's error shape: {"error":{"message","type","param","code"}}. */
 srv_reply srv_reply_openai_error(unsigned status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ---- Access (access.c) -------------------------------------------------------------------- */
+
+void srv_access_init(strata_server *srv, const char *bound_host);
+void srv_access_free(strata_server *srv);
+/* Host, Origin and API-key checks of a request; false with *deny set (403, 401, or the 204
+ * answer of a CORS preflight) when it must not reach a handler. */
+bool srv_access_check(const strata_server *srv, struct MHD_Connection *conn, const char *method, srv_reply *deny);
+bool srv_origin_allowed(const strata_server *srv, const char *origin);
+/* Adds the CORS headers a reply to an allowed Origin carries. */
+void srv_access_headers(const strata_server *srv, struct MHD_Connection *conn, struct MHD_Response *resp);
+
 /* The HTTP status for a strata_status (NOT_FOUND 404, INVALID/FORMAT/UNSUPPORTED/NO_FIT 400, else 500). */
 unsigned srv_status_http(strata_status st);
 
@@ -56,8 +82,8 @@ typedef void (*srv_stream_job)(void *job, srv_stream *st);
 /* Starts `run(job, stream)` on a new thread and returns a reply whose body is what it writes
  * (chunked). When the client goes away, srv_stream_write returns false and the cancel flag
  * (srv_stream_cancel_flag) is set; `job_free` is called once both sides are done. */
-srv_reply srv_reply_stream(strata_server *srv, const char *content_type, srv_stream_job run, void *job,
-                           void (*job_free)(void *job));
+srv_reply srv_reply_stream(strata_server *srv, struct MHD_Connection *conn, const char *content_type,
+                           srv_stream_job run, void *job, void (*job_free)(void *job));
 bool srv_stream_write(srv_stream *st, const char *data, size_t len);
 /* Writes one JSON value and a newline (NDJSON); deletes obj. */
 bool srv_stream_json_line(srv_stream *st, cJSON *obj);
@@ -70,6 +96,37 @@ strata_status srv_store_open(strata_server *srv, strata_store **out);
 
 /* Parses the body as a JSON object; on failure fills *err with a 400 reply. */
 cJSON *srv_parse_body(const srv_request *rq, srv_reply *err, bool openai);
+
+/* ---- UTF-8 (utf8.c) ------------------------------------------------------------------------ */
+
+/* Whether text[0..n) is well-formed UTF-8. */
+bool srv_utf8_valid(const char *text, size_t n);
+/* A malloc'd copy with every malformed sequence replaced by U+FFFD (NUL-terminated; the
+ * length in *out_len). NULL when out of memory. */
+char *srv_utf8_sanitize(const char *text, size_t n, size_t *out_len);
+/* How many bytes at the end of text[0..n) start a character that is not complete yet (0-3). */
+size_t srv_utf8_incomplete_tail(const char *text, size_t n);
+
+/* Whether the client of a connection has gone away (closed or reset its socket); for
+ * requests answered on the connection's own thread (non-streamed generations). */
+bool srv_conn_gone(struct MHD_Connection *conn);
+
+/* Field types a request may give (null is always allowed: the field is absent). */
+enum { SRV_T_STRING = 1, SRV_T_BOOL = 2, SRV_T_NUMBER = 4, SRV_T_ARRAY = 8, SRV_T_OBJECT = 16 };
+typedef struct {
+    const char *key;
+    int types; /* SRV_T_* */
+} srv_field_type;
+/* Checks the top-level fields of body against their allowed types; on a mismatch writes
+ * "FIELD must be ..." into msg and returns false (the request is a 400, as Ollama's typed
+ * decoding refuses it). */
+bool srv_check_types(const cJSON *body, const srv_field_type *fields, size_t n, char *msg, size_t cap);
+
+/* Routes a complete request to its handler (what the HTTP layer does once a body is read;
+ * the fuzzer calls it directly). */
+srv_reply srv_dispatch(const srv_request *rq);
+/* When set (tests, the fuzzer), called with every buffered reply's status and body. */
+extern void (*srv_reply_observer)(unsigned status, const char *body, size_t len);
 
 /* ---- Handlers ---------------------------------------------------------------------------- */
 

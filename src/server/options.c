@@ -85,13 +85,16 @@ static strata_status set_number(srv_options *o, const opt_def *d, double v) {
     switch (d->kind) {
     case O_F32: *(float *)field = (float)v; break;
     case O_I32:
-        if (v != floor(v) || v < INT32_MIN || v > INT32_MAX)
-            return strata_fail(STRATA_ERR_INVALID, "option %s: %g is not an integer", d->name, v);
+        if (v != floor(v)) return strata_fail(STRATA_ERR_INVALID, "option %s: %g is not an integer", d->name, v);
+        if (v > INT32_MAX)
+            return strata_fail(STRATA_ERR_INVALID, "option %s: %.0f is too large (at most %d)", d->name, v, INT32_MAX);
+        if (v < INT32_MIN)
+            return strata_fail(STRATA_ERR_INVALID, "option %s: %.0f is too small (at least %d)", d->name, v, INT32_MIN);
         *(int32_t *)field = (int32_t)v;
         break;
     case O_I64:
-        if (v != floor(v) || fabs(v) > 9.2e18)
-            return strata_fail(STRATA_ERR_INVALID, "option %s: %g is not an integer", d->name, v);
+        if (v != floor(v)) return strata_fail(STRATA_ERR_INVALID, "option %s: %g is not an integer", d->name, v);
+        if (fabs(v) > 9.2e18) return strata_fail(STRATA_ERR_INVALID, "option %s: %g is too large", d->name, v);
         *(int64_t *)field = (int64_t)v;
         break;
     default: break;

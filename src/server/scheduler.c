@@ -35,6 +35,7 @@ struct sched_runner {
     /* FIFO turns: a holder has ticket == serving; idle when serving == next_ticket. */
     uint64_t next_ticket, serving;
     bool unload_when_idle;
+    atomic_bool cancel;       /* set by an unload or shutdown: the holder stops generating */
     int64_t expires_unix_ns;  /* INT64_MAX = never */
     int64_t last_used_ns;     /* monotonic, for LRU */
 };
@@ -111,7 +112,8 @@ static bool parse_go_duration(const char *s, int64_t *out) {
         else return false;
         total += v * unit;
     }
-    if (!isfinite(total) || total > 9.2e18) return false;
+    if (!isfinite(total)) return false;
+    if (total > 9.2e18) total = 9.2e18; /* the caller takes this as "forever" */
     *out = neg ? -(int64_t)total : (int64_t)total;
     return true;
 }
@@ -128,6 +130,14 @@ int64_t sched_default_keep_alive_ns(void) {
     return DEFAULT_KEEP_ALIVE_NS;
 }
 
+/* Seconds -> ns; negative or beyond KEEP_ALIVE_MAX_S ("forever" for any practical purpose,
+ * and where an expiry time would overflow) is -1 (forever), as Ollama clamps large values. */
+#define KEEP_ALIVE_MAX_S (100.0 * 365 * 86400)
+static int64_t keep_alive_from_seconds(double secs) {
+    if (secs < 0 || secs > KEEP_ALIVE_MAX_S) return -1;
+    return (int64_t)(secs * 1e9);
+}
+
 bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     if (!item || cJSON_IsNull(item)) {
         *out_ns = sched_default_keep_alive_ns();
@@ -136,7 +146,7 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     if (cJSON_IsNumber(item)) {
         double v = item->valuedouble;
         if (!isfinite(v)) return false;
-        *out_ns = v < 0 ? -1 : (v > 9.2e9 ? INT64_MAX : (int64_t)(v * 1e9));
+        *out_ns = keep_alive_from_seconds(v);
         return true;
     }
     if (!cJSON_IsString(item)) return false;
@@ -145,12 +155,12 @@ bool sched_parse_keep_alive(const cJSON *item, int64_t *out_ns) {
     errno = 0;
     double secs = strtod(s, &end);
     if (end != s && *end == 0 && !errno && isfinite(secs)) { /* a bare number: seconds */
-        *out_ns = secs < 0 ? -1 : (secs > 9.2e9 ? INT64_MAX : (int64_t)(secs * 1e9));
+        *out_ns = keep_alive_from_seconds(secs);
         return true;
     }
     int64_t d;
     if (!parse_go_duration(s, &d)) return false;
-    *out_ns = d < 0 ? -1 : d;
+    *out_ns = d < 0 || (double)d > KEEP_ALIVE_MAX_S * 1e9 ? -1 : d;
     return true;
 }
 
@@ -277,9 +287,11 @@ static strata_status plan_for(sched *s, const sched_request *req, bool others, s
 
 /* ---- Acquire / release ------------------------------------------------------------------ */
 
-/* Waits for the turn of `ticket` on r (lock held). */
-static void wait_turn(sched *s, sched_runner *r, uint64_t ticket) {
-    while (r->serving != ticket) pthread_cond_wait(&s->cond, &s->mu);
+/* Waits for the turn of `ticket` on r (lock held). Returns false when the server is shutting
+ * down first (the ticket is abandoned: nothing is served any more). */
+static bool wait_turn(sched *s, sched_runner *r, uint64_t ticket) {
+    while (r->serving != ticket && !s->stopping) pthread_cond_wait(&s->cond, &s->mu);
+    return r->serving == ticket;
 }
 
 /* Gives a turn back (lock held); frees a failed runner once its last waiter has left. */
@@ -314,7 +326,10 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
             if (hit->serving != ticket)
                 fprintf(stderr, "strata: request for %s waits its turn (%llu ahead)\n", hit->name,
                         (unsigned long long)(ticket - hit->serving));
-            wait_turn(s, hit, ticket);
+            if (!wait_turn(s, hit, ticket)) {
+                pthread_mutex_unlock(&s->mu);
+                return strata_fail(STRATA_ERR_CANCELLED, "server is shutting down");
+            }
             if (hit->state == RUNNER_FAILED) {
                 strata_status st = strata_fail(STRATA_ERR_INVALID, "%s", hit->error);
                 pass_turn(s, hit);
@@ -448,12 +463,14 @@ strata_status sched_acquire(sched *s, const sched_request *req, atomic_bool *can
 }
 
 strata_engine *sched_runner_engine(sched_runner *r) { return r->engine; }
+atomic_bool *sched_runner_cancel_flag(sched_runner *r) { return &r->cancel; }
 int32_t sched_runner_n_ctx(sched_runner *r) { return r->n_ctx; }
 
 void sched_release(sched *s, sched_runner *r, int64_t keep_alive_ns) {
     pthread_mutex_lock(&s->mu);
-    if (keep_alive_ns < 0) r->expires_unix_ns = INT64_MAX;
-    else r->expires_unix_ns = sched_unix_ns() + keep_alive_ns;
+    const int64_t now = sched_unix_ns();
+    if (keep_alive_ns < 0 || keep_alive_ns > INT64_MAX - now) r->expires_unix_ns = INT64_MAX; /* forever */
+    else r->expires_unix_ns = now + keep_alive_ns;
     pass_turn(s, r);
     if (runner_idle(r) && (keep_alive_ns == 0 || r->unload_when_idle))
         unload_locked(s, r, keep_alive_ns == 0 ? "keep_alive 0" : "requested");
@@ -468,11 +485,41 @@ int sched_unload(sched *s, const char *name) {
         next = r->next;
         if (r->state == RUNNER_FAILED || strcmp(r->name, name) != 0) continue;
         n++;
-        if (runner_idle(r)) unload_locked(s, r, "requested");
-        else r->unload_when_idle = true;
+        if (runner_idle(r)) {
+            unload_locked(s, r, "requested");
+        } else {
+            r->unload_when_idle = true;
+            atomic_store(&r->cancel, true); /* the generation in progress stops at its next token */
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+bool sched_wait_unloaded(sched *s, const char *name, int64_t timeout_ns) {
+    int64_t deadline = sched_unix_ns() + timeout_ns;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        bool present = false;
+        for (sched_runner *r = s->runners; r; r = r->next)
+            if (r->state != RUNNER_FAILED && strcmp(r->name, name) == 0) present = true;
+        int64_t now = sched_unix_ns();
+        if (!present || now >= deadline || s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            return !present;
+        }
+        struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    }
+}
+
+void sched_shutdown(sched *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (sched_runner *r = s->runners; r; r = r->next) atomic_store(&r->cancel, true);
+    pthread_cond_broadcast(&s->cond);
+    pthread_cond_broadcast(&s->reaper_cond);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int sched_count(sched *s) {

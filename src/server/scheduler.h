@@ -82,6 +82,15 @@ void sched_release(sched *s, sched_runner *r, int64_t keep_alive_ns);
  * busy ones are marked to unload when released. Returns how many were found. */
 int sched_unload(sched *s, const char *name);
 
+/* The flag sched_unload and sched_shutdown set on a model in use: its holder stops
+ * generating (checked per token). */
+atomic_bool *sched_runner_cancel_flag(sched_runner *r);
+/* Waits (at most timeout_ns) until no model called `name` is loaded; true when none is. */
+bool sched_wait_unloaded(sched *s, const char *name, int64_t timeout_ns);
+/* Server shutdown: every holder is cancelled, every waiter returns STRATA_ERR_CANCELLED and
+ * no new model is loaded. sched_free still frees (after the holders are gone). */
+void sched_shutdown(sched *s);
+
 /* Number of loaded (or loading) models. */
 int sched_count(sched *s);
 

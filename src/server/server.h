@@ -17,6 +17,18 @@
 /* What /api/version answers; kept equal to the CLI's STRATA_VERSION (cli/cli.h). */
 #define STRATA_SERVER_VERSION "0.1.0"
 #define STRATA_SERVER_MAX_BODY (32u << 20) /* request bodies above this get 413 */
+/* A blob upload above this gets 413 ($STRATA_MAX_UPLOAD, e.g. "200G"). */
+#define STRATA_SERVER_MAX_UPLOAD (1ULL << 40)
+/* Seconds a connection may be idle, or take to send its request, and a client may go
+ * without reading a stream, before it is dropped ($STRATA_HTTP_TIMEOUT). */
+#define STRATA_SERVER_HTTP_TIMEOUT_S 60u
+/* Seconds a pull may receive nothing before it fails ($STRATA_PULL_STALL_TIMEOUT). */
+#define STRATA_SERVER_PULL_STALL_S 60u
+/* Bytes a stream buffers for a client that reads slowly; beyond, generation waits. */
+#define STRATA_SERVER_STREAM_BUFFER (256u << 10)
+/* The kernel send buffer of a streaming connection. */
+#define STRATA_SERVER_SOCKET_SNDBUF (64u << 10)
+#define STRATA_SERVER_MAX_CONNECTIONS 1024u
 
 typedef struct {
     char host[256];        /* IPv4/IPv6 literal or a name to resolve */
@@ -25,6 +37,9 @@ typedef struct {
     const char *devices;    /* device spec; NULL = $STRATA_DEVICES or discovery */
     int max_loaded;         /* 0 = $STRATA_MAX_LOADED_MODELS or 3 */
     size_t max_body;        /* 0 = STRATA_SERVER_MAX_BODY */
+    uint64_t max_upload;    /* 0 = $STRATA_MAX_UPLOAD or STRATA_SERVER_MAX_UPLOAD */
+    unsigned http_timeout_s; /* 0 = $STRATA_HTTP_TIMEOUT or STRATA_SERVER_HTTP_TIMEOUT_S */
+    unsigned pull_stall_s;   /* 0 = $STRATA_PULL_STALL_TIMEOUT or STRATA_SERVER_PULL_STALL_S */
 } strata_server_config;
 
 /* Defaults, with host and port from $STRATA_HOST when set. */

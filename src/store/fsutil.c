@@ -2,6 +2,7 @@
 #include "store/fsutil.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -171,3 +172,18 @@ strata_status fs_read_file(const char *path, size_t max, char **out, size_t *len
 }
 
 bool fs_is_temp_name(const char *name) { return strncmp(name, FS_TEMP_PREFIX, strlen(FS_TEMP_PREFIX)) == 0; }
+
+bool fs_temp_collectable(const char *dir, const char *name) {
+    char p[4096 + 256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat sb;
+    if (lstat(p, &sb) != 0) return false;
+    const char *q = name + strlen(FS_TEMP_PREFIX);
+    char *end = NULL;
+    long pid = strtol(q, &end, 10);
+    if (end != q && *end == '-' && pid > 0) {
+        bool alive = pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno == EPERM;
+        if (!alive) return true;
+    }
+    return time(NULL) - sb.st_mtime > FS_STALE_SECONDS;
+}

@@ -27,6 +27,12 @@ strata_status fs_write_atomic(const char *path, const void *data, size_t len);
 /* Reads a whole file of at most max bytes into a NUL-terminated malloc'd buffer. */
 strata_status fs_read_file(const char *path, size_t max, char **out, size_t *len);
 bool fs_is_temp_name(const char *name);
+/* Seconds after which a temporary file nobody touched, or a hold on a blob, is stale. */
+#define FS_STALE_SECONDS 3600
+/* Whether the temporary file `name` in dir may be removed: its owner (the pid in its name)
+ * is gone, or it has not been modified for FS_STALE_SECONDS (a name without a pid: age only).
+ * A live writer's file, in this process or another, is never collected. */
+bool fs_temp_collectable(const char *dir, const char *name);
 /* The folder part of path (everything before the last '/'), or "." */
 void fs_dirname(const char *path, char *out, size_t cap);
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -61,7 +62,7 @@ static void remove_temps_in(const char *dir) {
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!fs_is_temp_name(e->d_name)) continue;
+        if (!fs_is_temp_name(e->d_name) || !fs_temp_collectable(dir, e->d_name)) continue;
         char p[4096 + 256];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         unlink(p);
@@ -135,6 +136,93 @@ const char *strata_store_root(const strata_store *s) { return s->root; }
 
 /* ---- blobs ---------------------------------------------------------------------------- */
 
+/* A hold is an empty file "blobs/.hold-sha256-<hex>" whose mtime says when the blob was last
+ * uploaded or asked about: garbage collection keeps an unreferenced blob while its hold is
+ * younger than FS_STALE_SECONDS, so a blob uploaded for a create still to come survives a
+ * delete in between. Expired holds are removed by gc. */
+#define HOLD_PREFIX ".hold-"
+
+static bool hold_fresh(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && time(NULL) - sb.st_mtime <= FS_STALE_SECONDS;
+}
+
+strata_status strata_store_hold_blob(strata_store *s, const char *digest) {
+    if (!strata_digest_valid(digest)) return strata_fail(STRATA_ERR_INVALID, "invalid digest '%s'", digest ? digest : "");
+    char p[4096 + 128];
+    snprintf(p, sizeof p, "%s/" HOLD_PREFIX "sha256-%s", s->blobs, digest + 7);
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return strata_fail(STRATA_ERR_IO, "cannot hold blob %s: %s", digest, strerror(errno));
+    int r = futimens(fd, NULL);
+    close(fd);
+    if (r != 0) return strata_fail(STRATA_ERR_IO, "cannot hold blob %s: %s", digest, strerror(errno));
+    return STRATA_OK;
+}
+
+int strata_store_temp_open(strata_store *s, char *path, size_t cap) { return fs_temp_open(s->blobs, path, cap); }
+
+strata_status strata_store_check_source(const char *path, const char *what) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return strata_fail(STRATA_ERR_NOT_FOUND, "%s: no such file", what);
+        return strata_fail(STRATA_ERR_INVALID, "%s: cannot be read (%s)", what, strerror(errno));
+    }
+    const char *kind = S_ISREG(sb.st_mode)    ? NULL
+                       : S_ISDIR(sb.st_mode)  ? "a directory"
+                       : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                       : S_ISSOCK(sb.st_mode) ? "a socket"
+                       : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
+                                                                     : "not a file";
+    if (kind) return strata_fail(STRATA_ERR_INVALID, "%s: not a regular file (%s)", what, kind);
+    /* Non-blocking: should it have been replaced by a FIFO since, open must not wait. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return strata_fail(STRATA_ERR_INVALID, "%s: cannot be read (%s)", what, strerror(errno));
+    char magic[4];
+    ssize_t r = -1;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) r = read(fd, magic, sizeof magic);
+    int err = errno;
+    close(fd);
+    if (r < 0 && !S_ISREG(sb.st_mode)) return strata_fail(STRATA_ERR_INVALID, "%s: not a regular file", what);
+    if (r < 0) return strata_fail(STRATA_ERR_INVALID, "%s: cannot be read (%s)", what, strerror(err));
+    /* Never say what the bytes were: the file may be anything the server can read. */
+    if (r != (ssize_t)sizeof magic || memcmp(magic, "GGUF", 4) != 0)
+        return strata_fail(STRATA_ERR_FORMAT, "%s: not a GGUF file", what);
+    return STRATA_OK;
+}
+
+static strata_status hash_fd(int fd, const char *what, char digest[STRATA_DIGEST_SIZE], uint64_t *size);
+static strata_status install_blob(strata_store *s, int fd, const char *tmp, const char *digest);
+
+strata_status strata_store_adopt_blob(strata_store *s, const char *tmp, const char *expected,
+                                      char digest[STRATA_DIGEST_SIZE], uint64_t *size) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        strata_status st = strata_fail(STRATA_ERR_IO, "cannot read the upload: %s", strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    uint64_t n = 0;
+    strata_status st = hash_fd(fd, "the upload", digest, &n);
+    if (st == STRATA_OK && expected && strcmp(digest, expected) != 0)
+        st = strata_fail(STRATA_ERR_INVALID, "digest mismatch: the body hashes to %s, not %s", digest, expected);
+    if (st == STRATA_OK) st = strata_store_hold_blob(s, digest);
+    if (st != STRATA_OK) {
+        close(fd);
+        unlink(tmp);
+        return st;
+    }
+    if (size) *size = n;
+    /* install_blob closes fd; the writer lock keeps gc out while the name changes. */
+    if ((st = lock_store(s, LOCK_SH)) != STRATA_OK) {
+        close(fd);
+        unlink(tmp);
+        return st;
+    }
+    st = install_blob(s, fd, tmp, digest);
+    unlock_store(s);
+    return st;
+}
+
 strata_status strata_store_blob_path(const strata_store *s, const char *digest, char *buf, size_t cap) {
     if (!strata_digest_valid(digest)) return strata_fail(STRATA_ERR_INVALID, "invalid digest '%s'", digest ? digest : "");
     int w = snprintf(buf, cap, "%s/sha256-%s", s->blobs, digest + 7);
@@ -165,9 +253,34 @@ static strata_status install_blob(strata_store *s, int fd, const char *tmp, cons
     return fs_commit(fd, tmp, final, s->blobs);
 }
 
+/* SHA-256 of what is left to read from fd (to its end); fd stays open. */
+static strata_status hash_fd(int fd, const char *what, char digest[STRATA_DIGEST_SIZE], uint64_t *size) {
+    char *buf = malloc(COPY_CHUNK);
+    strata_sha256 *h = NULL;
+    strata_status st = !buf ? strata_fail(STRATA_ERR_NOMEM, "out of memory") : strata_sha256_new(&h);
+    uint64_t done = 0;
+    while (st == STRATA_OK) {
+        ssize_t r = read(fd, buf, COPY_CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            st = strata_fail(STRATA_ERR_IO, "reading %s: %s", what, strerror(errno));
+            break;
+        }
+        if (r == 0) break;
+        st = strata_sha256_update(h, buf, (size_t)r);
+        done += (uint64_t)r;
+    }
+    free(buf);
+    if (st == STRATA_OK) st = strata_sha256_final(h, digest);
+    strata_sha256_free(h);
+    if (size) *size = done;
+    return st;
+}
+
 strata_status strata_store_import_file(strata_store *s, const char *path, strata_store_progress progress, void *user,
                                        char digest[STRATA_DIGEST_SIZE], uint64_t *size) {
-    int in = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, so that a FIFO cannot hold the open (and the store lock) forever. */
+    int in = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (in < 0) {
         if (errno == ENOENT) return strata_fail(STRATA_ERR_NOT_FOUND, "%s: no such file", path);
         return strata_fail(STRATA_ERR_IO, "%s: %s", path, strerror(errno));
@@ -177,6 +290,7 @@ strata_status strata_store_import_file(strata_store *s, const char *path, strata
         close(in);
         return strata_fail(STRATA_ERR_INVALID, "%s: not a regular file", path);
     }
+    fcntl(in, F_SETFL, fcntl(in, F_GETFL) & ~O_NONBLOCK);
     posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
     char tmp[4096 + 128];
     int out = fs_temp_open(s->blobs, tmp, sizeof tmp);
@@ -693,11 +807,9 @@ static strata_status create_locked(strata_store *s, const strata_model_name *nam
     gguf_facts facts = {0};
     if (st == STRATA_OK && is_path) {
         if ((st = expand_path(mf->from, base_dir, path, sizeof path)) != STRATA_OK) goto done;
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-            st = strata_fail(STRATA_ERR_NOT_FOUND, "FROM %s: no such file (%s)", mf->from, path);
-            goto done;
-        }
+        char what[600];
+        snprintf(what, sizeof what, "FROM %s", mf->from);
+        if ((st = strata_store_check_source(path, what)) != STRATA_OK) goto done;
         if ((st = read_gguf_facts(path, &facts)) != STRATA_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", strata_last_error());
@@ -819,7 +931,7 @@ static strata_status walk_manifests(strata_store *s, manifest_visitor visit, voi
             continue;
         }
         if (fs_is_temp_name(e->d_name)) {
-            if (remove_temps) {
+            if (remove_temps && fs_temp_collectable(path[depth], e->d_name)) {
                 char p[sizeof path[0] + 256];
                 snprintf(p, sizeof p, "%s/%s", path[depth], e->d_name);
                 unlink(p);
@@ -967,7 +1079,11 @@ static strata_status gc_locked(strata_store *s, size_t *removed) {
         char p[4096 + 256];
         snprintf(p, sizeof p, "%s/%s", s->blobs, e->d_name);
         if (fs_is_temp_name(e->d_name)) {
-            if (unlink(p) == 0) count++;
+            if (fs_temp_collectable(s->blobs, e->d_name) && unlink(p) == 0) count++;
+            continue;
+        }
+        if (strncmp(e->d_name, HOLD_PREFIX, strlen(HOLD_PREFIX)) == 0) {
+            if (!hold_fresh(p)) unlink(p); /* an expired hold */
             continue;
         }
         if (strncmp(e->d_name, "sha256-", 7) != 0) continue;
@@ -975,6 +1091,9 @@ static strata_status gc_locked(strata_store *s, size_t *removed) {
         snprintf(digest, sizeof digest, "sha256:%s", e->d_name + 7);
         if (!strata_digest_valid(digest)) continue; /* e.g. Ollama's "-partial" downloads */
         if (set.n && bsearch(digest, set.digests, set.n, sizeof *set.digests, cmp_digest)) continue;
+        char hold[4096 + 512];
+        snprintf(hold, sizeof hold, "%s/" HOLD_PREFIX "%s", s->blobs, e->d_name);
+        if (hold_fresh(hold)) continue; /* uploaded for a create still to come */
         if (unlink(p) == 0) count++;
     }
     closedir(d);

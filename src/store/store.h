@@ -93,6 +93,24 @@ bool strata_store_has_blob(const strata_store *s, const char *digest);
  * the copy dropped). Fills digest and size. progress may be NULL. */
 strata_status strata_store_import_file(strata_store *s, const char *path, strata_store_progress progress, void *user,
                                        char digest[STRATA_DIGEST_SIZE], uint64_t *size);
+/* Holds a blob (present or about to be) for FS_STALE_SECONDS (an hour): garbage collection
+ * does not remove it even when no manifest names it, so that a blob uploaded for a create
+ * still to come survives deletes in between. Holding again renews the hold. */
+strata_status strata_store_hold_blob(strata_store *s, const char *digest);
+/* Creates a temporary file in the blob folder, owned by this process (its pid is in the
+ * name): no cleanup or gc removes it while this process lives (unless it is left untouched
+ * for an hour). Returns the fd, or -1 with the error recorded. */
+int strata_store_temp_open(strata_store *s, char *path, size_t cap);
+/* Makes the temporary file tmp (from strata_store_temp_open) a blob: hashes it in place and
+ * renames it to its digest, holding it (see strata_store_hold_blob). When expected is not
+ * NULL and the bytes hash to something else, tmp is removed and nothing enters the store
+ * (STRATA_ERR_INVALID, "digest mismatch ..."). tmp is gone afterwards either way. */
+strata_status strata_store_adopt_blob(strata_store *s, const char *tmp, const char *expected,
+                                      char digest[STRATA_DIGEST_SIZE], uint64_t *size);
+/* Checks that path is a regular file (not a directory, FIFO, socket or device: refused
+ * without opening it) that starts like a GGUF file; opens it non-blocking. Messages start
+ * with `what` and never quote the file's bytes. NOT_FOUND, INVALID or FORMAT. */
+strata_status strata_store_check_source(const char *path, const char *what);
 /* Stores bytes as a blob. */
 strata_status strata_store_put_blob(strata_store *s, const void *data, size_t len, char digest[STRATA_DIGEST_SIZE]);
 

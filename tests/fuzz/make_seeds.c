@@ -263,17 +263,40 @@ static int make_backend_seeds(const char *dir) {
 }
 
 /* ---- server ------------------------------------------------------------------------- */
-/* Inputs for fuzz_server: request bodies with options and keep_alive as clients send them. */
+/* Inputs for fuzz_server: byte 0 picks the route (fuzz_server.c's table: 0 generate, 1 chat,
+ * 2 OpenAI chat, 3 OpenAI completions, 4 embed, 5 embeddings, 6 show, 7 create, 8 copy,
+ * 9 delete, 10 pull, 11 tags, 12 ps, 13 /v1/models, 14 blob HEAD, 15 option parsers; 16 is 0 again), the
+ * rest is the body as clients send it, hostile ones included. */
 
 static int make_server_seeds(const char *dir) {
     static const char *const texts[] = {
-        "{\"model\":\"m\",\"prompt\":\"hi\",\"options\":{\"temperature\":0,\"num_predict\":64,"
+        "\x0f{\"model\":\"m\",\"prompt\":\"hi\",\"options\":{\"temperature\":0,\"num_predict\":64,"
         "\"seed\":1,\"stop\":[\"\\n\",\"User:\"],\"num_ctx\":2048},\"keep_alive\":\"5m\"}",
-        "{\"options\":{\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"typical_p\":1,\"repeat_penalty\":1.1,"
+        "\x0f{\"options\":{\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"typical_p\":1,\"repeat_penalty\":1.1,"
         "\"repeat_last_n\":64,\"presence_penalty\":0.5,\"frequency_penalty\":0.5,\"num_gpu\":-1,"
         "\"main_gpu\":0,\"num_batch\":512,\"num_thread\":2},\"keep_alive\":-1}",
-        "{\"keep_alive\":\"1h30m0.5s\",\"options\":{\"num_keep\":4}}",
-        "{\"keep_alive\":0,\"options\":{\"temperature\":\"hot\"}}",
+        "\x0f{\"keep_alive\":\"1h30m0.5s\",\"options\":{\"num_keep\":4}}",
+        "\x0f{\"keep_alive\":1e10,\"options\":{\"temperature\":\"hot\",\"num_ctx\":1099511627776}}",
+        "\x10{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"options\":{\"temperature\":1,\"seed\":3}}",
+        "\x10{\"model\":\"tiny\",\"prompt\":\"hi\",\"system\":123,\"raw\":\"str\",\"images\":1}",
+        "\x10{\"model\":\"tiny\",\"prompt\":\"hi\",\"context\":[1,2,99999999],\"keep_alive\":1e300}",
+        "\x10{\"model\":\"tiny\\u0000x\",\"prompt\":\"hi\"}",
+        "\x10{\"model\":\"tiny\",\"prompt\":\"\",\"keep_alive\":0}",
+        "\x01{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\",\"images\":[]}],"
+        "\"format\":\"json\"}",
+        "\x02{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"}]}],"
+        "\"max_tokens\":\"str\",\"response_format\":{\"type\":\"json_object\"}}",
+        "\x03{\"model\":\"tiny\",\"prompt\":\"x\",\"stop\":[\"a\",1],\"seed\":1e300}",
+        "\x04{\"model\":\"tiny\",\"input\":[\"a\",\"b\"],\"truncate\":\"str\"}",
+        "\x06{\"model\":\"tiny\",\"verbose\":true}",
+        "\x07{\"model\":\"copy1\",\"from\":\"tiny\",\"system\":\"s\",\"parameters\":{\"num_ctx\":64},"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        "\x07{\"model\":\"x\",\"from\":\"/dev/zero\"}",
+        "\x08{\"source\":\"tiny\",\"destination\":\"me/tiny:v2\"}",
+        "\x09{\"model\":\"me/tiny:v2\"}",
+        "\x0a{\"model\":\"llama3\"}",
+        "\x0a{\"model\":\"https://example.invalid/m.gguf\"}",
+        "\x0esha256:0000000000000000000000000000000000000000000000000000000000000000",
     };
     return write_texts(dir, "body", texts, sizeof texts / sizeof texts[0]);
 }

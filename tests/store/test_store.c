@@ -21,6 +21,7 @@
 
 #include "gguf/gguf.h"
 #include "store/modelfile.h"
+#include "store/sha256.h"
 #include "store/store.h"
 #include "template/template.h"
 
@@ -268,7 +269,8 @@ static void test_bad_sources_and_names(void **state) {
     fputs("this is not a gguf file at all", fp);
     fclose(fp);
     assert_int_not_equal(create_text(f, "x", "FROM junk.gguf\n"), STRATA_OK);
-    assert_non_null(strstr(strata_last_error(), "not a usable GGUF file"));
+    assert_non_null(strstr(strata_last_error(), "not a GGUF file"));
+    assert_null(strstr(strata_last_error(), "74 68")); /* never the bytes it holds ("th...") */
     static const char *const bad[] = {"../evil", "../../evil", "a/../../b", "/abs", "x:../../../tmp", "..", "a/b/c/d"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(create_text(f, bad[i], "FROM ./tiny.gguf\n"), STRATA_ERR_INVALID);
@@ -334,6 +336,15 @@ static void test_damage_detected(void **state) {
     assert_int_equal(strata_store_list(f->s, &items, &n), STRATA_OK);
     assert_int_equal(n, 0); /* unreadable manifests are not listed */
     free(items);
+}
+
+/* A pid no process has now (a child that has exited and been reaped). */
+static pid_t dead_pid(void) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
 }
 
 /* ---- atomicity ------------------------------------------------------------------------ */
@@ -420,7 +431,7 @@ static void test_replace_keeps_old_until_new_complete(void **state) {
     check_consistent(f);
     /* Temporary files in manifest folders are ignored by readers, removed on open. */
     char p[600];
-    snprintf(p, sizeof p, "%s/manifests/registry.ollama.ai/library/m/.tmp-1-2-3", f->root);
+    snprintf(p, sizeof p, "%s/manifests/registry.ollama.ai/library/m/.tmp-%ld-2-3", f->root, (long)dead_pid());
     FILE *fp = fopen(p, "w");
     fputs("{", fp);
     fclose(fp);
@@ -598,6 +609,86 @@ static bool cancel_progress(void *user, const char *status, uint64_t done, uint6
     return false;
 }
 
+/* Temporary files have an owner (the pid in their name) and an age; uploaded blobs a hold:
+ * neither a store open nor gc removes them while they are in use (issue 19). */
+static void set_age(const char *path, int seconds) {
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= seconds;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static void test_owned_temps_and_held_blobs(void **state) {
+    fixture *f = *state;
+    char mine[600], dead[600], old[600];
+    int fd = strata_store_temp_open(f->s, mine, sizeof mine); /* this (live) process's */
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(dead, sizeof dead, "%s/blobs/.tmp-%ld-1-abc", f->root, (long)dead_pid());
+    snprintf(old, sizeof old, "%s/blobs/.tmp-%ld-9-abc", f->root, (long)getpid());
+    FILE *fp = fopen(dead, "w");
+    fclose(fp);
+    fp = fopen(old, "w");
+    fclose(fp);
+    set_age(old, 2 * 3600);
+    strata_store *again;
+    assert_int_equal(strata_store_open(f->root, &again), STRATA_OK);
+    strata_store_close(again);
+    struct stat sb;
+    assert_int_equal(stat(mine, &sb), 0);   /* its owner lives */
+    assert_int_not_equal(stat(dead, &sb), 0); /* its owner is gone */
+    assert_int_not_equal(stat(old, &sb), 0);  /* untouched for two hours */
+    assert_int_equal(strata_store_gc(f->s, NULL), STRATA_OK);
+    assert_int_equal(stat(mine, &sb), 0);
+
+    /* A temporary file adopted as a blob: held, so gc keeps it though no manifest names it. */
+    fd = open(mine, O_WRONLY);
+    assert_int_equal(write(fd, "blob bytes", 10), 10);
+    close(fd);
+    char digest[STRATA_DIGEST_SIZE], want[STRATA_DIGEST_SIZE];
+    uint64_t size = 0;
+    assert_int_equal(strata_sha256_digest("blob bytes", 10, want), STRATA_OK);
+    assert_int_equal(strata_store_adopt_blob(f->s, mine, want, digest, &size), STRATA_OK);
+    assert_string_equal(digest, want);
+    assert_int_equal(size, 10);
+    assert_int_equal(strata_store_gc(f->s, NULL), STRATA_OK);
+    assert_true(strata_store_has_blob(f->s, digest));
+    /* An expired hold no longer protects it. */
+    char hold[700];
+    snprintf(hold, sizeof hold, "%s/blobs/.hold-sha256-%s", f->root, digest + 7);
+    set_age(hold, 2 * 3600);
+    assert_int_equal(strata_store_gc(f->s, NULL), STRATA_OK);
+    assert_false(strata_store_has_blob(f->s, digest));
+    assert_int_not_equal(stat(hold, &sb), 0);
+
+    /* A mismatch leaves nothing. */
+    fd = strata_store_temp_open(f->s, mine, sizeof mine);
+    assert_int_equal(write(fd, "other", 5), 5);
+    close(fd);
+    assert_int_equal(strata_store_adopt_blob(f->s, mine, want, digest, &size), STRATA_ERR_INVALID);
+    assert_int_not_equal(stat(mine, &sb), 0);
+    assert_false(strata_store_has_blob(f->s, digest));
+
+    /* FROM must be a regular GGUF file. */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(strata_store_check_source(fifo, "FROM fifo"), STRATA_ERR_INVALID);
+    assert_non_null(strstr(strata_last_error(), "FIFO"));
+    assert_int_equal(strata_store_check_source(f->dir, "FROM dir"), STRATA_ERR_INVALID);
+    assert_int_equal(strata_store_check_source("/dev/null", "FROM null"), STRATA_ERR_INVALID);
+    assert_int_equal(strata_store_check_source("/no/such/file", "FROM none"), STRATA_ERR_NOT_FOUND);
+    char txt[600];
+    snprintf(txt, sizeof txt, "%s/secret.gguf", f->dir);
+    fp = fopen(txt, "w");
+    fputs("PASSWORD", fp);
+    fclose(fp);
+    assert_int_equal(strata_store_check_source(txt, "FROM secret"), STRATA_ERR_FORMAT);
+    assert_null(strstr(strata_last_error(), "PASS"));
+    assert_null(strstr(strata_last_error(), "50 41"));
+}
+
 static void test_cancel_and_default_root(void **state) {
     fixture *f = *state;
     strata_modelfile *mf = mf_parse("FROM ./tiny.gguf\n");
@@ -631,6 +722,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_gc_waits_for_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_from_gguf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ollama_shaped_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owned_temps_and_held_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_default_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
