@@ -22,6 +22,7 @@ rm -rf .gpu
 mkdir -p .gpu/bin .gpu/lib .gpu/testdata/models .gpu/testdata/reference/dqf32
 cp build-gpu/strata build-gpu/bench/make_model .gpu/bin/
 for t in backend_test_ops backend_test_device model_test_cuda_model runtime_test_load; do cp "build-gpu/tests/$t" .gpu/bin/; done
+strip .gpu/bin/*
 # shared libraries outside glibc, the driver and cuBLAS
 for b in .gpu/bin/*; do ldd "$b"; done | awk '$3 ~ /^\// {print $3}' | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
@@ -36,6 +37,11 @@ for m in "$DATA"/models/*.gguf; do
     cp "$DATA"/reference/"$n".* .gpu/testdata/reference/ 2>/dev/null || true
     cp "$DATA"/reference/dqf32/"$n".* .gpu/testdata/reference/dqf32/ 2>/dev/null || true
 done
-# the largest F32 copies are the ones the check can spare (their quantized siblings stay)
-rm -f .gpu/testdata/models/micro-*-F32.gguf
+# Under 60 MiB: the largest files go (the tests skip what is absent, saying so): the micro
+# models' F32, F16, BF16 and Q8_0 copies (the stories260K ones of the same types stay) and
+# llama-2-tiny-random; every block type keeps a micro model.
+for n in micro-llama-F32 micro-qwen2-F32 micro-qwen3-F32 micro-llama-F16 micro-llama-BF16 micro-llama-Q8_0 \
+    micro-qwen2-Q8_0 micro-qwen3-Q8_0 llama-2-tiny-random; do
+    rm -f .gpu/testdata/models/$n.gguf .gpu/testdata/reference/$n.* .gpu/testdata/reference/dqf32/$n.*
+done
 du -sh .gpu
