@@ -61,11 +61,21 @@ static void ensure_model(void) {
     strata_store_close(s);
 }
 
+static char g_dir[64];
+
+static void remove_dir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (g_dir[0] && system(cmd) != 0) fprintf(stderr, "fuzz_server: could not remove %s\n", g_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     char dir[] = "/tmp/strata-fuzz-server-XXXXXX";
     if (!mkdtemp(dir)) abort();
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    atexit(remove_dir);
     char models[4200];
     snprintf(models, sizeof models, "%s/models", dir);
     const char *td = getenv("STRATA_TESTDATA");
