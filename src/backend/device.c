@@ -524,6 +524,7 @@ int backend_device_ordinal(const backend_device *dev) { return dev->ordinal; }
 bool backend_device_plannable(const backend_device *dev) { return dev->plannable; }
 bool backend_device_speed_configured(const backend_device *dev) { return dev->gbps_configured; }
 int backend_device_arena_count(const backend_device *dev) { return dev->n_arenas; }
+double backend_device_host_link_gbps(const backend_device *dev) { return dev->host_link_gbps; }
 
 size_t backend_device_held_bytes(const backend_device *dev) {
     pthread_mutex_lock(&arena_mu);

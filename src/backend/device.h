@@ -79,6 +79,9 @@ bool backend_device_plannable(const backend_device *dev);    /* offered to the p
 bool backend_device_speed_configured(const backend_device *dev); /* GBPS came from the spec */
 size_t backend_device_held_bytes(const backend_device *dev); /* bytes its arenas hold together */
 int backend_device_arena_count(const backend_device *dev);   /* arenas held */
+/* A GPU's measured host -> device copy speed in GB/s (pinned memory, at open); 0 where not
+ * measured (cpu, sim). Device -> device speed is backend_device_speed_gbps. */
+double backend_device_host_link_gbps(const backend_device *dev);
 
 const char *backend_device_kind_name(backend_device_kind kind);
 

@@ -34,7 +34,8 @@ struct backend_device {
     uint64_t cap_bytes;               /* cuda: the spec's MEMORY, a cap; 0 = no cap */
     double gbps;                      /* 0 until configured or measured */
     bool gbps_configured;             /* from the spec */
-    bool plannable;                   /* offered to the planner (cpu, sim; not cuda yet) */
+    bool plannable;                   /* offered to the planner (it has an op table) */
+    double host_link_gbps;            /* cuda: measured host -> device copy speed; 0 = not measured */
     void *arena;                      /* the arena allocated last, NULL when none is held */
     size_t arena_bytes;               /* bytes held by all its arenas together */
     void *arenas[BACKEND_MAX_ARENAS]; /* the arenas held, oldest first */

@@ -74,6 +74,8 @@ int cmd_devices(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "gbps", gbps);
             cJSON_AddBoolToObject(o, "gbps_configured", backend_device_speed_configured(d));
             cJSON_AddBoolToObject(o, "plannable", backend_device_plannable(d));
+            if (backend_device_host_link_gbps(d) > 0)
+                cJSON_AddNumberToObject(o, "host_link_gbps", backend_device_host_link_gbps(d));
         } else {
             char t[32], f[32], r[32];
             cli_format_bytes(backend_device_total_bytes(d), t, sizeof t);
@@ -83,6 +85,10 @@ int cmd_devices(int argc, char **argv) {
                    r, gbps,
                    backend_device_plannable(d) ? (backend_device_speed_configured(d) || backend_device_kind_of(d) != BACKEND_DEVICE_CPU ? "yes" : "yes (speed measured)")
                                 : "no");
+            /* a GPU: GB/S above is its device-to-device copy; this is the host link */
+            if (backend_device_host_link_gbps(d) > 0)
+                printf("    %s: host -> device %.1f GB/s (pinned), device -> device %.1f GB/s\n", backend_device_label(d),
+                       backend_device_host_link_gbps(d), gbps);
         }
     }
     backend_inventory_free(inv);

@@ -120,6 +120,37 @@ static double cuda_copy_probe_gbps(backend_device *dev) {
     return best;
 }
 
+/* Host -> device: 64 MiB from pinned memory, best of 3 (what staging a hand-off through the
+ * host runs at). 0 when the probe cannot run. */
+static double cuda_host_link_gbps(backend_device *dev) {
+    const size_t bytes = (size_t)64 << 20;
+    void *h = NULL, *d = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double best = 0;
+    cudaStream_t s = cuda_state_of(dev)->stream;
+    if (cudaSetDevice(dev->ordinal) == cudaSuccess && cudaMallocHost(&h, bytes) == cudaSuccess &&
+        cudaMalloc(&d, bytes) == cudaSuccess && cudaEventCreate(&e0) == cudaSuccess &&
+        cudaEventCreate(&e1) == cudaSuccess) {
+        memset(h, 1, bytes);
+        for (int r = 0; r < 3; r++) {
+            float ms = 0;
+            cudaEventRecord(e0, s);
+            cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, s);
+            cudaEventRecord(e1, s);
+            if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && ms > 0) {
+                double g = (double)bytes / (ms * 1e-3) / 1e9;
+                if (g > best) best = g;
+            }
+        }
+    }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(d);
+    cudaFreeHost(h);
+    (void)cudaGetLastError();
+    return best;
+}
+
 static double cuda_measure_gbps(backend_device *dev) {
     double g = cuda_copy_probe_gbps(dev);
     return g > 0 ? g : cuda_peak_gbps(dev);
@@ -228,6 +259,7 @@ strata_status backend_cuda_device_new(int ordinal, const char *name, uint64_t me
     d->total_bytes = prop.totalGlobalMem;
     d->cap_bytes = mem_cap;
     d->gbps = gbps > 0 ? gbps : cuda_measure_gbps(d);
+    d->host_link_gbps = cuda_host_link_gbps(d);
     d->gbps_configured = gbps > 0;
     d->plannable = true;
     *out = d;
