@@ -49,8 +49,8 @@ static strata_status place_vector(model_segment *sg, const model_desc *d, const 
  * has one: model_relayouts). */
 static strata_status place_matrix(model_segment *sg, const model_desc *d, const gguf_tensor *t, const char *what,
                                   backend_matrix *m) {
-    const bool relayout = model_relayouts(sg->ops, t);
-    *m = (backend_matrix){t->type, t->ne[1], t->ne[0], t->data, relayout ? 1 : 0};
+    const bool relayout = model_relayouts(d, sg->ops, t);
+    *m = (backend_matrix){t->type, t->ne[1] * t->ne[2], t->ne[0], t->data, relayout ? 1 : 0};
     if (sg->ops->host_memory && !relayout) return STRATA_OK;
     if (!t->data)
         return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name, sg->dev->name);
@@ -59,6 +59,24 @@ static strata_status place_matrix(model_segment *sg, const model_desc *d, const 
     m->data = dst;
     strata_status st = sg->ops->matrix_upload(&sg->ex, m, t->data);
     if (st == STRATA_OK) release_mapped(d, t);
+    return st;
+}
+
+/* Rows [r0, r0 + rows) of a placed matrix as a matrix of their own (the parts of a fused
+ * one): the same layout, the bytes from row r0 on (whole row groups where it is relaid out,
+ * model_relayouts). */
+static backend_matrix matrix_rows(const backend_matrix *m, int64_t r0, int64_t rows) {
+    backend_matrix v = *m;
+    v.rows = rows;
+    v.data = (const uint8_t *)m->data + (size_t)r0 * strata_type_row_bytes(m->type, m->cols);
+    return v;
+}
+
+/* A stack of expert matrices (ne [cols, rows, n_expert]) as matmul_id takes it: one
+ * expert's shape, data at expert 0. Never relaid out (model_relayouts: 2-D only). */
+static strata_status place_experts(model_segment *sg, const model_desc *d, const gguf_tensor *t, backend_matrix *m) {
+    strata_status st = place_matrix(sg, d, t, "expert weights", m);
+    m->rows = t->ne[1];
     return st;
 }
 
@@ -75,9 +93,9 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         model_seg_layer *S = &sg->layers[i];
         const char *w = "weights";
         if (st == STRATA_OK) st = place_vector(sg, d, L->attn_norm, w, &S->attn_norm);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wq, w, &S->wq);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wk, w, &S->wk);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wv, w, &S->wv);
+        if (st == STRATA_OK && L->wq) st = place_matrix(sg, d, L->wq, w, &S->wq);
+        if (st == STRATA_OK && L->wk) st = place_matrix(sg, d, L->wk, w, &S->wk);
+        if (st == STRATA_OK && L->wv) st = place_matrix(sg, d, L->wv, w, &S->wv);
         if (st == STRATA_OK) st = place_matrix(sg, d, L->wo, w, &S->wo);
         if (st == STRATA_OK) st = place_vector(sg, d, L->bq, w, &S->bq);
         if (st == STRATA_OK) st = place_vector(sg, d, L->bk, w, &S->bk);
@@ -85,9 +103,31 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         if (st == STRATA_OK) st = place_vector(sg, d, L->q_norm, w, &S->q_norm);
         if (st == STRATA_OK) st = place_vector(sg, d, L->k_norm, w, &S->k_norm);
         if (st == STRATA_OK) st = place_vector(sg, d, L->ffn_norm, w, &S->ffn_norm);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_gate, w, &S->w_gate);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_up, w, &S->w_up);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_down, w, &S->w_down);
+        if (st == STRATA_OK && L->w_gate) st = place_matrix(sg, d, L->w_gate, w, &S->w_gate);
+        if (st == STRATA_OK && L->w_up) st = place_matrix(sg, d, L->w_up, w, &S->w_up);
+        if (st == STRATA_OK && L->w_down) st = place_matrix(sg, d, L->w_down, w, &S->w_down);
+        if (st == STRATA_OK && L->wqkv) {
+            const model_hparams *hp = &d->hp;
+            const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+            backend_matrix all;
+            st = place_matrix(sg, d, L->wqkv, w, &all);
+            S->wq = matrix_rows(&all, 0, qd);
+            S->wk = matrix_rows(&all, qd, kvd);
+            S->wv = matrix_rows(&all, qd + kvd, kvd);
+        }
+        if (st == STRATA_OK && L->w_gate_up) {
+            backend_matrix all;
+            st = place_matrix(sg, d, L->w_gate_up, w, &all);
+            S->w_gate = matrix_rows(&all, 0, d->hp.n_ff);
+            S->w_up = matrix_rows(&all, d->hp.n_ff, d->hp.n_ff);
+        }
+        if (st == STRATA_OK) st = place_vector(sg, d, L->attn_post_norm, w, &S->attn_post_norm);
+        if (st == STRATA_OK) st = place_vector(sg, d, L->ffn_post_norm, w, &S->ffn_post_norm);
+        S->moe = L->ffn_gate_inp != NULL;
+        if (st == STRATA_OK && S->moe) st = place_matrix(sg, d, L->ffn_gate_inp, w, &S->router);
+        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->gate_exps, &S->gate_exps);
+        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->up_exps, &S->up_exps);
+        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->down_exps, &S->down_exps);
     }
     if (st == STRATA_OK && sg->has_output) {
         st = place_vector(sg, d, d->output_norm, "output weights", &sg->out_norm);
@@ -128,6 +168,11 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     CARVE(work, s.work, "matmul work");
     CARVE(logits, s.logits, "logits");
     CARVE(hidden, s.hidden, "hidden states");
+    CARVE(rope_swa, s.rope_swa, "rope table (local layers)");
+    CARVE(moe_logits, s.moe_logits, "router logits");
+    CARVE(moe_ids, s.moe_ids, "expert ids");
+    CARVE(moe_w, s.moe_w, "expert weights");
+    CARVE(moe_y, s.moe_y, "expert outputs");
 #undef CARVE
     sg->kv_bytes = kvb;
     sg->compute_bytes = model_scratch_total(&s);

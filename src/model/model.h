@@ -36,6 +36,9 @@ typedef enum { MODEL_ROPE_NORMAL = 0, MODEL_ROPE_NEOX = 1 } model_rope_style;
 /* Whether an architecture has a given optional tensor. */
 typedef enum { MODEL_T_ABSENT = 0, MODEL_T_OPTIONAL = 1, MODEL_T_REQUIRED = 2 } model_tensor_need;
 
+/* The gated FFN's activation: down(act(gate) * up). */
+typedef enum { MODEL_FFN_SILU = 0, MODEL_FFN_GELU_TANH = 1 } model_ffn_act;
+
 /* One row of the architecture table (model/arch.c). */
 typedef struct {
     const char *name;           /* general.architecture value */
@@ -44,6 +47,16 @@ typedef struct {
     model_tensor_need qk_norm;  /* attn_{q,k}_norm.weight (per-head RMS norm) */
     model_tensor_need rope_freqs; /* rope_freqs.weight (Llama 3.1-style frequency factors) */
     float default_rope_base;
+    model_ffn_act act;
+    model_tensor_need post_norms; /* post_attention_norm, post_ffw_norm (gemma2/3) */
+    bool embd_scale;            /* token embeddings multiplied by sqrt(n_embd) (gemma) */
+    bool fused;                 /* attn_qkv = [Q; K; V] and ffn_up = [gate; up] (phi3) */
+    model_tensor_need experts;  /* mixture-of-experts FFN (REQUIRED: qwen3moe; OPTIONAL: llama
+                                   with {arch}.expert_count > 0, Mixtral) */
+    int32_t swa_pattern;        /* default sliding-window pattern N: layer il is local when
+                                   il % N < N - 1 (0: no sliding window) */
+    bool softcap;               /* attention and final logit soft-capping (gemma2) */
+    bool swa_rope;              /* local layers use RoPE base 10000 without scaling (gemma3) */
 } model_arch;
 
 /* The architecture table entry named `name`, or NULL. */
@@ -63,7 +76,21 @@ typedef struct {
     float rope_freq_base;
     float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling, else 1 */
     float rms_eps;
+    float attn_scale;    /* scores q.k * attn_scale (1/sqrt(head_dim) unless the family says) */
+    float attn_softcap;  /* 0: none */
+    float final_softcap; /* 0: none */
+    float embd_scale;    /* 0: none */
+    int32_t n_swa;       /* sliding window of local layers (0: none) */
+    int32_t swa_pattern; /* layer il is local when n_swa > 0 and il % swa_pattern < swa_pattern - 1 */
+    float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of local layers */
+    int32_t n_expert, n_expert_used, n_ff_exp; /* mixture of experts (n_expert 0: dense FFN) */
+    bool expert_norm;    /* top-k weights renormalised to sum 1 */
 } model_hparams;
+
+/* Whether layer il attends through a sliding window. */
+bool model_layer_swa(const model_hparams *hp, int32_t il);
+/* Whether local layers use a RoPE of their own (another base or scaling). */
+bool model_swa_rope_differs(const model_hparams *hp);
 
 /* Weight slots of one layer; NULL where an optional tensor is absent. */
 typedef struct {
@@ -71,6 +98,10 @@ typedef struct {
     const gguf_tensor *bq, *bk, *bv;       /* qwen2 */
     const gguf_tensor *q_norm, *k_norm;    /* qwen3 */
     const gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+    const gguf_tensor *wqkv, *w_gate_up;                /* phi3: fused [Q; K; V], [gate; up] */
+    const gguf_tensor *attn_post_norm, *ffn_post_norm;  /* gemma2/3 */
+    const gguf_tensor *ffn_gate_inp;                    /* router [n_embd, n_expert] */
+    const gguf_tensor *gate_exps, *up_exps, *down_exps; /* [.., .., n_expert] */
 } model_layer;
 
 typedef struct {

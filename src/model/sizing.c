@@ -74,15 +74,24 @@ size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ct
     return strata_arena_round(2 * (size_t)(layer_end - layer_start) * model_kv_block_bytes(hp, kv_type, n_ctx));
 }
 
-backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t n_ctx, strata_type kv_type) {
-    return (backend_attn_shape){hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx, kv_type};
+backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t il, int32_t n_ctx, strata_type kv_type) {
+    return (backend_attn_shape){hp->n_head,      hp->n_head_kv,     hp->head_dim,
+                                n_ctx,           kv_type,           hp->attn_scale,
+                                hp->attn_softcap, model_layer_swa(hp, il) ? hp->n_swa : 0};
+}
+
+int64_t model_ffn_rows(const model_hparams *hp) {
+    return hp->n_expert > 0 ? (int64_t)hp->n_expert_used * hp->n_ff_exp : hp->n_ff;
 }
 
 /* ---- weights ---------------------------------------------------------------------- */
 
 int model_layer_slots(model_layer *L, const gguf_tensor ***slots) {
-    const gguf_tensor **all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
-                                 &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    const gguf_tensor **all[] = {&L->attn_norm,      &L->wq,           &L->wk,        &L->wv,        &L->wo,
+                                 &L->bq,             &L->bk,           &L->bv,        &L->q_norm,    &L->k_norm,
+                                 &L->ffn_norm,       &L->w_gate,       &L->w_up,      &L->w_down,    &L->wqkv,
+                                 &L->w_gate_up,      &L->attn_post_norm, &L->ffn_post_norm, &L->ffn_gate_inp,
+                                 &L->gate_exps,      &L->up_exps,      &L->down_exps};
     int n = (int)(sizeof all / sizeof all[0]);
     for (int i = 0; i < n; i++) slots[i] = all[i];
     return n;
@@ -90,7 +99,7 @@ int model_layer_slots(model_layer *L, const gguf_tensor ***slots) {
 
 size_t model_layer_weight_bytes(const model_desc *d, int32_t il) {
     model_layer L = d->layers[il];
-    const gguf_tensor **slots[16];
+    const gguf_tensor **slots[32];
     int n = model_layer_slots(&L, slots);
     size_t b = 0;
     for (int i = 0; i < n; i++)
@@ -104,18 +113,30 @@ size_t model_output_weight_bytes(const model_desc *d) {
     return n;
 }
 
-bool model_relayouts(const backend_ops *kind, const gguf_tensor *t) {
-    return t && t->ne[2] == 1 && t->ne[3] == 1 && kind->matrix_relayout(t->type, t->ne[1], t->ne[0]);
+static bool is_fused(const model_desc *d, const gguf_tensor *t) {
+    for (int32_t il = 0; il < d->hp.n_layer; il++)
+        if (t == d->layers[il].wqkv || t == d->layers[il].w_gate_up) return true;
+    return false;
+}
+
+bool model_relayouts(const model_desc *d, const backend_ops *kind, const gguf_tensor *t) {
+    if (!t || t->ne[2] != 1 || t->ne[3] != 1 || !kind->matrix_relayout(t->type, t->ne[1], t->ne[0])) return false;
+    if (d->hp.arch->fused && is_fused(d, t)) {
+        const model_hparams *hp = &d->hp;
+        const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+        if (qd % 8 || kvd % 8 || hp->n_ff % 8) return false;
+    }
+    return true;
 }
 
 /* Arena bytes of layer il's tensors: all of them, or only those `kind` relayouts. */
 static size_t layer_arena_bytes(const model_desc *d, int32_t il, const backend_ops *relayout_only) {
     model_layer L = d->layers[il];
-    const gguf_tensor **slots[16];
+    const gguf_tensor **slots[32];
     int n = model_layer_slots(&L, slots);
     size_t b = 0;
     for (int i = 0; i < n; i++)
-        if (relayout_only ? model_relayouts(relayout_only, *slots[i]) : *slots[i] != NULL)
+        if (relayout_only ? model_relayouts(d, relayout_only, *slots[i]) : *slots[i] != NULL)
             b += strata_arena_round((size_t)(*slots[i])->bytes);
     return b;
 }
@@ -127,7 +148,7 @@ size_t model_layer_relayout_bytes(const model_desc *d, const backend_ops *kind, 
 }
 
 size_t model_output_relayout_bytes(const model_desc *d, const backend_ops *kind) {
-    return model_relayouts(kind, d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
+    return model_relayouts(d, kind, d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
 }
 
 size_t model_output_weight_arena_bytes(const model_desc *d) {
@@ -161,18 +182,36 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
         s.k = strata_arena_round((size_t)nb * kvd * f);
         s.v = strata_arena_round((size_t)nb * kvd * f);
         s.att_out = strata_arena_round((size_t)nb * qd * f);
-        s.g = strata_arena_round((size_t)nb * hp->n_ff * f);
-        s.u = strata_arena_round((size_t)nb * hp->n_ff * f);
+        s.g = strata_arena_round((size_t)nb * model_ffn_rows(hp) * f);
+        s.u = strata_arena_round((size_t)nb * model_ffn_rows(hp) * f);
         s.rope = strata_arena_round((size_t)nb * hp->rope_dim * f);
+        if (model_swa_rope_differs(hp)) s.rope_swa = s.rope;
+        if (hp->n_expert > 0) {
+            const size_t routed = (size_t)nb * hp->n_expert_used;
+            s.moe_logits = strata_arena_round((size_t)nb * hp->n_expert * f);
+            s.moe_ids = strata_arena_round(routed * sizeof(int32_t));
+            s.moe_w = strata_arena_round(routed * f);
+            s.moe_y = strata_arena_round(routed * hp->n_embd * f);
+        }
         /* the rope factors where the device cannot read them from the mapping */
         if (d->rope_freqs && !kind->host_memory) s.rope_factors = strata_arena_round((size_t)d->rope_freqs->bytes);
-        backend_attn_shape as = model_attn_shape(hp, n_ctx, kv_type);
-        s.att = strata_arena_round(kind->attention_work_bytes(&as, nb));
+        size_t att = 0;
+        for (int32_t il = layer_start; il < layer_end; il++) {
+            backend_attn_shape as = model_attn_shape(hp, il, n_ctx, kv_type);
+            att = max_sz(att, kind->attention_work_bytes(&as, nb));
+        }
+        s.att = strata_arena_round(att);
         for (int32_t il = layer_start; il < layer_end; il++) {
             const model_layer *L = &d->layers[il];
-            const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            const gguf_tensor *ws[] = {L->wq,     L->wk,        L->wv,          L->wqkv,  L->wo,
+                                       L->w_gate, L->w_up,      L->w_gate_up,   L->w_down, L->ffn_gate_inp};
             for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-                work = max_sz(work, kind->matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
+                if (ws[i]) work = max_sz(work, kind->matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
+            const gguf_tensor *xs[] = {L->gate_exps, L->up_exps, L->down_exps};
+            for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+                if (xs[i])
+                    work = max_sz(work, kind->matmul_id_work_bytes(xs[i]->type, xs[i]->ne[1], xs[i]->ne[0],
+                                                                   nb * hp->n_expert_used));
         }
     }
     if (n_logits > 0) {
@@ -187,7 +226,7 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
 
 size_t model_scratch_total(const model_scratch_sizes *s) {
     return s->x + s->xb + s->q + s->k + s->v + s->att_out + s->g + s->u + s->rope + s->rope_factors + s->att +
-           s->work + s->logits + s->hidden;
+           s->work + s->logits + s->hidden + s->rope_swa + s->moe_logits + s->moe_ids + s->moe_w + s->moe_y;
 }
 
 size_t model_compute_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,

@@ -42,9 +42,12 @@ static uint64_t round_arena(uint64_t b) { return strata_arena_round((size_t)b); 
 
 /* The tensors of a layer, in model_layer's slot order (NULL where absent). The raw sum is
  * checked against model_layer_weight_bytes so that a slot added to the engine is noticed. */
-static int layer_tensors(const model_layer *L, const gguf_tensor *ts[16]) {
-    const gguf_tensor *all[] = {L->attn_norm, L->wq, L->wk, L->wv, L->wo, L->bq, L->bk,
-                                L->bv, L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+static int layer_tensors(const model_layer *L, const gguf_tensor *ts[32]) {
+    const gguf_tensor *all[] = {L->attn_norm,  L->wq,        L->wk,        L->wv,           L->wo,
+                                L->bq,         L->bk,        L->bv,        L->q_norm,       L->k_norm,
+                                L->ffn_norm,   L->w_gate,    L->w_up,      L->w_down,       L->wqkv,
+                                L->w_gate_up,  L->attn_post_norm, L->ffn_post_norm, L->ffn_gate_inp,
+                                L->gate_exps,  L->up_exps,   L->down_exps};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) ts[n++] = all[i];
@@ -113,7 +116,7 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
     }
     for (int32_t il = 0; il < nl; il++) {
-        const gguf_tensor *ts[16];
+        const gguf_tensor *ts[32];
         int nt = layer_tensors(&m->desc.layers[il], ts);
         uint64_t raw = 0, arena = 0;
         for (int i = 0; i < nt; i++) {

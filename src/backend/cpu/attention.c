@@ -162,6 +162,22 @@ static void weighted_values(const float *vf, const uint8_t *vals, const float *w
     else cpu_vec_weighted_rows_f16(w, w_stride, nw, (const uint16_t *)vals, n, hd, out, out_stride);
 }
 
+/* The scale the softmax applies to a row of raw scores q.k: the shape's own, unless the
+ * scores are soft-capped, which happens here (s -> cap * tanh(s * scale / cap)) and leaves
+ * a scale of 1 for the softmax. */
+static float att_prepare_scores(const backend_attn_shape *s, float *sc, int32_t len) {
+    const float scale = s->scale > 0 ? s->scale : 1.0f / sqrtf((float)s->head_dim);
+    if (!(s->softcap > 0)) return scale;
+    const float cap = s->softcap;
+    for (int32_t t = 0; t < len; t++) sc[t] = cap * tanhf(sc[t] * scale / cap);
+    return 1.0f;
+}
+
+/* The first position the query at position p sees. */
+static int32_t att_first_key(const backend_attn_shape *s, int32_t p) {
+    return s->window > 0 && p - s->window + 1 > 0 ? p - s->window + 1 : 0;
+}
+
 /* Causal attention of the batch's queries over positions [0, pos + n) for KV head h and the
  * query heads that share it (grouped-query attention), this lane's blocks of query rows. */
 static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
@@ -173,7 +189,6 @@ static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
     float *qg = j->att_q + (size_t)slot * ATT_QCHUNK * hd;
     float *sc = j->att_s + (size_t)slot * att_head_score_floats(s->n_ctx);
     void *work = j->att_work + (size_t)slot * j->att_work_stride;
-    const float scale = 1.0f / sqrtf((float)hd);
 
     /* a quantized cache's rows were dequantized into att_v by widen_values */
     const float *vf = value_rows(j, h, vals, 0);
@@ -182,22 +197,33 @@ static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
     const int32_t total = n * group;
     for (int32_t r0 = lane * ATT_QCHUNK; r0 < total; r0 += lanes * ATT_QCHUNK) {
         int32_t nr = total - r0 < ATT_QCHUNK ? total - r0 : ATT_QCHUNK;
-        /* Keys needed by this block: up to the last token's position. */
+        /* Keys needed by this block: from the first token's first visible position up to
+         * the last token's position; row r's scores for position k0 + t are at sc[r][t]. */
         int32_t last_tok = (r0 + nr - 1) / group;
-        int32_t n_keys = pos + last_tok + 1;
+        int32_t k0 = att_first_key(s, pos + r0 / group);
+        int32_t n_keys = pos + last_tok + 1 - k0;
         for (int32_t r = 0; r < nr; r++) {
             int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
             memcpy(qg + (size_t)r * hd, j->q + ((size_t)i * s->n_head + qh) * hd, (size_t)hd * sizeof(float));
         }
-        cpu_matmul(s->kv_type, keys, n_keys, hd, qg, nr, sc, work, 1);
-        for (int32_t r = 0; r < nr; r++) /* causal: token i sees positions <= pos + i */
-            cpu_vec_softmax(sc + (size_t)r * n_keys, pos + (r0 + r) / group + 1, scale);
+        cpu_matmul(s->kv_type, keys + (size_t)k0 * j->head_row, n_keys, hd, qg, nr, sc, work, 1);
+        for (int32_t r = 0; r < nr; r++) {
+            /* causal: token i sees positions first .. pos + i (first > 0 in a sliding window) */
+            const int32_t p = pos + (r0 + r) / group, first = att_first_key(s, p);
+            float *row = sc + (size_t)r * n_keys;
+            for (int32_t t = 0; t < first - k0; t++) row[t] = 0.0f;
+            float *vis = row + (first - k0);
+            const float scale = att_prepare_scores(s, vis, p + 1 - first);
+            cpu_vec_softmax(vis, p + 1 - first, scale);
+        }
         /* The block's rows of one token (consecutive query heads of this KV head) share
          * their keys and values: their weighted sums of value rows go together. */
         for (int32_t r = 0; r < nr;) {
             const int32_t i = (r0 + r) / group, ql = (r0 + r) % group, qh = h * group + ql;
             const int32_t m = group - ql < nr - r ? group - ql : nr - r; /* this token's rows here */
-            weighted_values(vf, vals, sc + (size_t)r * n_keys, n_keys, m, pos + i + 1, hd,
+            const int32_t first = att_first_key(s, pos + i);
+            weighted_values(vf ? vf + (size_t)first * hd : NULL, vals + (size_t)first * j->head_row,
+                            sc + (size_t)r * n_keys + (first - k0), n_keys, m, pos + i + 1 - first, hd,
                             j->out + ((size_t)i * s->n_head + qh) * hd, hd);
             r += m;
         }
@@ -228,15 +254,15 @@ static void attend_chunk(void *p, int64_t item, int tid) {
     (void)tid;
     const att_job *j = p;
     const backend_attn_shape *s = j->s;
-    const int32_t n_kv = j->pos + 1, used = att_kchunks(n_kv), slots = att_kchunks(s->n_ctx);
+    const int32_t first = att_first_key(s, j->pos), n_kv = j->pos + 1 - first;
+    const int32_t used = att_kchunks(n_kv), slots = att_kchunks(s->n_ctx);
     const int32_t h = (int32_t)(item / used), c = (int32_t)(item % used);
     const int32_t hd = s->head_dim, group = s->n_head / s->n_head_kv;
-    const int32_t k0 = c * ATT_KCHUNK, kc = n_kv - k0 < ATT_KCHUNK ? n_kv - k0 : ATT_KCHUNK;
+    const int32_t k0 = first + c * ATT_KCHUNK, kc = n_kv - c * ATT_KCHUNK < ATT_KCHUNK ? n_kv - c * ATT_KCHUNK : ATT_KCHUNK;
     const uint8_t *keys = cache_row(j, false, h, k0), *vals = cache_row(j, true, h, k0);
     const size_t slot = (size_t)h * att_lanes(s); /* the head's first lane's scratch */
     float *sc = j->att_s + slot * att_head_score_floats(s->n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
     void *work = j->att_work + slot * j->att_work_stride + (size_t)c * att_chunk_work_bytes(s);
-    const float scale = 1.0f / sqrtf((float)hd);
     const float *vf = value_rows(j, h, vals, k0);
     if (values_widened(s->kv_type)) dequantize_values(j, h, vals, k0, kc);
     for (int32_t r0 = 0; r0 < group; r0 += ATT_QCHUNK) {
@@ -245,6 +271,7 @@ static void attend_chunk(void *p, int64_t item, int tid) {
         cpu_matmul(s->kv_type, keys, kc, hd, j->q + (size_t)qh * hd, nr, sc, work, 1);
         for (int32_t r = 0; r < nr; r++) {
             const size_t part = (size_t)(qh + r) * slots + c;
+            const float scale = att_prepare_scores(s, sc + (size_t)r * kc, kc);
             j->att_pl[part] = cpu_vec_softmax_terms(sc + (size_t)r * kc, kc, scale, &j->att_pm[part]);
         }
         weighted_values(vf, vals, sc, kc, nr, kc, hd, j->att_po + ((size_t)qh * slots + c) * hd, (int64_t)slots * hd);
@@ -256,7 +283,7 @@ static void attend_chunk(void *p, int64_t item, int tid) {
 static void combine_chunks(void *p, int64_t qh, int tid) {
     (void)tid;
     const att_job *j = p;
-    const int32_t used = att_kchunks(j->pos + 1), slots = att_kchunks(j->s->n_ctx);
+    const int32_t used = att_kchunks(j->pos + 1 - att_first_key(j->s, j->pos)), slots = att_kchunks(j->s->n_ctx);
     const int32_t hd = j->s->head_dim;
     float *m = j->att_pm + (size_t)qh * slots; /* overwritten with the chunks' weights */
     const double *l = j->att_pl + (size_t)qh * slots;
@@ -276,10 +303,11 @@ void cpu_attention(const backend_attn_shape *s, const void *k_cache, const void 
                    int32_t pos, float *out, void *work, int nt) {
     att_job j;
     att_job_init(&j, s, k_cache, v_cache, q, n, pos, out, work);
-    if (n == 1 && pos + 1 > ATT_KCHUNK) {
-        cpu_parallel_for(nt, (int64_t)s->n_head_kv * att_kchunks(pos + 1), attend_chunk, &j);
+    const int32_t n_kv = pos + 1 - att_first_key(s, pos); /* a decode step's visible positions */
+    if (n == 1 && n_kv > ATT_KCHUNK) {
+        cpu_parallel_for(nt, (int64_t)s->n_head_kv * att_kchunks(n_kv), attend_chunk, &j);
         /* a few thousand multiply-adds: on this thread unless there are many */
-        const int64_t combine = (int64_t)s->n_head * att_kchunks(pos + 1) * s->head_dim;
+        const int64_t combine = (int64_t)s->n_head * att_kchunks(n_kv) * s->head_dim;
         cpu_parallel_for(combine > (1 << 16) ? nt : 1, s->n_head, combine_chunks, &j);
     } else {
         /* Short attention (a decode step early in the context) is cheaper than waking the
