@@ -63,6 +63,11 @@ typedef struct {
      * causal attention of llama. */
     float scale, softcap;
     int32_t window;
+    /* A ring (sliding-window layers): the cache holds n_ctx rows per KV head and position p
+     * is at row p mod n_ctx (kv_store writes it there); it needs window > 0 and, for a batch
+     * of n, window - 1 + n <= n_ctx, so that every position a query sees is still held. The
+     * results are those of a full cache with the same window, bit for bit. */
+    bool ring;
 } backend_attn_shape;
 
 /* Rotary embedding: pairs (2j, 2j+1) (normal) or (j, j + rope_dim/2) (neox) of the first
@@ -127,7 +132,7 @@ typedef struct backend_ops {
     void (*rope_apply)(const backend_exec *ex, float *x, int32_t n, int32_t n_heads, const float *table,
                        const backend_rope *r);
     /* Writes the n tokens' K and V rows (n x n_head_kv x head_dim floats) at positions
-     * pos.. of the layer's cache. */
+     * pos.. of the layer's cache (rows (pos + i) mod n_ctx of a ring). */
     void (*kv_store)(const backend_exec *ex, const backend_attn_shape *s, void *k_cache, void *v_cache,
                      const float *k, const float *v, int32_t n, int32_t pos);
     /* Causal attention of n queries (n x n_head x head_dim) at positions pos.. over cache

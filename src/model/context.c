@@ -140,12 +140,11 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
 static strata_status segment_init(model_context *ctx, model_segment *sg) {
     const model_desc *d = ctx->d;
     const model_params *p = &ctx->p;
-    model_scratch_sizes s = model_scratch_layout(d, sg->ops, sg->layer_start, sg->layer_end, p->n_batch, p->n_ctx,
-                                                 sg->has_output ? p->n_logits : 0, sg->has_output && p->embeddings,
-                                                 p->kv_type);
+    model_scratch_sizes s = model_scratch_layout(d, sg->ops, sg->layer_start, sg->layer_end, p,
+                                                 sg->has_output ? p->n_logits : 0, sg->has_output && p->embeddings);
     strata_device *dev = sg->dev;
     strata_status st = STRATA_OK;
-    size_t kvb = model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, sg->layer_start, sg->layer_end);
+    size_t kvb = model_kv_bytes(&d->hp, p, sg->layer_start, sg->layer_end);
     void *ptr = NULL;
 #define CARVE(field, size, what)                                                     \
     do {                                                                             \
@@ -258,7 +257,8 @@ strata_status model_context_init_placed(const model_desc *d, const model_params 
     ctx->p = *params;
     ctx->segs = segs;
     strata_status st = model_params_resolve(&d->hp, &ctx->p);
-    ctx->kv_block = model_kv_block_bytes(&d->hp, ctx->p.kv_type, ctx->p.n_ctx);
+    for (int32_t il = 0; st == STRATA_OK && il < d->hp.n_layer; il++)
+        if (model_kv_rows(&d->hp, &ctx->p, il) < ctx->p.n_ctx) ctx->ring = true;
     for (int32_t i = 0; i < n_place && st == STRATA_OK; i++) {
         model_segment *sg = &segs[i];
         sg->layer_start = place[i].layer_start;

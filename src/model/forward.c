@@ -41,7 +41,9 @@ static backend_rope rope_params(const model_context *ctx, const model_segment *s
 }
 
 static uint8_t *layer_cache(const model_context *ctx, const model_segment *sg, int32_t il, bool values) {
-    return sg->kv + ((size_t)(il - sg->layer_start) * 2 + values) * ctx->kv_block;
+    const model_hparams *hp = &ctx->d->hp;
+    return sg->kv + model_kv_layer_offset(hp, &ctx->p, sg->layer_start, il) +
+           (values ? model_kv_layer_block(hp, &ctx->p, il) : 0);
 }
 
 /* The FFN of a mixture of experts on the normed state xb, into xb: router logits, routing,
@@ -73,7 +75,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
     for (int32_t il = sg->layer_start; il < sg->layer_end; il++) {
         const model_seg_layer *L = &sg->layers[il - sg->layer_start];
         uint8_t *kc = layer_cache(ctx, sg, il, false), *vc = layer_cache(ctx, sg, il, true);
-        const backend_attn_shape as = model_attn_shape(hp, il, ctx->p.n_ctx, ctx->p.kv_type);
+        const backend_attn_shape as = model_attn_shape(hp, &ctx->p, il);
         const bool local = model_layer_swa(hp, il) && sg->rope_swa;
         const backend_rope *r = local ? &rope_local : &rope;
         const float *table = local ? sg->rope_swa : sg->rope;
@@ -152,11 +154,17 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
     if (pos < 0 || pos + n > ctx->p.n_ctx)
         return strata_fail(STRATA_ERR_INVALID, "model: positions %d..%d exceed the context of %d tokens", pos,
                            pos + n - 1, ctx->p.n_ctx);
+    if (ctx->ring && pos != 0 && pos != ctx->next_pos)
+        return strata_fail(STRATA_ERR_INVALID,
+                           "model: the sliding-window cache holds the positions before %d, not before %d (continue "
+                           "at %d or restart at 0)",
+                           ctx->next_pos, pos, ctx->next_pos);
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return strata_fail(STRATA_ERR_INVALID, "model: token id %d out of range (vocabulary of %d)", tokens[i],
                                hp->n_vocab);
     const int64_t E = hp->n_embd;
+    ctx->next_pos = pos + n;
     strata_status st = embed(ctx, tokens, n);
     if (st != STRATA_OK) return st;
     /* Layer ranges device by device; only the hidden state crosses a boundary. */

@@ -19,11 +19,15 @@ typedef struct {
 } model_scratch_sizes;
 
 model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops *kind, int32_t layer_start,
-                                         int32_t layer_end, int32_t n_batch, int32_t n_ctx, int32_t n_logits,
-                                         bool hidden, strata_type kv_type);
+                                         int32_t layer_end, const model_params *p, int32_t n_logits, bool hidden);
 size_t model_scratch_total(const model_scratch_sizes *s);
-/* The attention of layer il (its window, scale and soft-capping). */
-backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t il, int32_t n_ctx, strata_type kv_type);
+/* The attention of layer il (its window, scale and soft-capping, and its cache: n_ctx rows
+ * or a ring) with the resolved options p. */
+backend_attn_shape model_attn_shape(const model_hparams *hp, const model_params *p, int32_t il);
+/* Bytes of layer il's K (or V) block, and the offset of its K block in the KV area of a
+ * segment starting at layer_start (each layer: K block then V block). */
+size_t model_kv_layer_block(const model_hparams *hp, const model_params *p, int32_t il);
+size_t model_kv_layer_offset(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t il);
 /* Floats per token of the gated FFN's gate (and up) scratch: n_ff, or n_used x n_ff_exp
  * rows for a mixture of experts. */
 int64_t model_ffn_rows(const model_hparams *hp);
@@ -66,7 +70,8 @@ typedef struct {
 struct model_context {
     const model_desc *d;
     model_params p;
-    size_t kv_block; /* bytes of one layer's K (or V) block */
+    bool ring;        /* some layer's cache is a ring (model_kv_rows) */
+    int32_t next_pos; /* where the last model_decode ended */
     model_segment *segs; /* in layer order; the last one holds the output layer */
     int32_t n_segs;
     int32_t n_out;

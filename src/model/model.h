@@ -131,6 +131,9 @@ typedef struct {
     int32_t n_logits;     /* rows of logits a call can return (default 1: the last token) */
     bool embeddings;      /* keep the output-norm hidden state of every token of a call
                              (model_hidden); sized into the last device's compute scratch */
+    bool full_swa_cache;  /* keep every position in the cache of sliding-window layers too
+                             (default false: a ring of window + n_batch positions, the same
+                             logits bit for bit; tests compare the two) */
 } model_params;
 
 model_params model_default_params(void);
@@ -146,9 +149,13 @@ int model_physical_cores(void);
 
 /* Bytes of K and V for one token of one layer. */
 size_t model_kv_bytes_per_token(const model_hparams *hp, strata_type kv_type);
-/* Arena bytes of the KV cache for layers [layer_start, layer_end) and n_ctx tokens. */
-size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx,
-                      int32_t layer_start, int32_t layer_end);
+/* Positions layer il's cache holds with the resolved options p: n_ctx, or for a
+ * sliding-window layer a ring of window + n_batch positions where that is fewer (unless
+ * p->full_swa_cache). */
+int32_t model_kv_rows(const model_hparams *hp, const model_params *p, int32_t il);
+/* Arena bytes of the KV cache for layers [layer_start, layer_end) with the resolved options
+ * p (n_ctx, n_batch, kv_type, full_swa_cache). */
+size_t model_kv_bytes(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t layer_end);
 /* Weight bytes of layer il as stored in the file. */
 size_t model_layer_weight_bytes(const model_desc *d, int32_t il);
 /* Weight bytes of the output layer (output norm + output matrix; 0 extra when tied). */
@@ -222,8 +229,10 @@ void model_context_free(model_context *ctx);
 const model_params *model_context_params(const model_context *ctx);
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (1 <= n <= n_batch, pos + n <= n_ctx); the
- * cache must already hold positions [0, pos) (anything at >= pos is overwritten). Keeps the
- * logits of the last min(n, n_logits) tokens. No allocation happens here. */
+ * cache must already hold positions [0, pos) (anything at >= pos is overwritten). A model
+ * whose sliding-window layers keep a ring (model_kv_rows) holds only the latest positions,
+ * so there pos must be 0 (a restart) or where the previous call ended. Keeps the logits of
+ * the last min(n, n_logits) tokens. No allocation happens here. */
 strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n, int32_t pos);
 
 /* Logits row `i` of the last model_decode (0 = the first kept row; the last token is row

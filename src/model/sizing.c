@@ -68,16 +68,41 @@ size_t model_kv_block_bytes(const model_hparams *hp, strata_type kv_type, int32_
     return (size_t)hp->n_head_kv * (size_t)n_ctx * head_row_bytes(hp, kv_type);
 }
 
-size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx, int32_t layer_start,
-                      int32_t layer_end) {
-    if (layer_end <= layer_start) return 0;
-    return strata_arena_round(2 * (size_t)(layer_end - layer_start) * model_kv_block_bytes(hp, kv_type, n_ctx));
+/* A sliding-window layer sees the last n_swa positions; with a batch of up to n_batch
+ * tokens written before it attends, window - 1 + n_batch positions must be held at once:
+ * a ring of n_swa + n_batch rows holds them (one to spare). */
+int32_t model_kv_rows(const model_hparams *hp, const model_params *p, int32_t il) {
+    if (!p->full_swa_cache && model_layer_swa(hp, il) && (int64_t)hp->n_swa + p->n_batch < p->n_ctx)
+        return hp->n_swa + p->n_batch;
+    return p->n_ctx;
 }
 
-backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t il, int32_t n_ctx, strata_type kv_type) {
-    return (backend_attn_shape){hp->n_head,      hp->n_head_kv,     hp->head_dim,
-                                n_ctx,           kv_type,           hp->attn_scale,
-                                hp->attn_softcap, model_layer_swa(hp, il) ? hp->n_swa : 0};
+size_t model_kv_layer_block(const model_hparams *hp, const model_params *p, int32_t il) {
+    return model_kv_block_bytes(hp, p->kv_type, model_kv_rows(hp, p, il));
+}
+
+size_t model_kv_layer_offset(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t il) {
+    size_t off = 0;
+    for (int32_t l = layer_start; l < il; l++) off += 2 * model_kv_layer_block(hp, p, l);
+    return off;
+}
+
+size_t model_kv_bytes(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t layer_end) {
+    if (layer_end <= layer_start) return 0;
+    return strata_arena_round(model_kv_layer_offset(hp, p, layer_start, layer_end));
+}
+
+backend_attn_shape model_attn_shape(const model_hparams *hp, const model_params *p, int32_t il) {
+    const int32_t rows = model_kv_rows(hp, p, il);
+    return (backend_attn_shape){hp->n_head,
+                                hp->n_head_kv,
+                                hp->head_dim,
+                                rows,
+                                p->kv_type,
+                                hp->attn_scale,
+                                hp->attn_softcap,
+                                model_layer_swa(hp, il) ? hp->n_swa : 0,
+                                rows < p->n_ctx};
 }
 
 int64_t model_ffn_rows(const model_hparams *hp) {
@@ -167,9 +192,9 @@ size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops *kind, int32_t layer_start,
-                                         int32_t layer_end, int32_t nb, int32_t n_ctx, int32_t n_logits, bool hidden,
-                                         strata_type kv_type) {
+                                         int32_t layer_end, const model_params *p, int32_t n_logits, bool hidden) {
     const model_hparams *hp = &d->hp;
+    const int32_t nb = p->n_batch;
     size_t f = sizeof(float);
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     model_scratch_sizes s;
@@ -197,7 +222,7 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
         if (d->rope_freqs && !kind->host_memory) s.rope_factors = strata_arena_round((size_t)d->rope_freqs->bytes);
         size_t att = 0;
         for (int32_t il = layer_start; il < layer_end; il++) {
-            backend_attn_shape as = model_attn_shape(hp, il, n_ctx, kv_type);
+            backend_attn_shape as = model_attn_shape(hp, p, il);
             att = max_sz(att, kind->attention_work_bytes(&as, nb));
         }
         s.att = strata_arena_round(att);
@@ -231,15 +256,14 @@ size_t model_scratch_total(const model_scratch_sizes *s) {
 
 size_t model_compute_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool produces_logits) {
-    model_scratch_sizes s = model_scratch_layout(d, kind, layer_start, layer_end, p->n_batch, p->n_ctx,
-                                                 produces_logits ? p->n_logits : 0, produces_logits && p->embeddings,
-                                                 p->kv_type);
+    model_scratch_sizes s = model_scratch_layout(d, kind, layer_start, layer_end, p,
+                                                 produces_logits ? p->n_logits : 0, produces_logits && p->embeddings);
     return model_scratch_total(&s);
 }
 
 size_t model_segment_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool has_output) {
-    return model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, layer_start, layer_end) +
+    return model_kv_bytes(&d->hp, p, layer_start, layer_end) +
            model_compute_bytes(d, p, kind, layer_start, layer_end, has_output);
 }
 

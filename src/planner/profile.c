@@ -2,7 +2,8 @@
  *
  * "The plan is the allocation": every figure here comes from model/model.h, the functions
  * the runtime sizes its arenas with --
- *   KV of a device's range       model_kv_bytes(hp, kv_type, n_ctx, first block, end block)
+ *   KV of a device's range       model_kv_bytes(hp, params, first block, end block): a ring of
+ *                                window + n_batch positions for sliding-window layers
  *   compute scratch              model_compute_bytes(desc, params, kind's op table, first, end,
  *                                has_output): each device kind's own scratch sizing
  *   options                      model_params_resolve() of {n_ctx = num_ctx x num_parallel,
@@ -62,7 +63,7 @@ static void segment_bytes(const void *ctx, backend_device_kind kind, int32_t sta
     int32_t nl = m->desc.hp.n_layer;
     int32_t bs = start < nl ? start : nl, be = end < nl ? end : nl;
     bool has_output = end == nl + 1;
-    *kv = model_kv_bytes(&m->desc.hp, m->params.kv_type, m->params.n_ctx, bs, be);
+    *kv = model_kv_bytes(&m->desc.hp, &m->params, bs, be);
     *compute = model_compute_bytes(&m->desc, &m->params, ops, bs, be, has_output);
 }
 
@@ -137,7 +138,7 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         m->gpu_w[il] = arena;
         m->cpu_w[il] = raw;
         m->cpu_arena_w[il] = model_layer_relayout_bytes(&m->desc, &backend_cpu_ops, il);
-        m->read[il] = raw + model_kv_bytes(hp, p.kv_type, p.n_ctx, il, il + 1);
+        m->read[il] = raw + model_kv_bytes(hp, &p, il, il + 1);
     }
     const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
     m->gpu_w[nl] = model_output_weight_arena_bytes(&m->desc);

@@ -579,7 +579,7 @@ static void ref_attention(const backend_attn_shape *s, const uint8_t *kc, const 
 static void check_attention_ext(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                                 int32_t n_ctx, int32_t pos, int32_t n, double tol, float scale, float softcap,
                                 int32_t window) {
-    backend_attn_shape s = {n_head, n_head_kv, head_dim, n_ctx, kv_type, scale, softcap, window};
+    backend_attn_shape s = {n_head, n_head_kv, head_dim, n_ctx, kv_type, scale, softcap, window, false};
     const size_t block = (size_t)n_head_kv * n_ctx * strata_type_row_bytes(kv_type, head_dim);
     const int32_t total = pos + n, kvd = n_head_kv * head_dim, qd = n_head * head_dim;
     uint8_t *kc = calloc(1, block), *vc = calloc(1, block);
@@ -656,6 +656,69 @@ static void test_attention(void **state) {
     }
 }
 
+/* A sliding-window layer's ring of window + batch rows against a full cache with the same
+ * window: positions written batch by batch (each batch then attended, as the forward pass
+ * does), the ring wrapping several times, every batch's output bit for bit the full cache's,
+ * on the cpu and on a strict sim. */
+static void check_ring(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t window,
+                       int32_t n_batch, int32_t total, int32_t step, float softcap) {
+    const int32_t R = window + n_batch, kvd = n_head_kv * head_dim, qd = n_head * head_dim;
+    backend_attn_shape full = {n_head, n_head_kv, head_dim, total, kv_type, 0, softcap, window, false};
+    backend_attn_shape ring = {n_head, n_head_kv, head_dim, R, kv_type, 0, softcap, window, true};
+    const size_t row = strata_type_row_bytes(kv_type, head_dim);
+    const size_t fblock = (size_t)n_head_kv * total * row, rblock = (size_t)n_head_kv * R * row;
+    uint8_t *fk = calloc(1, fblock), *fv = calloc(1, fblock), *rk = calloc(1, rblock), *rv = calloc(1, rblock);
+    float *k = malloc((size_t)step * kvd * 4), *v = malloc((size_t)step * kvd * 4), *q = malloc((size_t)step * qd * 4);
+    float *of = malloc((size_t)step * qd * 4), *orr = malloc((size_t)step * qd * 4), *os = malloc((size_t)step * qd * 4);
+    const size_t wf = backend_cpu_ops.attention_work_bytes(&full, n_batch), wr = backend_cpu_ops.attention_work_bytes(&ring, n_batch);
+    assert_int_equal(wr, backend_sim_ops.attention_work_bytes(&ring, n_batch));
+    void *workf = malloc(wf), *workr = malloc(wr);
+    sim_heap h = sim_open(2 * rblock + wr + (size_t)(2 * step * kvd + 2 * step * qd) * 4 + 4096);
+    backend_exec ex = {h.dev, 1};
+    uint8_t *dk = sim_put(&h, NULL, rblock), *dv = sim_put(&h, NULL, rblock);
+    float *dks = sim_put(&h, NULL, (size_t)step * kvd * 4), *dvs = sim_put(&h, NULL, (size_t)step * kvd * 4);
+    float *dq = sim_put(&h, NULL, (size_t)step * qd * 4), *dout = sim_put(&h, NULL, (size_t)step * qd * 4);
+    void *dwork = sim_put(&h, NULL, wr);
+    int batches = 0;
+    for (int32_t pos = 0; pos < total; pos += step) {
+        const int32_t n = total - pos < step ? total - pos : step;
+        fill(k, (size_t)n * kvd);
+        fill(v, (size_t)n * kvd);
+        fill(q, (size_t)n * qd);
+        backend_cpu_ops.kv_store(&cpu_ex, &full, fk, fv, k, v, n, pos);
+        backend_cpu_ops.kv_store(&cpu_ex, &ring, rk, rv, k, v, n, pos);
+        backend_cpu_ops.attention(&cpu_ex, &full, fk, fv, q, n, pos, of, workf);
+        backend_cpu_ops.attention(&cpu_ex, &ring, rk, rv, q, n, pos, orr, workr);
+        assert_bits_equal(orr, of, (size_t)n * qd);
+        assert_int_equal(backend_device_copy_in(h.dev, dks, k, (size_t)n * kvd * 4), STRATA_OK);
+        assert_int_equal(backend_device_copy_in(h.dev, dvs, v, (size_t)n * kvd * 4), STRATA_OK);
+        assert_int_equal(backend_device_copy_in(h.dev, dq, q, (size_t)n * qd * 4), STRATA_OK);
+        backend_sim_ops.kv_store(&ex, &ring, dk, dv, dks, dvs, n, pos);
+        backend_sim_ops.attention(&ex, &ring, dk, dv, dq, n, pos, dout, dwork);
+        sim_get(&h, os, dout, (size_t)n * qd * 4);
+        assert_bits_equal(os, of, (size_t)n * qd);
+        batches++;
+    }
+    assert_true(total > 3 * R); /* the ring wrapped several times */
+    sim_close(&h);
+    free(fk), free(fv), free(rk), free(rv), free(k), free(v), free(q), free(of), free(orr), free(os), free(workf),
+        free(workr);
+}
+
+static void test_ring(void **state) {
+    (void)state;
+    const strata_type types[] = {STRATA_TYPE_F32, STRATA_TYPE_F16, STRATA_TYPE_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        /* batches of the ring's full batch size, of odd sizes, and decode steps; a window
+         * long enough for split decode steps (300 > 256 positions) */
+        check_ring(types[t], 8, 2, 32, 8, 16, 120, 16, 0);
+        check_ring(types[t], 8, 4, 64, 8, 16, 130, 7, 10.0f);
+        check_ring(types[t], 4, 1, 64, 13, 4, 90, 1, 0);
+        check_ring(types[t], 4, 2, 32, 300, 32, 1100, 1, 0);
+        check_ring(types[t], 4, 2, 32, 300, 32, 1100, 32, 0);
+    }
+}
+
 /* ---- memory: memset, copies between devices ------------------------------------------ */
 
 static void test_memory(void **state) {
@@ -711,7 +774,7 @@ int main(void) {
         cmocka_unit_test(test_add_rms_norm), cmocka_unit_test(test_silu_mul), cmocka_unit_test(test_embed_rows),
         cmocka_unit_test(test_rope),         cmocka_unit_test(test_matmul),   cmocka_unit_test(test_attention),
         cmocka_unit_test(test_memory),       cmocka_unit_test(test_gelu_scale_softcap),
-        cmocka_unit_test(test_moe_route),    cmocka_unit_test(test_matmul_id),
+        cmocka_unit_test(test_moe_route),    cmocka_unit_test(test_matmul_id),  cmocka_unit_test(test_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,12 +173,13 @@ static void test_sizing(void **state) {
                 p.n_threads = 1;
                 if (model_params_resolve(&hd.hp, &p) != STRATA_OK) continue; /* q8_0 on head_dim 8 */
                 size_t planned = model_segment_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true);
-                assert_int_equal(planned, model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer) +
+                assert_int_equal(planned, model_kv_bytes(&hd.hp, &p, 0, hd.hp.n_layer) +
                                               model_compute_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true));
-                /* KV per token times tokens and layers, rounded once */
-                assert_int_equal(model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer),
-                                 strata_arena_round(model_kv_bytes_per_token(&hd.hp, p.kv_type) * (size_t)p.n_ctx *
-                                                    (size_t)hd.hp.n_layer));
+                /* KV per token times tokens held and layers, rounded once */
+                size_t rows = 0;
+                for (int32_t il = 0; il < hd.hp.n_layer; il++) rows += (size_t)model_kv_rows(&hd.hp, &p, il);
+                assert_int_equal(model_kv_bytes(&hd.hp, &p, 0, hd.hp.n_layer),
+                                 strata_arena_round(model_kv_bytes_per_token(&hd.hp, p.kv_type) * rows));
                 strata_device dev;
                 strata_device_init_cpu(&dev);
                 model_context *ctx = NULL;

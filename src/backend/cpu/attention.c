@@ -61,7 +61,7 @@ static size_t att_head_score_floats(int32_t n_ctx) {
 
 /* The work area, in the order it is carved. */
 typedef struct {
-    size_t v, q, s, work, po, pm, pl;
+    size_t v, q, s, work, po, pm, pl, ring;
 } att_sizes;
 
 static att_sizes att_layout(const backend_attn_shape *s) {
@@ -69,6 +69,9 @@ static att_sizes att_layout(const backend_attn_shape *s) {
     att_sizes z = {0};
     const size_t slots = (size_t)s->n_head_kv * att_lanes(s); /* (KV head, lane) */
     if (values_widened(s->kv_type)) z.v = round64((size_t)s->n_head_kv * s->n_ctx * s->head_dim * f);
+    /* a ring whose visible positions wrap around its end: K and V rows gathered in position
+     * order, so that the products see the rows a full cache would, in the same order */
+    if (s->ring) z.ring = 2 * round64((size_t)s->n_head_kv * s->n_ctx * head_row_bytes(s));
     z.q = round64(slots * ATT_QCHUNK * s->head_dim * f);
     z.s = round64(slots * att_head_score_floats(s->n_ctx) * f);
     z.work = round64(slots * att_head_work_bytes(s));
@@ -85,7 +88,7 @@ static att_sizes att_layout(const backend_attn_shape *s) {
 size_t cpu_attention_work_bytes(const backend_attn_shape *s, int32_t n_batch) {
     (void)n_batch; /* blocks of ATT_QCHUNK rows whatever the batch */
     att_sizes z = att_layout(s);
-    return z.v + z.q + z.s + z.work + z.po + z.pm + z.pl;
+    return z.v + z.q + z.s + z.work + z.po + z.pm + z.pl + z.ring;
 }
 
 /* One call's view of the cache and its carved work area. */
@@ -95,11 +98,13 @@ typedef struct {
     const float *q;
     float *out;
     int32_t n, pos;
+    int32_t pos_base; /* the position at row 0 of k_cache/v_cache (0 but for a ring) */
     size_t head_row;
     float *att_v, *att_q, *att_s, *att_po, *att_pm;
     double *att_pl;
     uint8_t *att_work;
     size_t att_work_stride; /* bytes per (KV head, lane) slot */
+    uint8_t *ring_k, *ring_v; /* gathered rows of a wrapped ring */
 } att_job;
 
 static void att_job_init(att_job *j, const backend_attn_shape *s, const void *k_cache, const void *v_cache,
@@ -128,12 +133,15 @@ static void att_job_init(att_job *j, const backend_attn_shape *s, const void *k_
     j->att_pm = z.pm ? (float *)w : NULL;
     w += z.pm;
     j->att_pl = z.pl ? (double *)w : NULL;
+    w += z.pl;
+    j->ring_k = z.ring ? w : NULL;
+    j->ring_v = z.ring ? w + z.ring / 2 : NULL;
     j->att_work_stride = att_head_work_bytes(s);
 }
 
 /* Row `t` of KV head h's keys (or values) in the layer's cache. */
 static const uint8_t *cache_row(const att_job *j, bool values, int32_t h, int32_t t) {
-    return (values ? j->v_cache : j->k_cache) + ((size_t)h * j->s->n_ctx + t) * j->head_row;
+    return (values ? j->v_cache : j->k_cache) + ((size_t)h * j->s->n_ctx + (t - j->pos_base)) * j->head_row;
 }
 
 /* The value rows from row k0 of KV head h (vals: that row in the cache) as the weighted sums
@@ -144,7 +152,7 @@ static const uint8_t *cache_row(const att_job *j, bool values, int32_t h, int32_
  * puts them. */
 static const float *value_rows(const att_job *j, int32_t h, const uint8_t *vals, int32_t k0) {
     if (!values_widened(j->s->kv_type)) return j->s->kv_type == STRATA_TYPE_F32 ? (const float *)vals : NULL;
-    return j->att_v + ((size_t)h * j->s->n_ctx + k0) * j->s->head_dim;
+    return j->att_v + ((size_t)h * j->s->n_ctx + (k0 - j->pos_base)) * j->s->head_dim;
 }
 
 /* Dequantizes n value rows of a quantized cache from vals into their value_rows. */
@@ -184,14 +192,16 @@ static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
     const backend_attn_shape *s = j->s;
     const int32_t hd = s->head_dim, n = j->n, pos = j->pos;
     const int32_t group = s->n_head / s->n_head_kv;
-    const uint8_t *keys = cache_row(j, false, h, 0), *vals = cache_row(j, true, h, 0);
+    /* rows from the first position held (pb: 0, or a ring's first visible position) */
+    const int32_t pb = j->pos_base;
+    const uint8_t *keys = cache_row(j, false, h, pb), *vals = cache_row(j, true, h, pb);
     const int32_t lanes = att_lanes(s), slot = h * lanes + lane;
     float *qg = j->att_q + (size_t)slot * ATT_QCHUNK * hd;
     float *sc = j->att_s + (size_t)slot * att_head_score_floats(s->n_ctx);
     void *work = j->att_work + (size_t)slot * j->att_work_stride;
 
     /* a quantized cache's rows were dequantized into att_v by widen_values */
-    const float *vf = value_rows(j, h, vals, 0);
+    const float *vf = value_rows(j, h, vals, pb);
 
     /* Rows of the query block: (token i, head qh) pairs, token-major; this lane's blocks. */
     const int32_t total = n * group;
@@ -206,7 +216,7 @@ static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
             int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
             memcpy(qg + (size_t)r * hd, j->q + ((size_t)i * s->n_head + qh) * hd, (size_t)hd * sizeof(float));
         }
-        cpu_matmul(s->kv_type, keys + (size_t)k0 * j->head_row, n_keys, hd, qg, nr, sc, work, 1);
+        cpu_matmul(s->kv_type, keys + (size_t)(k0 - pb) * j->head_row, n_keys, hd, qg, nr, sc, work, 1);
         for (int32_t r = 0; r < nr; r++) {
             /* causal: token i sees positions first .. pos + i (first > 0 in a sliding window) */
             const int32_t p = pos + (r0 + r) / group, first = att_first_key(s, p);
@@ -222,7 +232,7 @@ static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
             const int32_t i = (r0 + r) / group, ql = (r0 + r) % group, qh = h * group + ql;
             const int32_t m = group - ql < nr - r ? group - ql : nr - r; /* this token's rows here */
             const int32_t first = att_first_key(s, pos + i);
-            weighted_values(vf ? vf + (size_t)first * hd : NULL, vals + (size_t)first * j->head_row,
+            weighted_values(vf ? vf + (size_t)(first - pb) * hd : NULL, vals + (size_t)(first - pb) * j->head_row,
                             sc + (size_t)r * n_keys + (first - k0), n_keys, m, pos + i + 1 - first, hd,
                             j->out + ((size_t)i * s->n_head + qh) * hd, hd);
             r += m;
@@ -243,7 +253,8 @@ static void att_item(void *p, int64_t item, int tid) {
 static void widen_values(void *p, int64_t h, int tid) {
     (void)tid;
     const att_job *j = p;
-    dequantize_values(j, (int32_t)h, cache_row(j, true, (int32_t)h, 0), 0, j->pos + j->n);
+    const int32_t first = att_first_key(j->s, j->pos) > j->pos_base ? att_first_key(j->s, j->pos) : j->pos_base;
+    dequantize_values(j, (int32_t)h, cache_row(j, true, (int32_t)h, first), first, j->pos + j->n - first);
 }
 
 /* One chunk of one KV head's positions in a split decode step (n = 1, the query at pos):
@@ -299,10 +310,38 @@ static void combine_chunks(void *p, int64_t qh, int tid) {
     cpu_vec_weighted_rows(m, used, 1, j->att_po + (size_t)qh * slots * hd, used, hd, j->out + (size_t)qh * hd, hd);
 }
 
+/* A ring's visible positions [lo, hi) where the products read them: in place where they do
+ * not wrap around the ring's end (pos_base: the position at row 0 of that turn), else
+ * gathered, in position order, into the work area's ring rows (pos_base = lo). */
+static void ring_view(att_job *j) {
+    const backend_attn_shape *s = j->s;
+    const int32_t R = s->n_ctx, lo = att_first_key(s, j->pos), hi = j->pos + j->n;
+    if (lo / R == (hi - 1) / R) {
+        j->pos_base = lo / R * R;
+        return;
+    }
+    const size_t row = j->head_row;
+    const int32_t a = lo % R, len_a = R - a, len_b = hi - lo - len_a; /* [a, R) then [0, len_b) */
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *src = v ? j->v_cache : j->k_cache;
+        uint8_t *dst = v ? j->ring_v : j->ring_k;
+        for (int32_t h = 0; h < s->n_head_kv; h++) {
+            const uint8_t *hs = src + (size_t)h * R * row;
+            uint8_t *hd = dst + (size_t)h * R * row;
+            memcpy(hd, hs + (size_t)a * row, (size_t)len_a * row);
+            memcpy(hd + (size_t)len_a * row, hs, (size_t)len_b * row);
+        }
+    }
+    j->k_cache = j->ring_k;
+    j->v_cache = j->ring_v;
+    j->pos_base = lo;
+}
+
 void cpu_attention(const backend_attn_shape *s, const void *k_cache, const void *v_cache, const float *q, int32_t n,
                    int32_t pos, float *out, void *work, int nt) {
     att_job j;
     att_job_init(&j, s, k_cache, v_cache, q, n, pos, out, work);
+    if (s->ring) ring_view(&j);
     const int32_t n_kv = pos + 1 - att_first_key(s, pos); /* a decode step's visible positions */
     if (n == 1 && n_kv > ATT_KCHUNK) {
         cpu_parallel_for(nt, (int64_t)s->n_head_kv * att_kchunks(n_kv), attend_chunk, &j);
@@ -325,7 +364,8 @@ void cpu_kv_store(const backend_attn_shape *s, void *k_cache, void *v_cache, con
     uint8_t *kb = k_cache, *vb = v_cache;
     for (int32_t h = 0; h < s->n_head_kv; h++) {
         for (int32_t i = 0; i < n; i++) {
-            size_t row = ((size_t)h * s->n_ctx + pos + i) * head_row;
+            const int32_t r = s->ring ? (pos + i) % s->n_ctx : pos + i;
+            size_t row = ((size_t)h * s->n_ctx + r) * head_row;
             const float *ks = k + ((size_t)i * s->n_head_kv + h) * s->head_dim;
             const float *vs = v + ((size_t)i * s->n_head_kv + h) * s->head_dim;
             switch (s->kv_type) {
