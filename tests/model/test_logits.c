@@ -279,10 +279,84 @@ static void test_native(void **state) {
     assert_int_equal(failures, 0);
 }
 
+/* The sliding-window layers' ring (window + n_batch positions) against the full cache the
+ * window masks, on the gemma files: the prompt in batches, then 150 greedy steps, the ring of
+ * 8 + 16 positions wrapping about seven times; every step's logits bit for bit, and the ring
+ * cache smaller by what the local layers no longer hold. */
+static void test_ring_equals_full(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    static const char *const names[] = {"micro-gemma2-F32", "micro-gemma2-Q4_K_M", "micro-gemma3-F32",
+                                        "micro-gemma3-Q8_0"};
+    enum { STEPS = 150, N_CTX = 256, N_BATCH = 16 };
+    for (size_t c = 0; c < sizeof names / sizeof names[0]; c++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "arch/%s.gguf", names[c]);
+        if (!testdata_has(rel)) {
+            if (testdata_in_ci()) fail_msg("%s missing under CI=true", rel);
+            print_message("  %s SKIP: not in this copy of the test data\n", names[c]);
+            continue;
+        }
+        char *path = testdata_path(rel);
+        gguf_file *f = NULL;
+        assert_int_equal(gguf_open(path, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+        free(path);
+        model_desc d;
+        assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+        const int V = d.hp.n_vocab;
+        float *rows[2];
+        size_t kv[2];
+        for (int full = 0; full < 2; full++) {
+            model_params p = model_default_params();
+            p.n_ctx = N_CTX;
+            p.n_batch = N_BATCH;
+            p.n_threads = 2;
+            p.full_swa_cache = full;
+            strata_device dev;
+            strata_device_init_cpu(&dev);
+            model_context *ctx = NULL;
+            assert_int_equal(model_context_init(&d, &p, &dev, &ctx), STRATA_OK);
+            kv[full] = model_kv_bytes(&d.hp, model_context_params(ctx), 0, d.hp.n_layer);
+            rows[full] = malloc((size_t)STEPS * V * sizeof(float));
+            int32_t prompt[40];
+            for (int i = 0; i < 40; i++) prompt[i] = (1 + i * 37) % V;
+            for (int i = 0; i < 40; i += N_BATCH)
+                assert_int_equal(model_decode(ctx, prompt + i, 40 - i < N_BATCH ? 40 - i : N_BATCH, i), STRATA_OK);
+            for (int s = 0; s < STEPS; s++) {
+                const float *l = model_logits(ctx, 0);
+                memcpy(rows[full] + (size_t)s * V, l, (size_t)V * sizeof(float));
+                int32_t tok = ref_argmax(l, V);
+                assert_int_equal(model_decode(ctx, &tok, 1, 40 + s), STRATA_OK);
+            }
+            /* a ring cannot go back: only a restart at 0 or the next position */
+            if (!full) assert_int_equal(model_decode(ctx, prompt, 1, 10), STRATA_ERR_INVALID);
+            model_context_free(ctx);
+        }
+        assert_memory_equal(rows[0], rows[1], (size_t)STEPS * V * sizeof(float));
+        int local = 0;
+        for (int32_t il = 0; il < d.hp.n_layer; il++) local += model_layer_swa(&d.hp, il);
+        model_params p = model_default_params();
+        p.n_ctx = N_CTX;
+        p.n_batch = N_BATCH;
+        p.n_threads = 1;
+        assert_int_equal(model_params_resolve(&d.hp, &p), STRATA_OK);
+        /* each local layer holds window + batch positions instead of n_ctx */
+        const size_t per = model_kv_bytes_per_token(&d.hp, p.kv_type);
+        assert_true(kv[1] - kv[0] >= (size_t)local * (N_CTX - d.hp.n_swa - N_BATCH) * per - 4096);
+        print_message("  %-20s %d local of %d layers: KV %zu -> %zu bytes, %d steps bit for bit\n", names[c], local,
+                      d.hp.n_layer, kv[1], kv[0], STEPS);
+        free(rows[0]);
+        free(rows[1]);
+        model_desc_free(&d);
+        gguf_close(f);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f32_engine),
         cmocka_unit_test(test_native),
+        cmocka_unit_test(test_ring_equals_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
