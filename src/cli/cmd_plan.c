@@ -76,6 +76,10 @@ static int print_json(const char *model, const plan_model *pm, const plan_device
     for (int i = 0; i < inv->count; i++)
         if (!backend_device_plannable(inv->devices[i])) cJSON_AddItemToArray(un, cJSON_CreateString(backend_device_label(inv->devices[i])));
     cli_json_add_u64(root, "host_bytes", r->host_bytes);
+    const plan_swa_cache sw = plan_model_swa_cache(pm);
+    cJSON_AddNumberToObject(root, "sliding_window_layers", sw.local_layers);
+    cli_json_add_u64(root, "kv_bytes", sw.kv_bytes);
+    cli_json_add_u64(root, "kv_full_cache_bytes", sw.kv_full_bytes);
     cJSON_AddNumberToObject(root, "layers_offloaded", r->layers_offloaded);
     cJSON_AddNumberToObject(root, "layers_total", r->layers_total);
     cJSON_AddNumberToObject(root, "predicted_tokens_per_second", r->tokens_per_second);
@@ -123,6 +127,15 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
     }
     printf("\n");
     printf("host memory:        %s\n", hb);
+    const plan_swa_cache sw = plan_model_swa_cache(pm);
+    if (sw.local_layers > 0) {
+        char kb[32], fb[32], sb[32];
+        cli_format_bytes(sw.kv_bytes, kb, sizeof kb);
+        cli_format_bytes(sw.kv_full_bytes, fb, sizeof fb);
+        cli_format_bytes(sw.kv_full_bytes - sw.kv_bytes, sb, sizeof sb);
+        printf("sliding window:     %d of %d blocks keep a ring of %d + %d positions: KV %s instead of %s (saves %s)\n",
+               sw.local_layers, plan_model_n_layer(pm), sw.window, plan_model_n_batch(pm), kb, fb, sb);
+    }
     printf("layers offloaded:   %d/%d\n", r->layers_offloaded, r->layers_total);
     printf("predicted decode:   %.2f tokens/s\n", r->tokens_per_second);
     printf("%s\n", r->explanation);

@@ -194,6 +194,14 @@ int32_t plan_model_n_layer(const plan_model *m);
 int32_t plan_model_n_ctx(const plan_model *m);     /* per sequence, after the engine's caps */
 int32_t plan_model_n_batch(const plan_model *m);
 const char *plan_model_arch(const plan_model *m);
+/* The sliding-window cache (model_kv_rows): how many layers keep a ring of window + batch
+ * positions, their window, and the KV bytes of all layers with the rings and as a full cache
+ * would be (equal when no layer has a ring). */
+typedef struct {
+    int32_t local_layers, window;
+    uint64_t kv_bytes, kv_full_bytes;
+} plan_swa_cache;
+plan_swa_cache plan_model_swa_cache(const plan_model *m);
 /* The engine options the sizes were computed for (n_ctx = per-sequence ctx x num_parallel,
  * resolved; n_logits = 1; n_threads = 1, which sizes nothing): the loader creates its
  * context with exactly these (its own n_threads aside), so planned == allocated. */

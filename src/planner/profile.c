@@ -175,3 +175,15 @@ const model_params *plan_model_params(const plan_model *m) { return &m->params; 
 int32_t plan_model_n_ctx(const plan_model *m) { return m->n_ctx_seq; }
 int32_t plan_model_n_batch(const plan_model *m) { return m->params.n_batch; }
 const char *plan_model_arch(const plan_model *m) { return m->arch; }
+
+plan_swa_cache plan_model_swa_cache(const plan_model *m) {
+    const model_hparams *hp = &m->desc.hp;
+    plan_swa_cache c = {0, hp->n_swa, 0, 0};
+    model_params full = m->params;
+    full.full_swa_cache = true;
+    for (int32_t il = 0; il < hp->n_layer; il++)
+        if (model_kv_rows(hp, &m->params, il) < m->params.n_ctx) c.local_layers++;
+    c.kv_bytes = model_kv_bytes(hp, &m->params, 0, hp->n_layer);
+    c.kv_full_bytes = model_kv_bytes(hp, &full, 0, hp->n_layer);
+    return c;
+}

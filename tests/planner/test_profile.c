@@ -342,12 +342,54 @@ static void test_tight_to_the_byte(void **state) {
     }
 }
 
+/* The sliding-window rings as the planner counts them, from the header alone: gemma3's micro
+ * file (window 8; layers 0-4 local, 5 global, README) with num_ctx 256 and num_batch 16 keeps
+ * 8 + 16 positions in 5 layers: 5 x (256 - 24) positions of K and V fewer, counted by hand
+ * from the heads (1 KV head of 64, F16: 2 x 64 x 2 bytes per position and layer). With
+ * num_batch 256 a ring would hold as much as the context: no ring. */
+static void test_swa_ring_counted(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *path = testdata_path("arch/micro-gemma3-Q8_0.gguf");
+    if (!path || access(path, R_OK) != 0) {
+        free(path);
+        if (testdata_in_ci()) fail_msg("arch/micro-gemma3-Q8_0.gguf missing under CI=true");
+        print_message("  SKIP: arch/ not in this copy of the test data\n");
+        return;
+    }
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    free(path);
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 256;
+    mo.num_batch = 16;
+    plan_model *pm = NULL;
+    assert_int_equal(plan_model_init(f, &mo, &pm), STRATA_OK);
+    plan_swa_cache c = plan_model_swa_cache(pm);
+    assert_int_equal(c.local_layers, 5);
+    assert_int_equal(c.window, 8);
+    assert_true(c.kv_full_bytes - c.kv_bytes == 5ull * (256 - 24) * 2 * 64 * 2);
+    /* what the device arenas are sized with is the ring's */
+    uint64_t kv = 0, compute = 0;
+    plan_model_profile(pm)->segment_bytes(plan_model_profile(pm)->ctx, BACKEND_DEVICE_CPU, 0, 7, &kv, &compute);
+    assert_true(kv == c.kv_bytes);
+    plan_model_free(pm);
+    mo.num_batch = 256;
+    assert_int_equal(plan_model_init(f, &mo, &pm), STRATA_OK);
+    c = plan_model_swa_cache(pm);
+    assert_int_equal(c.local_layers, 0);
+    assert_true(c.kv_bytes == c.kv_full_bytes);
+    plan_model_free(pm);
+    gguf_close(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_per_token_by_hand),
         cmocka_unit_test(test_planned_equals_allocated_cpu),
         cmocka_unit_test(test_70b_scenario),
         cmocka_unit_test(test_tight_to_the_byte),
+        cmocka_unit_test(test_swa_ring_counted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
