@@ -34,6 +34,9 @@ static void usage(void) {
            "  --num_batch N        tokens per batch (default 512)\n"
            "  --num_parallel N     sequences served at once (default 1)\n"
            "  --kv_type T          f16 (default), q8_0 or f32\n"
+           "  --num_cpu_moe N      keep the experts of blocks 0..N-1 on the CPU while the rest of\n"
+           "                       those blocks runs on a GPU (default: the planner chooses N when\n"
+           "                       it predicts faster decoding than moving whole layers)\n"
            "  --json               print JSON\n"
            "Options may be spelt --num-gpu or --num_gpu. In JSON, layer ranges are [layer_start,\n"
            "layer_end); the last layer is the output layer.\n");
@@ -209,13 +212,15 @@ int cmd_plan(int argc, char **argv) {
     mo.num_ctx = ro.model.n_ctx;
     mo.num_batch = ro.model.n_batch;
     mo.kv_type = ro.model.kv_type;
+    mo.num_cpu_moe = ro.num_cpu_moe;
+    if (mo.num_cpu_moe < -1) return cli_error("option --num_cpu_moe: %d is not -1 or a block count", mo.num_cpu_moe);
 
     gguf_file *f = NULL;
     if (gguf_open(model, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return cli_error("%s", strata_last_error());
     plan_model *pm = NULL;
     backend_inventory *inv = NULL;
     int rc = 0;
-    if (plan_model_init(f, &mo, &pm) != STRATA_OK || backend_inventory_from_spec(spec, &inv) != STRATA_OK) {
+    if (backend_inventory_from_spec(spec, &inv) != STRATA_OK) {
         rc = cli_error("%s", strata_last_error());
         goto done;
     }
@@ -228,7 +233,7 @@ int cmd_plan(int argc, char **argv) {
         goto done;
     }
     plan_result r;
-    if (plan_compute(plan_model_profile(pm), devs, nd, &po, &r) != STRATA_OK) {
+    if (plan_compute_moe(f, &mo, devs, nd, &po, &pm, &r) != STRATA_OK) {
         rc = cli_error("%s", strata_last_error());
         goto done;
     }

@@ -82,7 +82,7 @@ static strata_status place_experts(model_segment *sg, const model_desc *d, const
 
 /* Puts the segment's weights where its ops read them, in slot order (the order
  * model_layer_slots lists them, the order the sizing functions count them). */
-static strata_status segment_weights(model_segment *sg, const model_desc *d) {
+static strata_status segment_weights(model_segment *sg, const model_desc *d, const model_params *p) {
     int32_t nl = sg->layer_end - sg->layer_start;
     sg->layers = calloc((size_t)(nl > 0 ? nl : 1), sizeof *sg->layers);
     if (!sg->layers) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
@@ -124,10 +124,22 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         if (st == STRATA_OK) st = place_vector(sg, d, L->attn_post_norm, w, &S->attn_post_norm);
         if (st == STRATA_OK) st = place_vector(sg, d, L->ffn_post_norm, w, &S->ffn_post_norm);
         S->moe = L->ffn_gate_inp != NULL;
+        S->host_experts = model_layer_host_experts(d, p, sg->ops, sg->layer_start + i);
         if (st == STRATA_OK && S->moe) st = place_matrix(sg, d, L->ffn_gate_inp, w, &S->router);
-        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->gate_exps, &S->gate_exps);
-        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->up_exps, &S->up_exps);
-        if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->down_exps, &S->down_exps);
+        if (S->host_experts) {
+            /* read by the host's kernels where the file maps them */
+            const gguf_tensor *xs[3] = {L->gate_exps, L->up_exps, L->down_exps};
+            backend_matrix *ms[3] = {&S->gate_exps, &S->up_exps, &S->down_exps};
+            for (int k = 0; k < 3 && st == STRATA_OK; k++) {
+                if (!xs[k]->data)
+                    st = strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data", xs[k]->name);
+                *ms[k] = (backend_matrix){xs[k]->type, xs[k]->ne[1], xs[k]->ne[0], xs[k]->data, 0};
+            }
+        } else {
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->gate_exps, &S->gate_exps);
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->up_exps, &S->up_exps);
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->down_exps, &S->down_exps);
+        }
     }
     if (st == STRATA_OK && sg->has_output) {
         st = place_vector(sg, d, d->output_norm, "output weights", &sg->out_norm);
@@ -177,7 +189,7 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     sg->compute_bytes = model_scratch_total(&s);
     if (st == STRATA_OK && sg->rope_factors)
         st = strata_device_copy_in(dev, sg->rope_factors, d->rope_freqs->data, (size_t)d->rope_freqs->bytes);
-    if (st == STRATA_OK) st = segment_weights(sg, d);
+    if (st == STRATA_OK) st = segment_weights(sg, d, p);
     if (st == STRATA_OK && sg->ops->host_memory) sg->tok_embd = d->tok_embd->data;
     /* Zero once so that no uninitialised byte is ever read; positions are written before
      * they are attended to, so this is for hygiene only. */
@@ -195,6 +207,8 @@ static void release_all(model_context *ctx) {
     free(ctx->staging);
     free(ctx->host_logits);
     free(ctx->host_hidden);
+    free(ctx->host_moe);
+    ctx->host_moe = NULL;
     ctx->staging = ctx->host_logits = ctx->host_hidden = NULL;
 }
 
@@ -216,6 +230,14 @@ static strata_status host_buffers(model_context *ctx) {
     if ((staging && !ctx->staging) || (!last->ops->host_memory && !ctx->host_logits) ||
         (!last->ops->host_memory && ctx->p.embeddings && !ctx->host_hidden))
         return strata_fail(STRATA_ERR_NOMEM, "model: out of host memory for the context's read-back buffers");
+    bool host_moe = false;
+    for (int32_t i = 0; i < ctx->n_segs; i++)
+        for (int32_t il = ctx->segs[i].layer_start; il < ctx->segs[i].layer_end; il++)
+            host_moe = host_moe || model_layer_host_experts(ctx->d, &ctx->p, ctx->segs[i].ops, il);
+    if (host_moe) {
+        ctx->host_moe = malloc(model_host_moe_bytes(ctx->d, &ctx->p));
+        if (!ctx->host_moe) return strata_fail(STRATA_ERR_NOMEM, "model: out of host memory for the host's experts");
+    }
     ctx->logits = ctx->host_logits ? ctx->host_logits : last->logits;
     ctx->hidden = ctx->host_hidden ? ctx->host_hidden : last->hidden;
     return STRATA_OK;

@@ -63,8 +63,51 @@ static void moe_ffn(const model_hparams *hp, const model_segment *sg, const mode
     o->moe_combine(ex, sg->moe_y, sg->moe_w, n, k, hp->n_embd, sg->xb);
 }
 
+/* The same FFN where the block's experts stay on the host (n_cpu_moe): the device routes,
+ * then the normed state and the routing are read back, the host's CPU kernels multiply the
+ * routed rows by the experts where the file maps them and combine them, and the result goes
+ * back into the device's xb. Host buffers: model_host_moe_bytes, carved in its order. */
+static strata_status host_moe_ffn(const model_context *ctx, const model_segment *sg, const model_seg_layer *L,
+                                  int32_t n) {
+    const model_hparams *hp = &ctx->d->hp;
+    const backend_ops *o = sg->ops;
+    const backend_ops *h = &backend_cpu_ops;
+    const backend_exec host = {NULL, ctx->p.n_threads};
+    const int32_t k = hp->n_expert_used;
+    const size_t nb = (size_t)ctx->p.n_batch, routed = nb * k, f = sizeof(float);
+    uint8_t *b = ctx->host_moe;
+    float *xb = (float *)b;
+    b += strata_arena_round(nb * hp->n_embd * f);
+    int32_t *ids = (int32_t *)b;
+    b += strata_arena_round(routed * sizeof(int32_t));
+    float *w = (float *)b;
+    b += strata_arena_round(routed * f);
+    float *g = (float *)b;
+    b += strata_arena_round(routed * hp->n_ff_exp * f);
+    float *u = (float *)b;
+    b += strata_arena_round(routed * hp->n_ff_exp * f);
+    float *y = (float *)b;
+    b += strata_arena_round(routed * hp->n_embd * f);
+    void *work = b;
+    o->matmul(&sg->ex, &L->router, NULL, sg->xb, n, sg->moe_logits, sg->work);
+    o->moe_route(&sg->ex, sg->moe_logits, n, hp->n_expert, k, hp->expert_norm, sg->moe_ids, sg->moe_w);
+    o->synchronize(sg->dev->backend);
+    backend_device *dev = sg->dev->backend;
+    strata_status st = backend_device_copy_out(dev, xb, sg->xb, (size_t)n * hp->n_embd * f);
+    if (st == STRATA_OK) st = backend_device_copy_out(dev, ids, sg->moe_ids, (size_t)n * k * sizeof(int32_t));
+    if (st == STRATA_OK) st = backend_device_copy_out(dev, w, sg->moe_w, (size_t)n * k * f);
+    if (st != STRATA_OK) return st;
+    h->matmul_id(&host, &L->gate_exps, hp->n_expert, xb, false, ids, n, k, g, work);
+    h->matmul_id(&host, &L->up_exps, hp->n_expert, xb, false, ids, n, k, u, work);
+    if (hp->arch->act == MODEL_FFN_GELU_TANH) h->gelu_mul(&host, g, u, n * k, hp->n_ff_exp);
+    else h->silu_mul(&host, g, u, n * k, hp->n_ff_exp);
+    h->matmul_id(&host, &L->down_exps, hp->n_expert, g, true, ids, n, k, y, work);
+    h->moe_combine(&host, y, w, n, k, hp->n_embd, xb);
+    return backend_device_copy_in(dev, sg->xb, xb, (size_t)n * hp->n_embd * f);
+}
+
 /* Runs layers [sg->layer_start, sg->layer_end) over the batch hidden state sg->x. */
-static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t pos) {
+static strata_status run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t pos) {
     const model_hparams *hp = &ctx->d->hp;
     const backend_ops *o = sg->ops;
     const backend_exec *ex = &sg->ex;
@@ -94,7 +137,10 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
         /* gemma: the attention output is normed before it joins the residual */
         if (L->attn_post_norm) o->add_rms_norm(ex, sg->xb, NULL, sg->xb, L->attn_post_norm, n, E, hp->rms_eps);
         o->add_rms_norm(ex, sg->x, sg->xb, sg->xb, L->ffn_norm, n, E, hp->rms_eps);
-        if (L->moe) {
+        if (L->host_experts) {
+            strata_status st = host_moe_ffn(ctx, sg, L, n);
+            if (st != STRATA_OK) return st;
+        } else if (L->moe) {
             moe_ffn(hp, sg, L, n);
         } else {
             o->matmul_parts(ex, (const backend_matrix *const[]){&L->w_gate, &L->w_up}, NULL,
@@ -107,6 +153,7 @@ static void run_layers(model_context *ctx, model_segment *sg, int32_t n, int32_t
     }
     /* and the last layer's joins it here */
     if (sg->layer_end > sg->layer_start) o->add_rms_norm(ex, sg->x, sg->xb, NULL, NULL, n, E, 0.0f);
+    return STRATA_OK;
 }
 
 /* Copies `bytes` of device memory from src on segment a's device to dst on segment b's. */
@@ -175,7 +222,8 @@ strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n,
             st = handoff(ctx, sg, sg->x, &ctx->segs[s - 1], ctx->segs[s - 1].x, (size_t)n * E * sizeof(float));
             if (st != STRATA_OK) return st;
         }
-        if (sg->layer_end > sg->layer_start) run_layers(ctx, sg, n, pos);
+        if (sg->layer_end > sg->layer_start) st = run_layers(ctx, sg, n, pos);
+        if (st != STRATA_OK) return st;
     }
 
     const backend_ops *o = sg->ops;

@@ -47,6 +47,7 @@ typedef struct {
     backend_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
     backend_matrix router, gate_exps, up_exps, down_exps; /* one expert's shape, data = expert 0 */
     bool moe;
+    bool host_experts; /* the experts are the host's mapping, multiplied by the host (n_cpu_moe) */
 } model_seg_layer;
 
 typedef struct {
@@ -82,6 +83,9 @@ struct model_context {
      * the host cannot read (NULL where the last device's are host memory). */
     float *staging;
     float *host_logits, *host_hidden;
+    /* the host's side of blocks whose experts stay on the host (model_host_moe_bytes), in
+     * that order: xb, ids, weights, gate, up, routed outputs, work */
+    void *host_moe;
     const float *logits, *hidden; /* what model_logits/model_hidden return */
 };
 

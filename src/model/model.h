@@ -134,6 +134,10 @@ typedef struct {
     bool full_swa_cache;  /* keep every position in the cache of sliding-window layers too
                              (default false: a ring of window + n_batch positions, the same
                              logits bit for bit; tests compare the two) */
+    int32_t n_cpu_moe;    /* the expert tensors of blocks [0, n_cpu_moe) stay in the host's
+                             mapping and their products run on the host's CPU kernels, while
+                             the rest of such a block (attention, router) runs on its device
+                             (llama.cpp's --n-cpu-moe); 0: none */
 } model_params;
 
 model_params model_default_params(void);
@@ -181,6 +185,17 @@ size_t model_output_relayout_bytes(const model_desc *d, const backend_ops *kind)
  * matrices only. */
 size_t model_device_weight_arena_bytes(const model_desc *d, const backend_ops *kind, int32_t layer_start,
                                        int32_t layer_end, bool has_output);
+/* Whether block il's experts stay on the host when the block runs on a device of kind
+ * `kind` (p->n_cpu_moe; only where the kind's memory is not host memory). */
+bool model_layer_host_experts(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t il);
+/* Arena bytes of block il's expert tensors on a device (0 for a dense block), and their bytes
+ * as stored in the file. */
+size_t model_layer_expert_arena_bytes(const model_desc *d, int32_t il);
+size_t model_layer_expert_bytes(const model_desc *d, int32_t il);
+/* Host memory (not in any arena) for running host experts' products on the CPU: a batch's
+ * routed rows, their products and the kernels' work; 0 when p->n_cpu_moe is 0 or the model
+ * has no experts. */
+size_t model_host_moe_bytes(const model_desc *d, const model_params *p);
 /* Arena bytes of compute scratch for a device of kind `kind` running layers [layer_start,
  * layer_end) with the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and
  * the output layer when produces_logits. The scratch of ops is the kind's own sizing

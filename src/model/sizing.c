@@ -233,7 +233,7 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
             for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
                 if (ws[i]) work = max_sz(work, kind->matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
             const gguf_tensor *xs[] = {L->gate_exps, L->up_exps, L->down_exps};
-            for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+            for (size_t i = 0; i < sizeof xs / sizeof xs[0] && !model_layer_host_experts(d, p, kind, il); i++)
                 if (xs[i])
                     work = max_sz(work, kind->matmul_id_work_bytes(xs[i]->type, xs[i]->ne[1], xs[i]->ne[0],
                                                                    nb * hp->n_expert_used));
@@ -276,8 +276,46 @@ size_t model_device_weight_arena_bytes(const model_desc *d, const backend_ops *k
     return b;
 }
 
+bool model_layer_host_experts(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t il) {
+    return !kind->host_memory && il < p->n_cpu_moe && d->layers[il].gate_exps != NULL;
+}
+
+size_t model_layer_expert_arena_bytes(const model_desc *d, int32_t il) {
+    const model_layer *L = &d->layers[il];
+    if (!L->gate_exps) return 0;
+    return strata_arena_round((size_t)L->gate_exps->bytes) + strata_arena_round((size_t)L->up_exps->bytes) +
+           strata_arena_round((size_t)L->down_exps->bytes);
+}
+
+size_t model_layer_expert_bytes(const model_desc *d, int32_t il) {
+    const model_layer *L = &d->layers[il];
+    if (!L->gate_exps) return 0;
+    return (size_t)(L->gate_exps->bytes + L->up_exps->bytes + L->down_exps->bytes);
+}
+
+size_t model_host_moe_bytes(const model_desc *d, const model_params *p) {
+    const model_hparams *hp = &d->hp;
+    if (p->n_cpu_moe <= 0 || hp->n_expert <= 0) return 0;
+    const size_t routed = (size_t)p->n_batch * hp->n_expert_used, f = sizeof(float);
+    size_t work = 0;
+    for (int32_t il = 0; il < hp->n_layer && il < p->n_cpu_moe; il++) {
+        const gguf_tensor *xs[] = {d->layers[il].gate_exps, d->layers[il].up_exps, d->layers[il].down_exps};
+        for (int i = 0; i < 3; i++)
+            if (xs[i])
+                work = max_sz(work, backend_cpu_ops.matmul_id_work_bytes(xs[i]->type, xs[i]->ne[1], xs[i]->ne[0],
+                                                                         (int32_t)routed));
+    }
+    /* xb, ids, weights, gate, up, the routed outputs, the work */
+    return strata_arena_round((size_t)p->n_batch * hp->n_embd * f) + strata_arena_round(routed * sizeof(int32_t)) +
+           strata_arena_round(routed * f) + 2 * strata_arena_round(routed * hp->n_ff_exp * f) +
+           strata_arena_round(routed * hp->n_embd * f) + strata_arena_round(work);
+}
+
 size_t model_device_arena_bytes(const model_desc *d, const model_params *p, const backend_ops *kind,
                                 int32_t layer_start, int32_t layer_end, bool has_output) {
+    size_t host_experts = 0;
+    for (int32_t il = layer_start; il < layer_end; il++)
+        if (model_layer_host_experts(d, p, kind, il)) host_experts += model_layer_expert_arena_bytes(d, il);
     return model_segment_bytes(d, p, kind, layer_start, layer_end, has_output) +
-           model_device_weight_arena_bytes(d, kind, layer_start, layer_end, has_output);
+           model_device_weight_arena_bytes(d, kind, layer_start, layer_end, has_output) - host_experts;
 }

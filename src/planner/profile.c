@@ -30,7 +30,7 @@ struct plan_model {
     model_params params;
     int32_t n_ctx_seq; /* per sequence */
     plan_profile prof;
-    uint64_t *gpu_w, *cpu_w, *cpu_arena_w, *read;
+    uint64_t *gpu_w, *cpu_w, *cpu_arena_w, *read, *host_part, *host_read;
     char arch[32];
 };
 
@@ -91,6 +91,11 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
     p.kv_type = mo->kv_type;
     p.embeddings = mo->embeddings;
     p.n_threads = 1;
+    if (mo->num_cpu_moe < 0) {
+        plan_model_free(m);
+        return strata_fail(STRATA_ERR_INVALID, "plan: num_cpu_moe must be at least 0");
+    }
+    p.n_cpu_moe = hp->n_expert > 0 ? (mo->num_cpu_moe < hp->n_layer ? mo->num_cpu_moe : hp->n_layer) : 0;
     st = model_params_resolve(hp, &p);
     if (st == STRATA_OK) {
         m->n_ctx_seq = p.n_ctx;
@@ -112,7 +117,9 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
     m->cpu_w = calloc((size_t)n, sizeof *m->cpu_w);
     m->cpu_arena_w = calloc((size_t)n, sizeof *m->cpu_arena_w);
     m->read = calloc((size_t)n, sizeof *m->read);
-    if (!m->gpu_w || !m->cpu_w || !m->cpu_arena_w || !m->read) {
+    m->host_part = calloc((size_t)n, sizeof *m->host_part);
+    m->host_read = calloc((size_t)n, sizeof *m->host_read);
+    if (!m->gpu_w || !m->cpu_w || !m->cpu_arena_w || !m->read || !m->host_part || !m->host_read) {
         plan_model_free(m);
         return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
     }
@@ -138,7 +145,15 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
         m->gpu_w[il] = arena;
         m->cpu_w[il] = raw;
         m->cpu_arena_w[il] = model_layer_relayout_bytes(&m->desc, &backend_cpu_ops, il);
-        m->read[il] = raw + model_kv_bytes(hp, &p, il, il + 1);
+        /* a decoded token reads n_expert_used of a block's n_expert experts */
+        const uint64_t experts = model_layer_expert_bytes(&m->desc, il);
+        const uint64_t active = hp->n_expert > 0 ? experts * (uint64_t)hp->n_expert_used / (uint64_t)hp->n_expert : 0;
+        m->read[il] = raw - experts + active + model_kv_bytes(hp, &p, il, il + 1);
+        if (il < p.n_cpu_moe && experts) {
+            m->gpu_w[il] -= model_layer_expert_arena_bytes(&m->desc, il);
+            m->host_part[il] = experts;
+            m->host_read[il] = active;
+        }
     }
     const gguf_tensor *on = m->desc.output_norm, *ow = m->desc.output;
     m->gpu_w[nl] = model_output_weight_arena_bytes(&m->desc);
@@ -155,6 +170,11 @@ strata_status plan_model_init(const gguf_file *f, const plan_model_options *mo, 
     pr->host_bytes = m->desc.tok_embd->bytes + (m->desc.rope_freqs ? m->desc.rope_freqs->bytes : 0);
     pr->segment_bytes = segment_bytes;
     pr->ctx = m;
+    if (p.n_cpu_moe > 0) {
+        pr->host_part_bytes = m->host_part;
+        pr->host_part_read_bytes = m->host_read;
+        pr->host_part_scratch = model_host_moe_bytes(&m->desc, &p);
+    }
     *out = m;
     return STRATA_OK;
 }
@@ -166,6 +186,8 @@ void plan_model_free(plan_model *m) {
     free(m->cpu_w);
     free(m->cpu_arena_w);
     free(m->read);
+    free(m->host_part);
+    free(m->host_read);
     free(m);
 }
 
@@ -186,4 +208,83 @@ plan_swa_cache plan_model_swa_cache(const plan_model *m) {
     c.kv_bytes = model_kv_bytes(hp, &m->params, 0, hp->n_layer);
     c.kv_full_bytes = model_kv_bytes(hp, &full, 0, hp->n_layer);
     return c;
+}
+
+int32_t plan_model_n_cpu_moe(const plan_model *m) { return m->params.n_cpu_moe; }
+
+strata_status plan_compute_moe(const gguf_file *f, const plan_model_options *mo, const plan_device *devs,
+                               int32_t n_devs, const plan_options *opt, plan_model **pm_out, plan_result *out) {
+    *pm_out = NULL;
+    plan_model_options o = *mo;
+    const bool choose = mo->num_cpu_moe < 0;
+    if (choose) o.num_cpu_moe = 0;
+    plan_model *pm = NULL;
+    strata_status st = plan_model_init(f, &o, &pm);
+    if (st != STRATA_OK) return st;
+    const int32_t nl = pm->desc.hp.n_layer;
+    const bool moe = pm->desc.hp.n_expert > 0;
+    plan_result best;
+    strata_status st0 = plan_compute(plan_model_profile(pm), devs, n_devs, opt, &best);
+    if (!choose || !moe) {
+        if (st0 != STRATA_OK) {
+            plan_model_free(pm);
+            return st0;
+        }
+        if (moe && o.num_cpu_moe > 0) {
+            size_t len = strlen(best.explanation);
+            snprintf(best.explanation + len, sizeof best.explanation - len,
+                     "; the experts of blocks 0-%d stay on the CPU (num_cpu_moe %d)", pm->params.n_cpu_moe - 1,
+                     pm->params.n_cpu_moe);
+        }
+        *out = best;
+        *pm_out = pm;
+        return STRATA_OK;
+    }
+    /* Whole layers only (N = 0), then every N: the best predicted speed wins, the smaller N
+     * among equals. */
+    const double whole = st0 == STRATA_OK ? best.tokens_per_second : 0;
+    int32_t best_n = st0 == STRATA_OK ? 0 : -1;
+    plan_model *best_pm = st0 == STRATA_OK ? pm : NULL;
+    if (!best_pm) plan_model_free(pm);
+    for (int32_t n = 1; n <= nl; n++) {
+        o.num_cpu_moe = n;
+        plan_model *cand = NULL;
+        plan_result r;
+        if (plan_model_init(f, &o, &cand) != STRATA_OK) continue;
+        if (plan_compute(plan_model_profile(cand), devs, n_devs, opt, &r) == STRATA_OK &&
+            (best_n < 0 || r.tokens_per_second > best.tokens_per_second)) {
+            plan_model_free(best_pm);
+            best_pm = cand;
+            best = r;
+            best_n = n;
+        } else {
+            plan_model_free(cand);
+        }
+    }
+    if (best_n < 0) {
+        /* nothing fits in any form: the whole-layer plan's message */
+        o.num_cpu_moe = 0;
+        plan_model *again = NULL;
+        st = plan_model_init(f, &o, &again);
+        if (st == STRATA_OK) st = plan_compute(plan_model_profile(again), devs, n_devs, opt, &best);
+        plan_model_free(again);
+        return st != STRATA_OK ? st : strata_fail(STRATA_ERR_NO_FIT, "plan: nothing fits");
+    }
+    size_t len = strlen(best.explanation);
+    if (best_n > 0) {
+        if (st0 == STRATA_OK)
+            snprintf(best.explanation + len, sizeof best.explanation - len,
+                     "; the experts of blocks 0-%d stay on the CPU while their attention and router run on the GPU: "
+                     "%.2f tokens/s predicted against %.2f moving whole layers",
+                     best_n - 1, best.tokens_per_second, whole);
+        else
+            snprintf(best.explanation + len, sizeof best.explanation - len,
+                     "; the experts of blocks 0-%d stay on the CPU: no plan of whole layers fits", best_n - 1);
+    } else if (moe) {
+        snprintf(best.explanation + len, sizeof best.explanation - len,
+                 "; whole layers: keeping experts on the CPU predicts no faster decoding");
+    }
+    *out = best;
+    *pm_out = best_pm;
+    return STRATA_OK;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/ops.h"
 #include "model/model.h"
 #include "planner/plan.h"
 
@@ -383,6 +384,78 @@ static void test_swa_ring_counted(void **state) {
     gguf_close(f);
 }
 
+/* Qwen3-30B-A3B's shape (48 layers, 128 experts of which 8 are used, expert FFN 768, dim
+ * 2048) as a header-only file, Q4_K matrices (about 17 GiB), planned on a 12 GiB GPU and
+ * the CPU. Whole layers: the GPU holds some layers, the CPU reads the rest at its slower
+ * speed. Experts on the CPU: a decoded token reads only 8 of 128 experts, so the
+ * attention of every layer on the GPU and the experts at the CPU's speed is predicted to be
+ * faster, and the planner chooses it (and says so); forcing num_cpu_moe = 48 puts every
+ * layer's attention on the GPU with every expert on the CPU; the GPU's arena is what the
+ * engine's sizing gives for its range with those experts left out (planned == allocated is
+ * checked by loading in tests/runtime on the micro MoE file). */
+static void test_experts_on_cpu(void **state) {
+    (void)state;
+    char path[] = "/tmp/strata-moe-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    plan_moe_shape sh = {48, 2048, 32, 4, 128, 128, 8, 768, 151936, STRATA_TYPE_Q4_K};
+    uint64_t bytes = 0;
+    assert_int_equal(plan_whatif_write_qwen3moe(path, &sh, false, &bytes), STRATA_OK);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    plan_device devs[2] = {{"g", BACKEND_DEVICE_SIM, 12ull << 30, 256ull << 20, 360},
+                           {"cpu", BACKEND_DEVICE_CPU, 64ull << 30, 0, 50}};
+    plan_options po = plan_default_options();
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 8192;
+    /* whole layers */
+    plan_model *pm = NULL;
+    plan_result whole, chosen, forced;
+    mo.num_cpu_moe = 0;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &whole), STRATA_OK);
+    assert_int_equal(plan_model_n_cpu_moe(pm), 0);
+    assert_true(whole.layers_offloaded < whole.layers_total); /* 17 GiB do not fit 12 */
+    plan_model_free(pm);
+    /* the planner's choice */
+    mo.num_cpu_moe = -1;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &chosen), STRATA_OK);
+    const int32_t n = plan_model_n_cpu_moe(pm);
+    print_message("  Qwen3-30B-A3B shape (%.1f GiB): whole layers %d/%d offloaded, %.1f tok/s; experts of %d blocks "
+                  "on the CPU: %d/%d, %.1f tok/s\n  %s\n",
+                  (double)bytes / (1 << 30), whole.layers_offloaded, whole.layers_total, whole.tokens_per_second, n,
+                  chosen.layers_offloaded, chosen.layers_total, chosen.tokens_per_second, chosen.explanation);
+    assert_true(n > 0);
+    assert_true(chosen.tokens_per_second > whole.tokens_per_second);
+    assert_non_null(strstr(chosen.explanation, "stay on the CPU"));
+    /* the GPU's arena: the engine's sizing of its range, experts of blocks < n left out */
+    const plan_device_use *g = &chosen.dev[0];
+    const model_params *p = plan_model_params(pm);
+    model_desc d;
+    assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+    const int32_t nl = d.hp.n_layer;
+    const int32_t ge = g->layer_end < nl ? g->layer_end : nl;
+    size_t want = model_device_arena_bytes(&d, p, &backend_sim_ops, g->layer_start, ge, g->layer_end == nl + 1);
+    assert_true(g->arena_bytes == want);
+    size_t experts = 0;
+    for (int32_t il = g->layer_start; il < ge && il < n; il++) experts += model_layer_expert_arena_bytes(&d, il);
+    assert_true(experts > 0);
+    /* ... which is all its tensors but those experts */
+    assert_true(want + experts == model_segment_bytes(&d, p, &backend_sim_ops, g->layer_start, ge, g->layer_end == nl + 1) +
+                                      model_weight_arena_bytes(&d, g->layer_start, ge, g->layer_end == nl + 1));
+    model_desc_free(&d);
+    plan_model_free(pm);
+    /* forced: every block's experts on the CPU, every block's attention on the GPU */
+    mo.num_cpu_moe = 48;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &forced), STRATA_OK);
+    assert_int_equal(plan_model_n_cpu_moe(pm), 48);
+    assert_int_equal(forced.layers_offloaded, forced.layers_total);
+    assert_non_null(strstr(forced.explanation, "num_cpu_moe 48"));
+    plan_model_free(pm);
+    gguf_close(f);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_per_token_by_hand),
@@ -390,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_70b_scenario),
         cmocka_unit_test(test_tight_to_the_byte),
         cmocka_unit_test(test_swa_ring_counted),
+        cmocka_unit_test(test_experts_on_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

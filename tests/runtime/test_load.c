@@ -460,6 +460,62 @@ static void test_embeddings(void **state) {
     free(path);
 }
 
+/* Experts kept on the host (num_cpu_moe) for the shared MoE files: the whole model on one
+ * strict sim with the experts of its first block (then of both) multiplied by the host's
+ * kernels where the file maps them, the attention and router on the sim; planned ==
+ * allocated (the loader checks it), and the logits and greedy ids of the cpu-only run bit for
+ * bit (the same kernels on the same bytes). */
+static void test_experts_on_host(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    static const char *const names[] = {"micro-qwen3moe-F32.gguf", "micro-qwen3moe-Q4_K_M.gguf", "micro-mixtral-Q8_0.gguf"};
+    model_dir = "arch";
+    const int steps = 8;
+    int32_t prompt[20];
+    for (size_t c = 0; c < sizeof names / sizeof names[0]; c++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "arch/%s", names[c]);
+        if (!testdata_has(rel)) {
+            if (testdata_in_ci()) fail_msg("%s missing under CI=true", rel);
+            print_message("  %s SKIP: not in this copy of the test data\n", rel);
+            continue;
+        }
+        char *path = model_path(names[c]);
+        strata_load_params lp = small_params();
+        backend_inventory *one = inventory("cpu::10");
+        strata_engine *ec = NULL;
+        assert_int_equal(strata_engine_load_planned(path, &lp, one, &ec), STRATA_OK);
+        const int32_t nv = ec->desc.hp.n_vocab;
+        for (int i = 0; i < 20; i++) prompt[i] = (1 + (i * 37) % 200) % nv;
+        float *lc = malloc((size_t)steps * nv * sizeof(float)), *ls = malloc((size_t)steps * nv * sizeof(float));
+        int32_t tc[8], ts[8];
+        run_greedy(ec, prompt, 20, steps, lc, tc);
+        for (int32_t ncm = 1; ncm <= 2; ncm++) {
+            backend_inventory *inv = inventory("sim:1GiB:100:g0,cpu::10");
+            lp.num_cpu_moe = ncm;
+            strata_engine *es = NULL;
+            if (strata_engine_load_planned(path, &lp, inv, &es) != STRATA_OK) fail_msg("%s", strata_last_error());
+            assert_int_equal(model_context_params(es->ctx)->n_cpu_moe, ncm);
+            const plan_device_use *g = &es->plan.dev[0];
+            assert_int_equal(g->layer_end, es->desc.hp.n_layer + 1); /* everything on the sim */
+            run_greedy(es, prompt, 20, steps, ls, ts);
+            assert_memory_equal(lc, ls, (size_t)steps * nv * sizeof(float));
+            for (int s = 0; s < steps; s++) assert_int_equal(tc[s], ts[s]);
+            print_message("  %s: experts of %d block(s) on the host, the rest on a strict sim: cpu-only logits bit for bit\n",
+                          names[c], ncm);
+            strata_engine_free(es);
+            assert_nothing_held(inv);
+            backend_inventory_free(inv);
+        }
+        free(lc);
+        free(ls);
+        strata_engine_free(ec);
+        backend_inventory_free(one);
+        free(path);
+    }
+    model_dir = "models";
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_planned_equals_allocated),
@@ -467,6 +523,7 @@ int main(void) {
         cmocka_unit_test(test_num_gpu),
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_embeddings),
+        cmocka_unit_test(test_experts_on_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
