@@ -56,6 +56,18 @@ typedef struct {
 typedef struct {
     int32_t n_head, n_head_kv, head_dim, n_ctx;
     strata_type kv_type;
+    /* Scores are q.k * scale (0: 1/sqrt(head_dim)); with softcap > 0 they are then capped,
+     * s -> softcap * tanh(s / softcap) (gemma2), before the mask and the softmax. With
+     * window > 0 the query at position p sees only positions p - window + 1 .. p (sliding
+     * window attention); 0: every earlier position. Zero-initialised fields keep the plain
+     * causal attention of llama. */
+    float scale, softcap;
+    int32_t window;
+    /* A ring (sliding-window layers): the cache holds n_ctx rows per KV head and position p
+     * is at row p mod n_ctx (kv_store writes it there); it needs window > 0 and, for a batch
+     * of n, window - 1 + n <= n_ctx, so that every position a query sees is still held. The
+     * results are those of a full cache with the same window, bit for bit. */
+    bool ring;
 } backend_attn_shape;
 
 /* Rotary embedding: pairs (2j, 2j+1) (normal) or (j, j + rope_dim/2) (neox) of the first
@@ -85,6 +97,9 @@ typedef struct backend_ops {
     bool (*matrix_relayout)(strata_type type, int64_t rows, int64_t cols);
     /* Whether matmul can multiply this type at all. */
     bool (*matmul_supports)(strata_type type);
+    /* Scratch of matmul_id for n_rows routed rows of a cols-wide input against experts of
+     * `rows` rows of wtype. */
+    size_t (*matmul_id_work_bytes)(strata_type wtype, int64_t rows, int64_t cols, int32_t n_rows);
 
     /* ---- memory ---- */
     strata_status (*memset)(backend_device *dev, void *dst, int value, size_t bytes);
@@ -117,7 +132,7 @@ typedef struct backend_ops {
     void (*rope_apply)(const backend_exec *ex, float *x, int32_t n, int32_t n_heads, const float *table,
                        const backend_rope *r);
     /* Writes the n tokens' K and V rows (n x n_head_kv x head_dim floats) at positions
-     * pos.. of the layer's cache. */
+     * pos.. of the layer's cache (rows (pos + i) mod n_ctx of a ring). */
     void (*kv_store)(const backend_exec *ex, const backend_attn_shape *s, void *k_cache, void *v_cache,
                      const float *k, const float *v, int32_t n, int32_t pos);
     /* Causal attention of n queries (n x n_head x head_dim) at positions pos.. over cache
@@ -126,6 +141,35 @@ typedef struct backend_ops {
                       const float *q, int32_t n, int32_t pos, float *out, void *work);
     /* g = silu(g) * u over n rows of `dim`. */
     void (*silu_mul)(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim);
+    /* g = gelu_tanh(g) * u over n rows of `dim`, with gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi)
+     * (x + 0.044715 x^3))) (gemma's gated FFN). */
+    void (*gelu_mul)(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim);
+    /* x *= s over n floats (gemma's embedding scale). */
+    void (*scale)(const backend_exec *ex, float *x, int64_t n, float s);
+    /* x -> cap * tanh(x / cap) over n floats (gemma2's final logit soft-capping). */
+    void (*softcap)(const backend_exec *ex, float *x, int64_t n, float cap);
+
+    /* ---- mixture of experts ----
+     * A token's FFN is the weighted sum of n_used of n_expert expert FFNs. The routing lives
+     * in device memory: ids[n][n_used] (int32) and weights[n][n_used]; "row (t, s)" below is
+     * row t * n_used + s of an [n * n_used] array. */
+    /* Per token t: softmax over its n_expert router logits, the n_used largest (the lower id
+     * first among equals) in decreasing order into ids, their probabilities into weights,
+     * divided by their sum when norm (Mixtral, Qwen3-MoE). */
+    void (*moe_route)(const backend_exec *ex, const float *logits, int32_t n, int32_t n_expert, int32_t n_used,
+                      bool norm, int32_t *ids, float *weights);
+    /* Routed product: y row (t, s) = W[ids(t, s)] . x row, where W[e] is expert e's matrix
+     * (w describes one expert: rows x cols of w->type, layout 0; expert e's rows start
+     * e * rows * row_bytes after w->data) and the x row is x[t] (x_per_slot false: the same
+     * input for all a token's experts) or x row (t, s) (true). Only routed rows are
+     * multiplied, grouped by expert (each expert's rows are one product). y: n * n_used rows
+     * of w->rows floats. work: matmul_id_work_bytes(type, rows, cols, n * n_used). */
+    void (*matmul_id)(const backend_exec *ex, const backend_matrix *w, int32_t n_expert, const float *x,
+                      bool x_per_slot, const int32_t *ids, int32_t n, int32_t n_used, float *y, void *work);
+    /* out[t] = sum over s (in order) of weights(t, s) * y row (t, s), rows of `dim`. */
+    void (*moe_combine)(const backend_exec *ex, const float *y, const float *weights, int32_t n, int32_t n_used,
+                        int64_t dim, float *out);
+
     /* out[i] = row tokens[i] of table (rows of `dim` elements of `type`), widened to F32.
      * tokens: host memory. */
     void (*embed_rows)(const backend_exec *ex, const void *table, strata_type type, int64_t dim,

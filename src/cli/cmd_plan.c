@@ -34,6 +34,9 @@ static void usage(void) {
            "  --num_batch N        tokens per batch (default 512)\n"
            "  --num_parallel N     sequences served at once (default 1)\n"
            "  --kv_type T          f16 (default), q8_0 or f32\n"
+           "  --num_cpu_moe N      keep the experts of blocks 0..N-1 on the CPU while the rest of\n"
+           "                       those blocks runs on a GPU (default: the planner chooses N when\n"
+           "                       it predicts faster decoding than moving whole layers)\n"
            "  --json               print JSON\n"
            "Options may be spelt --num-gpu or --num_gpu. In JSON, layer ranges are [layer_start,\n"
            "layer_end); the last layer is the output layer.\n");
@@ -76,6 +79,10 @@ static int print_json(const char *model, const plan_model *pm, const plan_device
     for (int i = 0; i < inv->count; i++)
         if (!backend_device_plannable(inv->devices[i])) cJSON_AddItemToArray(un, cJSON_CreateString(backend_device_label(inv->devices[i])));
     cli_json_add_u64(root, "host_bytes", r->host_bytes);
+    const plan_swa_cache sw = plan_model_swa_cache(pm);
+    cJSON_AddNumberToObject(root, "sliding_window_layers", sw.local_layers);
+    cli_json_add_u64(root, "kv_bytes", sw.kv_bytes);
+    cli_json_add_u64(root, "kv_full_cache_bytes", sw.kv_full_bytes);
     cJSON_AddNumberToObject(root, "layers_offloaded", r->layers_offloaded);
     cJSON_AddNumberToObject(root, "layers_total", r->layers_total);
     cJSON_AddNumberToObject(root, "predicted_tokens_per_second", r->tokens_per_second);
@@ -123,6 +130,15 @@ static void print_table(const char *model, const plan_model *pm, const plan_mode
     }
     printf("\n");
     printf("host memory:        %s\n", hb);
+    const plan_swa_cache sw = plan_model_swa_cache(pm);
+    if (sw.local_layers > 0) {
+        char kb[32], fb[32], sb[32];
+        cli_format_bytes(sw.kv_bytes, kb, sizeof kb);
+        cli_format_bytes(sw.kv_full_bytes, fb, sizeof fb);
+        cli_format_bytes(sw.kv_full_bytes - sw.kv_bytes, sb, sizeof sb);
+        printf("sliding window:     %d of %d blocks keep a ring of %d + %d positions: KV %s instead of %s (saves %s)\n",
+               sw.local_layers, plan_model_n_layer(pm), sw.window, plan_model_n_batch(pm), kb, fb, sb);
+    }
     printf("layers offloaded:   %d/%d\n", r->layers_offloaded, r->layers_total);
     printf("predicted decode:   %.2f tokens/s\n", r->tokens_per_second);
     printf("%s\n", r->explanation);
@@ -196,13 +212,15 @@ int cmd_plan(int argc, char **argv) {
     mo.num_ctx = ro.model.n_ctx;
     mo.num_batch = ro.model.n_batch;
     mo.kv_type = ro.model.kv_type;
+    mo.num_cpu_moe = ro.num_cpu_moe;
+    if (mo.num_cpu_moe < -1) return cli_error("option --num_cpu_moe: %d is not -1 or a block count", mo.num_cpu_moe);
 
     gguf_file *f = NULL;
     if (gguf_open(model, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return cli_error("%s", strata_last_error());
     plan_model *pm = NULL;
     backend_inventory *inv = NULL;
     int rc = 0;
-    if (plan_model_init(f, &mo, &pm) != STRATA_OK || backend_inventory_from_spec(spec, &inv) != STRATA_OK) {
+    if (backend_inventory_from_spec(spec, &inv) != STRATA_OK) {
         rc = cli_error("%s", strata_last_error());
         goto done;
     }
@@ -215,7 +233,7 @@ int cmd_plan(int argc, char **argv) {
         goto done;
     }
     plan_result r;
-    if (plan_compute(plan_model_profile(pm), devs, nd, &po, &r) != STRATA_OK) {
+    if (plan_compute_moe(f, &mo, devs, nd, &po, &pm, &r) != STRATA_OK) {
         rc = cli_error("%s", strata_last_error());
         goto done;
     }

@@ -49,6 +49,8 @@ static const char usage[] =
     "  --tensor_split A,B   deal layers to the GPUs in these proportions\n"
     "  --spread | --fewest  use every GPU, or the fewest that hold the model (default)\n"
     "  --num_parallel N     sequences the KV cache is sized for (default 1)\n"
+    "  --num_cpu_moe N      mixtures of experts: keep the experts of blocks 0..N-1 on the CPU\n"
+    "                       (default: the planner chooses)\n"
     "\n"
     "When the conversation outgrows num_ctx, a too-long prompt keeps its first num_keep and\n"
     "its most recent tokens, and generation shifts the context (drops the older half after\n"

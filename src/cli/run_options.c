@@ -49,6 +49,7 @@ static const opt_def opts[] = {
     {"spread", OPT_SPREAD, 0},
     {"fewest", OPT_FEWEST, 0},
     {"num_parallel", OPT_I32, offsetof(run_options, num_parallel)},
+    {"num_cpu_moe", OPT_I32, offsetof(run_options, num_cpu_moe)},
 };
 
 void run_options_init(run_options *o) {
@@ -57,6 +58,7 @@ void run_options_init(run_options *o) {
     o->gen = strata_gen_default_params();
     o->plan = plan_default_options();
     o->num_parallel = 1;
+    o->num_cpu_moe = -1;
 }
 
 strata_status run_options_load(const run_options *o, const char *file, bool need_vocab, backend_inventory **inv,
@@ -75,6 +77,7 @@ strata_status run_options_load(const run_options *o, const char *file, bool need
         lp.plan = o->plan;
         lp.reserve = reserve;
         lp.skip_vocab = !need_vocab;
+        lp.num_cpu_moe = o->num_cpu_moe;
         st = strata_engine_load_planned(file, &lp, *inv, e);
     }
     if (st != STRATA_OK) {

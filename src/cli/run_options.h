@@ -20,6 +20,7 @@ typedef struct {
     const char *devices;
     const char *reserve;
     plan_options plan;
+    int32_t num_cpu_moe; /* --num_cpu_moe N: experts of blocks [0, N) on the CPU; -1: the planner chooses */
     int32_t num_parallel;
 } run_options;
 

@@ -49,8 +49,8 @@ static strata_status place_vector(model_segment *sg, const model_desc *d, const 
  * has one: model_relayouts). */
 static strata_status place_matrix(model_segment *sg, const model_desc *d, const gguf_tensor *t, const char *what,
                                   backend_matrix *m) {
-    const bool relayout = model_relayouts(sg->ops, t);
-    *m = (backend_matrix){t->type, t->ne[1], t->ne[0], t->data, relayout ? 1 : 0};
+    const bool relayout = model_relayouts(d, sg->ops, t);
+    *m = (backend_matrix){t->type, t->ne[1] * t->ne[2], t->ne[0], t->data, relayout ? 1 : 0};
     if (sg->ops->host_memory && !relayout) return STRATA_OK;
     if (!t->data)
         return strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data to copy to %s", t->name, sg->dev->name);
@@ -62,9 +62,27 @@ static strata_status place_matrix(model_segment *sg, const model_desc *d, const 
     return st;
 }
 
+/* Rows [r0, r0 + rows) of a placed matrix as a matrix of their own (the parts of a fused
+ * one): the same layout, the bytes from row r0 on (whole row groups where it is relaid out,
+ * model_relayouts). */
+static backend_matrix matrix_rows(const backend_matrix *m, int64_t r0, int64_t rows) {
+    backend_matrix v = *m;
+    v.rows = rows;
+    v.data = (const uint8_t *)m->data + (size_t)r0 * strata_type_row_bytes(m->type, m->cols);
+    return v;
+}
+
+/* A stack of expert matrices (ne [cols, rows, n_expert]) as matmul_id takes it: one
+ * expert's shape, data at expert 0. Never relaid out (model_relayouts: 2-D only). */
+static strata_status place_experts(model_segment *sg, const model_desc *d, const gguf_tensor *t, backend_matrix *m) {
+    strata_status st = place_matrix(sg, d, t, "expert weights", m);
+    m->rows = t->ne[1];
+    return st;
+}
+
 /* Puts the segment's weights where its ops read them, in slot order (the order
  * model_layer_slots lists them, the order the sizing functions count them). */
-static strata_status segment_weights(model_segment *sg, const model_desc *d) {
+static strata_status segment_weights(model_segment *sg, const model_desc *d, const model_params *p) {
     int32_t nl = sg->layer_end - sg->layer_start;
     sg->layers = calloc((size_t)(nl > 0 ? nl : 1), sizeof *sg->layers);
     if (!sg->layers) return strata_fail(STRATA_ERR_NOMEM, "model: out of memory");
@@ -75,9 +93,9 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         model_seg_layer *S = &sg->layers[i];
         const char *w = "weights";
         if (st == STRATA_OK) st = place_vector(sg, d, L->attn_norm, w, &S->attn_norm);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wq, w, &S->wq);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wk, w, &S->wk);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->wv, w, &S->wv);
+        if (st == STRATA_OK && L->wq) st = place_matrix(sg, d, L->wq, w, &S->wq);
+        if (st == STRATA_OK && L->wk) st = place_matrix(sg, d, L->wk, w, &S->wk);
+        if (st == STRATA_OK && L->wv) st = place_matrix(sg, d, L->wv, w, &S->wv);
         if (st == STRATA_OK) st = place_matrix(sg, d, L->wo, w, &S->wo);
         if (st == STRATA_OK) st = place_vector(sg, d, L->bq, w, &S->bq);
         if (st == STRATA_OK) st = place_vector(sg, d, L->bk, w, &S->bk);
@@ -85,9 +103,43 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
         if (st == STRATA_OK) st = place_vector(sg, d, L->q_norm, w, &S->q_norm);
         if (st == STRATA_OK) st = place_vector(sg, d, L->k_norm, w, &S->k_norm);
         if (st == STRATA_OK) st = place_vector(sg, d, L->ffn_norm, w, &S->ffn_norm);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_gate, w, &S->w_gate);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_up, w, &S->w_up);
-        if (st == STRATA_OK) st = place_matrix(sg, d, L->w_down, w, &S->w_down);
+        if (st == STRATA_OK && L->w_gate) st = place_matrix(sg, d, L->w_gate, w, &S->w_gate);
+        if (st == STRATA_OK && L->w_up) st = place_matrix(sg, d, L->w_up, w, &S->w_up);
+        if (st == STRATA_OK && L->w_down) st = place_matrix(sg, d, L->w_down, w, &S->w_down);
+        if (st == STRATA_OK && L->wqkv) {
+            const model_hparams *hp = &d->hp;
+            const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+            backend_matrix all;
+            st = place_matrix(sg, d, L->wqkv, w, &all);
+            S->wq = matrix_rows(&all, 0, qd);
+            S->wk = matrix_rows(&all, qd, kvd);
+            S->wv = matrix_rows(&all, qd + kvd, kvd);
+        }
+        if (st == STRATA_OK && L->w_gate_up) {
+            backend_matrix all;
+            st = place_matrix(sg, d, L->w_gate_up, w, &all);
+            S->w_gate = matrix_rows(&all, 0, d->hp.n_ff);
+            S->w_up = matrix_rows(&all, d->hp.n_ff, d->hp.n_ff);
+        }
+        if (st == STRATA_OK) st = place_vector(sg, d, L->attn_post_norm, w, &S->attn_post_norm);
+        if (st == STRATA_OK) st = place_vector(sg, d, L->ffn_post_norm, w, &S->ffn_post_norm);
+        S->moe = L->ffn_gate_inp != NULL;
+        S->host_experts = model_layer_host_experts(d, p, sg->ops, sg->layer_start + i);
+        if (st == STRATA_OK && S->moe) st = place_matrix(sg, d, L->ffn_gate_inp, w, &S->router);
+        if (S->host_experts) {
+            /* read by the host's kernels where the file maps them */
+            const gguf_tensor *xs[3] = {L->gate_exps, L->up_exps, L->down_exps};
+            backend_matrix *ms[3] = {&S->gate_exps, &S->up_exps, &S->down_exps};
+            for (int k = 0; k < 3 && st == STRATA_OK; k++) {
+                if (!xs[k]->data)
+                    st = strata_fail(STRATA_ERR_INVALID, "model: tensor %s has no data", xs[k]->name);
+                *ms[k] = (backend_matrix){xs[k]->type, xs[k]->ne[1], xs[k]->ne[0], xs[k]->data, 0};
+            }
+        } else {
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->gate_exps, &S->gate_exps);
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->up_exps, &S->up_exps);
+            if (st == STRATA_OK && S->moe) st = place_experts(sg, d, L->down_exps, &S->down_exps);
+        }
     }
     if (st == STRATA_OK && sg->has_output) {
         st = place_vector(sg, d, d->output_norm, "output weights", &sg->out_norm);
@@ -100,12 +152,11 @@ static strata_status segment_weights(model_segment *sg, const model_desc *d) {
 static strata_status segment_init(model_context *ctx, model_segment *sg) {
     const model_desc *d = ctx->d;
     const model_params *p = &ctx->p;
-    model_scratch_sizes s = model_scratch_layout(d, sg->ops, sg->layer_start, sg->layer_end, p->n_batch, p->n_ctx,
-                                                 sg->has_output ? p->n_logits : 0, sg->has_output && p->embeddings,
-                                                 p->kv_type);
+    model_scratch_sizes s = model_scratch_layout(d, sg->ops, sg->layer_start, sg->layer_end, p,
+                                                 sg->has_output ? p->n_logits : 0, sg->has_output && p->embeddings);
     strata_device *dev = sg->dev;
     strata_status st = STRATA_OK;
-    size_t kvb = model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, sg->layer_start, sg->layer_end);
+    size_t kvb = model_kv_bytes(&d->hp, p, sg->layer_start, sg->layer_end);
     void *ptr = NULL;
 #define CARVE(field, size, what)                                                     \
     do {                                                                             \
@@ -128,12 +179,17 @@ static strata_status segment_init(model_context *ctx, model_segment *sg) {
     CARVE(work, s.work, "matmul work");
     CARVE(logits, s.logits, "logits");
     CARVE(hidden, s.hidden, "hidden states");
+    CARVE(rope_swa, s.rope_swa, "rope table (local layers)");
+    CARVE(moe_logits, s.moe_logits, "router logits");
+    CARVE(moe_ids, s.moe_ids, "expert ids");
+    CARVE(moe_w, s.moe_w, "expert weights");
+    CARVE(moe_y, s.moe_y, "expert outputs");
 #undef CARVE
     sg->kv_bytes = kvb;
     sg->compute_bytes = model_scratch_total(&s);
     if (st == STRATA_OK && sg->rope_factors)
         st = strata_device_copy_in(dev, sg->rope_factors, d->rope_freqs->data, (size_t)d->rope_freqs->bytes);
-    if (st == STRATA_OK) st = segment_weights(sg, d);
+    if (st == STRATA_OK) st = segment_weights(sg, d, p);
     if (st == STRATA_OK && sg->ops->host_memory) sg->tok_embd = d->tok_embd->data;
     /* Zero once so that no uninitialised byte is ever read; positions are written before
      * they are attended to, so this is for hygiene only. */
@@ -151,6 +207,8 @@ static void release_all(model_context *ctx) {
     free(ctx->staging);
     free(ctx->host_logits);
     free(ctx->host_hidden);
+    free(ctx->host_moe);
+    ctx->host_moe = NULL;
     ctx->staging = ctx->host_logits = ctx->host_hidden = NULL;
 }
 
@@ -172,6 +230,14 @@ static strata_status host_buffers(model_context *ctx) {
     if ((staging && !ctx->staging) || (!last->ops->host_memory && !ctx->host_logits) ||
         (!last->ops->host_memory && ctx->p.embeddings && !ctx->host_hidden))
         return strata_fail(STRATA_ERR_NOMEM, "model: out of host memory for the context's read-back buffers");
+    bool host_moe = false;
+    for (int32_t i = 0; i < ctx->n_segs; i++)
+        for (int32_t il = ctx->segs[i].layer_start; il < ctx->segs[i].layer_end; il++)
+            host_moe = host_moe || model_layer_host_experts(ctx->d, &ctx->p, ctx->segs[i].ops, il);
+    if (host_moe) {
+        ctx->host_moe = malloc(model_host_moe_bytes(ctx->d, &ctx->p));
+        if (!ctx->host_moe) return strata_fail(STRATA_ERR_NOMEM, "model: out of host memory for the host's experts");
+    }
     ctx->logits = ctx->host_logits ? ctx->host_logits : last->logits;
     ctx->hidden = ctx->host_hidden ? ctx->host_hidden : last->hidden;
     return STRATA_OK;
@@ -213,7 +279,8 @@ strata_status model_context_init_placed(const model_desc *d, const model_params 
     ctx->p = *params;
     ctx->segs = segs;
     strata_status st = model_params_resolve(&d->hp, &ctx->p);
-    ctx->kv_block = model_kv_block_bytes(&d->hp, ctx->p.kv_type, ctx->p.n_ctx);
+    for (int32_t il = 0; st == STRATA_OK && il < d->hp.n_layer; il++)
+        if (model_kv_rows(&d->hp, &ctx->p, il) < ctx->p.n_ctx) ctx->ring = true;
     for (int32_t i = 0; i < n_place && st == STRATA_OK; i++) {
         model_segment *sg = &segs[i];
         sg->layer_start = place[i].layer_start;

@@ -36,6 +36,9 @@ typedef enum { MODEL_ROPE_NORMAL = 0, MODEL_ROPE_NEOX = 1 } model_rope_style;
 /* Whether an architecture has a given optional tensor. */
 typedef enum { MODEL_T_ABSENT = 0, MODEL_T_OPTIONAL = 1, MODEL_T_REQUIRED = 2 } model_tensor_need;
 
+/* The gated FFN's activation: down(act(gate) * up). */
+typedef enum { MODEL_FFN_SILU = 0, MODEL_FFN_GELU_TANH = 1 } model_ffn_act;
+
 /* One row of the architecture table (model/arch.c). */
 typedef struct {
     const char *name;           /* general.architecture value */
@@ -44,6 +47,16 @@ typedef struct {
     model_tensor_need qk_norm;  /* attn_{q,k}_norm.weight (per-head RMS norm) */
     model_tensor_need rope_freqs; /* rope_freqs.weight (Llama 3.1-style frequency factors) */
     float default_rope_base;
+    model_ffn_act act;
+    model_tensor_need post_norms; /* post_attention_norm, post_ffw_norm (gemma2/3) */
+    bool embd_scale;            /* token embeddings multiplied by sqrt(n_embd) (gemma) */
+    bool fused;                 /* attn_qkv = [Q; K; V] and ffn_up = [gate; up] (phi3) */
+    model_tensor_need experts;  /* mixture-of-experts FFN (REQUIRED: qwen3moe; OPTIONAL: llama
+                                   with {arch}.expert_count > 0, Mixtral) */
+    int32_t swa_pattern;        /* default sliding-window pattern N: layer il is local when
+                                   il % N < N - 1 (0: no sliding window) */
+    bool softcap;               /* attention and final logit soft-capping (gemma2) */
+    bool swa_rope;              /* local layers use RoPE base 10000 without scaling (gemma3) */
 } model_arch;
 
 /* The architecture table entry named `name`, or NULL. */
@@ -63,7 +76,21 @@ typedef struct {
     float rope_freq_base;
     float rope_freq_scale; /* 1 / rope.scaling.factor for linear scaling, else 1 */
     float rms_eps;
+    float attn_scale;    /* scores q.k * attn_scale (1/sqrt(head_dim) unless the family says) */
+    float attn_softcap;  /* 0: none */
+    float final_softcap; /* 0: none */
+    float embd_scale;    /* 0: none */
+    int32_t n_swa;       /* sliding window of local layers (0: none) */
+    int32_t swa_pattern; /* layer il is local when n_swa > 0 and il % swa_pattern < swa_pattern - 1 */
+    float rope_freq_base_swa, rope_freq_scale_swa; /* RoPE of local layers */
+    int32_t n_expert, n_expert_used, n_ff_exp; /* mixture of experts (n_expert 0: dense FFN) */
+    bool expert_norm;    /* top-k weights renormalised to sum 1 */
 } model_hparams;
+
+/* Whether layer il attends through a sliding window. */
+bool model_layer_swa(const model_hparams *hp, int32_t il);
+/* Whether local layers use a RoPE of their own (another base or scaling). */
+bool model_swa_rope_differs(const model_hparams *hp);
 
 /* Weight slots of one layer; NULL where an optional tensor is absent. */
 typedef struct {
@@ -71,6 +98,10 @@ typedef struct {
     const gguf_tensor *bq, *bk, *bv;       /* qwen2 */
     const gguf_tensor *q_norm, *k_norm;    /* qwen3 */
     const gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+    const gguf_tensor *wqkv, *w_gate_up;                /* phi3: fused [Q; K; V], [gate; up] */
+    const gguf_tensor *attn_post_norm, *ffn_post_norm;  /* gemma2/3 */
+    const gguf_tensor *ffn_gate_inp;                    /* router [n_embd, n_expert] */
+    const gguf_tensor *gate_exps, *up_exps, *down_exps; /* [.., .., n_expert] */
 } model_layer;
 
 typedef struct {
@@ -100,6 +131,13 @@ typedef struct {
     int32_t n_logits;     /* rows of logits a call can return (default 1: the last token) */
     bool embeddings;      /* keep the output-norm hidden state of every token of a call
                              (model_hidden); sized into the last device's compute scratch */
+    bool full_swa_cache;  /* keep every position in the cache of sliding-window layers too
+                             (default false: a ring of window + n_batch positions, the same
+                             logits bit for bit; tests compare the two) */
+    int32_t n_cpu_moe;    /* the expert tensors of blocks [0, n_cpu_moe) stay in the host's
+                             mapping and their products run on the host's CPU kernels, while
+                             the rest of such a block (attention, router) runs on its device
+                             (llama.cpp's --n-cpu-moe); 0: none */
 } model_params;
 
 model_params model_default_params(void);
@@ -115,9 +153,13 @@ int model_physical_cores(void);
 
 /* Bytes of K and V for one token of one layer. */
 size_t model_kv_bytes_per_token(const model_hparams *hp, strata_type kv_type);
-/* Arena bytes of the KV cache for layers [layer_start, layer_end) and n_ctx tokens. */
-size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx,
-                      int32_t layer_start, int32_t layer_end);
+/* Positions layer il's cache holds with the resolved options p: n_ctx, or for a
+ * sliding-window layer a ring of window + n_batch positions where that is fewer (unless
+ * p->full_swa_cache). */
+int32_t model_kv_rows(const model_hparams *hp, const model_params *p, int32_t il);
+/* Arena bytes of the KV cache for layers [layer_start, layer_end) with the resolved options
+ * p (n_ctx, n_batch, kv_type, full_swa_cache). */
+size_t model_kv_bytes(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t layer_end);
 /* Weight bytes of layer il as stored in the file. */
 size_t model_layer_weight_bytes(const model_desc *d, int32_t il);
 /* Weight bytes of the output layer (output norm + output matrix; 0 extra when tied). */
@@ -143,6 +185,17 @@ size_t model_output_relayout_bytes(const model_desc *d, const backend_ops *kind)
  * matrices only. */
 size_t model_device_weight_arena_bytes(const model_desc *d, const backend_ops *kind, int32_t layer_start,
                                        int32_t layer_end, bool has_output);
+/* Whether block il's experts stay on the host when the block runs on a device of kind
+ * `kind` (p->n_cpu_moe; only where the kind's memory is not host memory). */
+bool model_layer_host_experts(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t il);
+/* Arena bytes of block il's expert tensors on a device (0 for a dense block), and their bytes
+ * as stored in the file. */
+size_t model_layer_expert_arena_bytes(const model_desc *d, int32_t il);
+size_t model_layer_expert_bytes(const model_desc *d, int32_t il);
+/* Host memory (not in any arena) for running host experts' products on the CPU: a batch's
+ * routed rows, their products and the kernels' work; 0 when p->n_cpu_moe is 0 or the model
+ * has no experts. */
+size_t model_host_moe_bytes(const model_desc *d, const model_params *p);
 /* Arena bytes of compute scratch for a device of kind `kind` running layers [layer_start,
  * layer_end) with the resolved options `p` (num_batch, num_ctx, kv_type, logits rows), and
  * the output layer when produces_logits. The scratch of ops is the kind's own sizing
@@ -191,8 +244,10 @@ void model_context_free(model_context *ctx);
 const model_params *model_context_params(const model_context *ctx);
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (1 <= n <= n_batch, pos + n <= n_ctx); the
- * cache must already hold positions [0, pos) (anything at >= pos is overwritten). Keeps the
- * logits of the last min(n, n_logits) tokens. No allocation happens here. */
+ * cache must already hold positions [0, pos) (anything at >= pos is overwritten). A model
+ * whose sliding-window layers keep a ring (model_kv_rows) holds only the latest positions,
+ * so there pos must be 0 (a restart) or where the previous call ended. Keeps the logits of
+ * the last min(n, n_logits) tokens. No allocation happens here. */
 strata_status model_decode(model_context *ctx, const int32_t *tokens, int32_t n, int32_t pos);
 
 /* Logits row `i` of the last model_decode (0 = the first kept row; the last token is row

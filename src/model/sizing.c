@@ -68,21 +68,55 @@ size_t model_kv_block_bytes(const model_hparams *hp, strata_type kv_type, int32_
     return (size_t)hp->n_head_kv * (size_t)n_ctx * head_row_bytes(hp, kv_type);
 }
 
-size_t model_kv_bytes(const model_hparams *hp, strata_type kv_type, int32_t n_ctx, int32_t layer_start,
-                      int32_t layer_end) {
-    if (layer_end <= layer_start) return 0;
-    return strata_arena_round(2 * (size_t)(layer_end - layer_start) * model_kv_block_bytes(hp, kv_type, n_ctx));
+/* A sliding-window layer sees the last n_swa positions; with a batch of up to n_batch
+ * tokens written before it attends, window - 1 + n_batch positions must be held at once:
+ * a ring of n_swa + n_batch rows holds them (one to spare). */
+int32_t model_kv_rows(const model_hparams *hp, const model_params *p, int32_t il) {
+    if (!p->full_swa_cache && model_layer_swa(hp, il) && (int64_t)hp->n_swa + p->n_batch < p->n_ctx)
+        return hp->n_swa + p->n_batch;
+    return p->n_ctx;
 }
 
-backend_attn_shape model_attn_shape(const model_hparams *hp, int32_t n_ctx, strata_type kv_type) {
-    return (backend_attn_shape){hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx, kv_type};
+size_t model_kv_layer_block(const model_hparams *hp, const model_params *p, int32_t il) {
+    return model_kv_block_bytes(hp, p->kv_type, model_kv_rows(hp, p, il));
+}
+
+size_t model_kv_layer_offset(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t il) {
+    size_t off = 0;
+    for (int32_t l = layer_start; l < il; l++) off += 2 * model_kv_layer_block(hp, p, l);
+    return off;
+}
+
+size_t model_kv_bytes(const model_hparams *hp, const model_params *p, int32_t layer_start, int32_t layer_end) {
+    if (layer_end <= layer_start) return 0;
+    return strata_arena_round(model_kv_layer_offset(hp, p, layer_start, layer_end));
+}
+
+backend_attn_shape model_attn_shape(const model_hparams *hp, const model_params *p, int32_t il) {
+    const int32_t rows = model_kv_rows(hp, p, il);
+    return (backend_attn_shape){hp->n_head,
+                                hp->n_head_kv,
+                                hp->head_dim,
+                                rows,
+                                p->kv_type,
+                                hp->attn_scale,
+                                hp->attn_softcap,
+                                model_layer_swa(hp, il) ? hp->n_swa : 0,
+                                rows < p->n_ctx};
+}
+
+int64_t model_ffn_rows(const model_hparams *hp) {
+    return hp->n_expert > 0 ? (int64_t)hp->n_expert_used * hp->n_ff_exp : hp->n_ff;
 }
 
 /* ---- weights ---------------------------------------------------------------------- */
 
 int model_layer_slots(model_layer *L, const gguf_tensor ***slots) {
-    const gguf_tensor **all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
-                                 &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    const gguf_tensor **all[] = {&L->attn_norm,      &L->wq,           &L->wk,        &L->wv,        &L->wo,
+                                 &L->bq,             &L->bk,           &L->bv,        &L->q_norm,    &L->k_norm,
+                                 &L->ffn_norm,       &L->w_gate,       &L->w_up,      &L->w_down,    &L->wqkv,
+                                 &L->w_gate_up,      &L->attn_post_norm, &L->ffn_post_norm, &L->ffn_gate_inp,
+                                 &L->gate_exps,      &L->up_exps,      &L->down_exps};
     int n = (int)(sizeof all / sizeof all[0]);
     for (int i = 0; i < n; i++) slots[i] = all[i];
     return n;
@@ -90,7 +124,7 @@ int model_layer_slots(model_layer *L, const gguf_tensor ***slots) {
 
 size_t model_layer_weight_bytes(const model_desc *d, int32_t il) {
     model_layer L = d->layers[il];
-    const gguf_tensor **slots[16];
+    const gguf_tensor **slots[32];
     int n = model_layer_slots(&L, slots);
     size_t b = 0;
     for (int i = 0; i < n; i++)
@@ -104,18 +138,30 @@ size_t model_output_weight_bytes(const model_desc *d) {
     return n;
 }
 
-bool model_relayouts(const backend_ops *kind, const gguf_tensor *t) {
-    return t && t->ne[2] == 1 && t->ne[3] == 1 && kind->matrix_relayout(t->type, t->ne[1], t->ne[0]);
+static bool is_fused(const model_desc *d, const gguf_tensor *t) {
+    for (int32_t il = 0; il < d->hp.n_layer; il++)
+        if (t == d->layers[il].wqkv || t == d->layers[il].w_gate_up) return true;
+    return false;
+}
+
+bool model_relayouts(const model_desc *d, const backend_ops *kind, const gguf_tensor *t) {
+    if (!t || t->ne[2] != 1 || t->ne[3] != 1 || !kind->matrix_relayout(t->type, t->ne[1], t->ne[0])) return false;
+    if (d->hp.arch->fused && is_fused(d, t)) {
+        const model_hparams *hp = &d->hp;
+        const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+        if (qd % 8 || kvd % 8 || hp->n_ff % 8) return false;
+    }
+    return true;
 }
 
 /* Arena bytes of layer il's tensors: all of them, or only those `kind` relayouts. */
 static size_t layer_arena_bytes(const model_desc *d, int32_t il, const backend_ops *relayout_only) {
     model_layer L = d->layers[il];
-    const gguf_tensor **slots[16];
+    const gguf_tensor **slots[32];
     int n = model_layer_slots(&L, slots);
     size_t b = 0;
     for (int i = 0; i < n; i++)
-        if (relayout_only ? model_relayouts(relayout_only, *slots[i]) : *slots[i] != NULL)
+        if (relayout_only ? model_relayouts(d, relayout_only, *slots[i]) : *slots[i] != NULL)
             b += strata_arena_round((size_t)(*slots[i])->bytes);
     return b;
 }
@@ -127,7 +173,7 @@ size_t model_layer_relayout_bytes(const model_desc *d, const backend_ops *kind, 
 }
 
 size_t model_output_relayout_bytes(const model_desc *d, const backend_ops *kind) {
-    return model_relayouts(kind, d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
+    return model_relayouts(d, kind, d->output) ? strata_arena_round((size_t)d->output->bytes) : 0;
 }
 
 size_t model_output_weight_arena_bytes(const model_desc *d) {
@@ -146,9 +192,9 @@ size_t model_weight_arena_bytes(const model_desc *d, int32_t layer_start, int32_
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops *kind, int32_t layer_start,
-                                         int32_t layer_end, int32_t nb, int32_t n_ctx, int32_t n_logits, bool hidden,
-                                         strata_type kv_type) {
+                                         int32_t layer_end, const model_params *p, int32_t n_logits, bool hidden) {
     const model_hparams *hp = &d->hp;
+    const int32_t nb = p->n_batch;
     size_t f = sizeof(float);
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     model_scratch_sizes s;
@@ -161,18 +207,36 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
         s.k = strata_arena_round((size_t)nb * kvd * f);
         s.v = strata_arena_round((size_t)nb * kvd * f);
         s.att_out = strata_arena_round((size_t)nb * qd * f);
-        s.g = strata_arena_round((size_t)nb * hp->n_ff * f);
-        s.u = strata_arena_round((size_t)nb * hp->n_ff * f);
+        s.g = strata_arena_round((size_t)nb * model_ffn_rows(hp) * f);
+        s.u = strata_arena_round((size_t)nb * model_ffn_rows(hp) * f);
         s.rope = strata_arena_round((size_t)nb * hp->rope_dim * f);
+        if (model_swa_rope_differs(hp)) s.rope_swa = s.rope;
+        if (hp->n_expert > 0) {
+            const size_t routed = (size_t)nb * hp->n_expert_used;
+            s.moe_logits = strata_arena_round((size_t)nb * hp->n_expert * f);
+            s.moe_ids = strata_arena_round(routed * sizeof(int32_t));
+            s.moe_w = strata_arena_round(routed * f);
+            s.moe_y = strata_arena_round(routed * hp->n_embd * f);
+        }
         /* the rope factors where the device cannot read them from the mapping */
         if (d->rope_freqs && !kind->host_memory) s.rope_factors = strata_arena_round((size_t)d->rope_freqs->bytes);
-        backend_attn_shape as = model_attn_shape(hp, n_ctx, kv_type);
-        s.att = strata_arena_round(kind->attention_work_bytes(&as, nb));
+        size_t att = 0;
+        for (int32_t il = layer_start; il < layer_end; il++) {
+            backend_attn_shape as = model_attn_shape(hp, p, il);
+            att = max_sz(att, kind->attention_work_bytes(&as, nb));
+        }
+        s.att = strata_arena_round(att);
         for (int32_t il = layer_start; il < layer_end; il++) {
             const model_layer *L = &d->layers[il];
-            const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            const gguf_tensor *ws[] = {L->wq,     L->wk,        L->wv,          L->wqkv,  L->wo,
+                                       L->w_gate, L->w_up,      L->w_gate_up,   L->w_down, L->ffn_gate_inp};
             for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-                work = max_sz(work, kind->matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
+                if (ws[i]) work = max_sz(work, kind->matmul_work_bytes(ws[i]->type, ws[i]->ne[0], nb));
+            const gguf_tensor *xs[] = {L->gate_exps, L->up_exps, L->down_exps};
+            for (size_t i = 0; i < sizeof xs / sizeof xs[0] && !model_layer_host_experts(d, p, kind, il); i++)
+                if (xs[i])
+                    work = max_sz(work, kind->matmul_id_work_bytes(xs[i]->type, xs[i]->ne[1], xs[i]->ne[0],
+                                                                   nb * hp->n_expert_used));
         }
     }
     if (n_logits > 0) {
@@ -187,20 +251,19 @@ model_scratch_sizes model_scratch_layout(const model_desc *d, const backend_ops 
 
 size_t model_scratch_total(const model_scratch_sizes *s) {
     return s->x + s->xb + s->q + s->k + s->v + s->att_out + s->g + s->u + s->rope + s->rope_factors + s->att +
-           s->work + s->logits + s->hidden;
+           s->work + s->logits + s->hidden + s->rope_swa + s->moe_logits + s->moe_ids + s->moe_w + s->moe_y;
 }
 
 size_t model_compute_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool produces_logits) {
-    model_scratch_sizes s = model_scratch_layout(d, kind, layer_start, layer_end, p->n_batch, p->n_ctx,
-                                                 produces_logits ? p->n_logits : 0, produces_logits && p->embeddings,
-                                                 p->kv_type);
+    model_scratch_sizes s = model_scratch_layout(d, kind, layer_start, layer_end, p,
+                                                 produces_logits ? p->n_logits : 0, produces_logits && p->embeddings);
     return model_scratch_total(&s);
 }
 
 size_t model_segment_bytes(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t layer_start,
                            int32_t layer_end, bool has_output) {
-    return model_kv_bytes(&d->hp, p->kv_type, p->n_ctx, layer_start, layer_end) +
+    return model_kv_bytes(&d->hp, p, layer_start, layer_end) +
            model_compute_bytes(d, p, kind, layer_start, layer_end, has_output);
 }
 
@@ -213,8 +276,46 @@ size_t model_device_weight_arena_bytes(const model_desc *d, const backend_ops *k
     return b;
 }
 
+bool model_layer_host_experts(const model_desc *d, const model_params *p, const backend_ops *kind, int32_t il) {
+    return !kind->host_memory && il < p->n_cpu_moe && d->layers[il].gate_exps != NULL;
+}
+
+size_t model_layer_expert_arena_bytes(const model_desc *d, int32_t il) {
+    const model_layer *L = &d->layers[il];
+    if (!L->gate_exps) return 0;
+    return strata_arena_round((size_t)L->gate_exps->bytes) + strata_arena_round((size_t)L->up_exps->bytes) +
+           strata_arena_round((size_t)L->down_exps->bytes);
+}
+
+size_t model_layer_expert_bytes(const model_desc *d, int32_t il) {
+    const model_layer *L = &d->layers[il];
+    if (!L->gate_exps) return 0;
+    return (size_t)(L->gate_exps->bytes + L->up_exps->bytes + L->down_exps->bytes);
+}
+
+size_t model_host_moe_bytes(const model_desc *d, const model_params *p) {
+    const model_hparams *hp = &d->hp;
+    if (p->n_cpu_moe <= 0 || hp->n_expert <= 0) return 0;
+    const size_t routed = (size_t)p->n_batch * hp->n_expert_used, f = sizeof(float);
+    size_t work = 0;
+    for (int32_t il = 0; il < hp->n_layer && il < p->n_cpu_moe; il++) {
+        const gguf_tensor *xs[] = {d->layers[il].gate_exps, d->layers[il].up_exps, d->layers[il].down_exps};
+        for (int i = 0; i < 3; i++)
+            if (xs[i])
+                work = max_sz(work, backend_cpu_ops.matmul_id_work_bytes(xs[i]->type, xs[i]->ne[1], xs[i]->ne[0],
+                                                                         (int32_t)routed));
+    }
+    /* xb, ids, weights, gate, up, the routed outputs, the work */
+    return strata_arena_round((size_t)p->n_batch * hp->n_embd * f) + strata_arena_round(routed * sizeof(int32_t)) +
+           strata_arena_round(routed * f) + 2 * strata_arena_round(routed * hp->n_ff_exp * f) +
+           strata_arena_round(routed * hp->n_embd * f) + strata_arena_round(work);
+}
+
 size_t model_device_arena_bytes(const model_desc *d, const model_params *p, const backend_ops *kind,
                                 int32_t layer_start, int32_t layer_end, bool has_output) {
+    size_t host_experts = 0;
+    for (int32_t il = layer_start; il < layer_end; il++)
+        if (model_layer_host_experts(d, p, kind, il)) host_experts += model_layer_expert_arena_bytes(d, il);
     return model_segment_bytes(d, p, kind, layer_start, layer_end, has_output) +
-           model_device_weight_arena_bytes(d, kind, layer_start, layer_end, has_output);
+           model_device_weight_arena_bytes(d, kind, layer_start, layer_end, has_output) - host_experts;
 }

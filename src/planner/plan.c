@@ -72,6 +72,7 @@ typedef struct {
     int32_t gpu[PLAN_MAX_DEVICES]; /* GPU number -> device index */
     uint64_t budget[PLAN_MAX_DEVICES];
     uint64_t *gw, *cw;              /* prefix sums of weights, n + 1 */
+    uint64_t *hs;                   /* suffix sums of host parts (experts on the CPU), n + 1 */
     int64_t *cp;                    /* per device: prefix sums of layer times, nd x (n + 1) */
     int32_t *fitq;                  /* per GPU number: m x (n + 1) */
     bool *cpu_fit;                  /* n + 1 */
@@ -109,7 +110,8 @@ static uint64_t need_gpu(const plan_ctx *c, int32_t dev, int32_t s, int32_t e) {
 }
 
 static uint64_t need_cpu_parts(const plan_ctx *c, int32_t p, uint64_t *w, uint64_t *kv, uint64_t *comp) {
-    *w = c->prof->host_bytes + c->cw[p];
+    /* the GPUs' layers [p, n) leave their host parts (experts) mapped on the CPU */
+    *w = c->prof->host_bytes + c->cw[p] + c->hs[p] + (c->hs[p] ? c->prof->host_part_scratch : 0);
     c->prof->segment_bytes(c->prof->ctx, c->devs[c->cpu].kind, 0, p, kv, comp);
     return *w + *kv + *comp;
 }
@@ -117,6 +119,7 @@ static uint64_t need_cpu_parts(const plan_ctx *c, int32_t p, uint64_t *w, uint64
 static void ctx_free(plan_ctx *c) {
     free(c->gw);
     free(c->cw);
+    free(c->hs);
     free(c->cp);
     free(c->fitq);
     free(c->cpu_fit);
@@ -165,14 +168,24 @@ static strata_status ctx_init(plan_ctx *c, const plan_profile *prof, const plan_
     c->cp = calloc((size_t)nd * n1, sizeof *c->cp);
     c->fitq = calloc((size_t)(c->m ? c->m : 1) * n1, sizeof *c->fitq);
     c->cpu_fit = calloc(n1, sizeof *c->cpu_fit);
-    if (!c->gw || !c->cw || !c->cp || !c->fitq || !c->cpu_fit) return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
+    c->hs = calloc(n1, sizeof *c->hs);
+    if (!c->gw || !c->cw || !c->cp || !c->fitq || !c->cpu_fit || !c->hs)
+        return strata_fail(STRATA_ERR_NOMEM, "plan: out of memory");
+    for (int32_t l = n - 1; l >= 0; l--) c->hs[l] = c->hs[l + 1] + (prof->host_part_bytes ? prof->host_part_bytes[l] : 0);
     for (int32_t l = 0; l < n; l++) {
         c->gw[l + 1] = c->gw[l] + prof->gpu_weight_bytes[l];
         c->cw[l + 1] = c->cw[l] + prof->cpu_weight_bytes[l];
     }
     for (int32_t d = 0; d < nd; d++) {
         int64_t *row = c->cp + (size_t)d * n1;
-        for (int32_t l = 0; l < n; l++) row[l + 1] = row[l] + layer_time_ps(prof->read_bytes[l], devs[d].gbps);
+        for (int32_t l = 0; l < n; l++) {
+            /* a layer on a GPU whose experts stay on the CPU: those at the CPU's speed */
+            const uint64_t hr = devs[d].kind != BACKEND_DEVICE_CPU && prof->host_part_read_bytes
+                                    ? prof->host_part_read_bytes[l]
+                                    : 0;
+            row[l + 1] = row[l] + layer_time_ps(prof->read_bytes[l] - hr, devs[d].gbps) +
+                         (hr ? layer_time_ps(hr, devs[c->cpu].gbps) : 0);
+        }
     }
     for (int32_t p = 0; p <= n; p++) {
         uint64_t w, kv, comp;

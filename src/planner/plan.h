@@ -82,6 +82,12 @@ typedef struct {
     void (*segment_bytes)(const void *ctx, backend_device_kind kind, int32_t start, int32_t end, uint64_t *kv,
                           uint64_t *compute);
     const void *ctx;
+    /* Experts kept on the CPU (num_cpu_moe): [n_layers] bytes of a layer that stay mapped on
+     * the CPU when the layer is on a GPU (gpu_weight_bytes does not count them), and their
+     * bytes read per decoded token, at the CPU's speed; host_part_scratch: the CPU's host
+     * memory for running them, once any such layer is on a GPU. NULL: none. */
+    const uint64_t *host_part_bytes, *host_part_read_bytes;
+    uint64_t host_part_scratch;
 } plan_profile;
 
 /* One device as the planner sees it. */
@@ -176,6 +182,9 @@ typedef struct {
     int32_t num_parallel; /* sequences served at once; the KV cache holds num_ctx x num_parallel */
     strata_type kv_type;  /* F16 (default), F32, Q8_0 */
     bool embeddings;      /* the context keeps every token's output-norm state (/api/embed) */
+    int32_t num_cpu_moe;  /* experts of blocks [0, N) stay on the CPU where their block is on a
+                             GPU (llama.cpp's --n-cpu-moe); 0: none. plan_compute_moe: -1 =
+                             choose N */
 } plan_model_options;
 
 plan_model_options plan_default_model_options(void);
@@ -194,6 +203,24 @@ int32_t plan_model_n_layer(const plan_model *m);
 int32_t plan_model_n_ctx(const plan_model *m);     /* per sequence, after the engine's caps */
 int32_t plan_model_n_batch(const plan_model *m);
 const char *plan_model_arch(const plan_model *m);
+/* The sliding-window cache (model_kv_rows): how many layers keep a ring of window + batch
+ * positions, their window, and the KV bytes of all layers with the rings and as a full cache
+ * would be (equal when no layer has a ring). */
+typedef struct {
+    int32_t local_layers, window;
+    uint64_t kv_bytes, kv_full_bytes;
+} plan_swa_cache;
+plan_swa_cache plan_model_swa_cache(const plan_model *m);
+
+/* Plans `f` with mo->num_cpu_moe, or, where it is -1 and the model has experts, with the N in
+ * 0..n_layer that gives the best predicted decode speed (the smallest N among equals; 0,
+ * whole layers only, unless keeping experts on the CPU is faster) -- the choice llama.cpp
+ * users make by hand with --n-cpu-moe. *pm_out (free with plan_model_free) is the model the
+ * plan was made with: its params carry n_cpu_moe for the loader. The explanation says what
+ * was chosen and why. */
+strata_status plan_compute_moe(const gguf_file *f, const plan_model_options *mo, const plan_device *devs,
+                               int32_t n_devs, const plan_options *opt, plan_model **pm_out, plan_result *out);
+int32_t plan_model_n_cpu_moe(const plan_model *m);
 /* The engine options the sizes were computed for (n_ctx = per-sequence ctx x num_parallel,
  * resolved; n_logits = 1; n_threads = 1, which sizes nothing): the loader creates its
  * context with exactly these (its own n_threads aside), so planned == allocated. */
@@ -217,5 +244,15 @@ typedef struct {
  * gets the full size the file describes. */
 strata_status plan_whatif_write_llama(const char *path, const plan_llama_shape *shape, bool sparse,
                                       uint64_t *file_bytes);
+
+/* A qwen3moe-shaped model (Qwen3-30B-A3B: 48 layers, dim 2048, 32 heads of 128 on 4 KV
+ * heads, 128 experts of which 8 are used, expert FFN 768, vocabulary 151936), every matrix of
+ * `type` (norms and router F32); written as plan_whatif_write_llama writes. */
+typedef struct {
+    int32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_expert, n_expert_used, n_ff_exp, n_vocab;
+    strata_type type;
+} plan_moe_shape;
+strata_status plan_whatif_write_qwen3moe(const char *path, const plan_moe_shape *shape, bool sparse,
+                                         uint64_t *file_bytes);
 
 #endif

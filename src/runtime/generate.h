@@ -62,6 +62,8 @@ typedef struct {
     plan_options plan;        /* num_gpu, main_gpu, spread, tensor_split */
     const uint64_t *reserve;  /* per inventory device (UINT64_MAX = default); NULL = defaults */
     bool skip_vocab;          /* do not load the tokenizer (e->vocab stays NULL; for benchmarks) */
+    int32_t num_cpu_moe;      /* experts of blocks [0, N) stay on the CPU when their block is on a
+                                 GPU; -1 (default): the planner chooses (plan_compute_moe) */
 } strata_load_params;
 
 strata_load_params strata_load_default_params(void);

@@ -15,6 +15,7 @@ strata_load_params strata_load_default_params(void) {
     lp.num_parallel = 1;
     lp.plan = plan_default_options();
     lp.reserve = NULL;
+    lp.num_cpu_moe = -1;
     return lp;
 }
 
@@ -35,7 +36,7 @@ strata_status strata_load_plan_make(const char *path, const strata_load_params *
     mo.num_parallel = lp->num_parallel > 0 ? lp->num_parallel : 1;
     mo.kv_type = lp->model.kv_type;
     mo.embeddings = lp->model.embeddings;
-    if (st == STRATA_OK) st = plan_model_init(f, &mo, &pm);
+    mo.num_cpu_moe = lp->num_cpu_moe;
     plan_device pdevs[PLAN_MAX_DEVICES];
     int32_t nd = 0;
     if (st == STRATA_OK) st = plan_devices_from_inventory(inv, lp->reserve, pdevs, out->inv_index, &nd);
@@ -44,7 +45,7 @@ strata_status strata_load_plan_make(const char *path, const strata_load_params *
         uint64_t fb = pdevs[i].free_bytes;
         pdevs[i].free_bytes = dl >= 0 ? fb + (uint64_t)dl : (fb > (uint64_t)-dl ? fb - (uint64_t)-dl : 0);
     }
-    if (st == STRATA_OK) st = plan_compute(plan_model_profile(pm), pdevs, nd, &lp->plan, &out->plan);
+    if (st == STRATA_OK) st = plan_compute_moe(f, &mo, pdevs, nd, &lp->plan, &pm, &out->plan);
     if (st == STRATA_OK) {
         out->params = *plan_model_params(pm);
         out->params.n_threads = lp->model.n_threads;
@@ -169,6 +170,21 @@ int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report
                 uint64_t w = d->tok_embd->bytes + (d->rope_freqs ? d->rope_freqs->bytes : 0);
                 for (int32_t il = su.layer_start; il < su.layer_end; il++) w += model_layer_weight_bytes(d, il);
                 if (su.has_output) w += model_output_weight_bytes(d);
+                /* the experts other devices' blocks leave on the host (num_cpu_moe), and the
+                 * host memory their products use, as the plan counts them */
+                const model_params *mp = model_context_params(e->ctx);
+                bool host_moe = false;
+                for (int32_t k = 0; k < e->n_devs; k++) {
+                    model_segment_usage so;
+                    model_context_segment_usage(e->ctx, k, &so);
+                    const backend_ops *ops = strata_device_ops(&e->devs[k]);
+                    for (int32_t il = so.layer_start; il < so.layer_end; il++)
+                        if (ops && model_layer_host_experts(d, mp, ops, il)) {
+                            w += model_layer_expert_bytes(d, il);
+                            host_moe = true;
+                        }
+                }
+                if (host_moe) w += model_host_moe_bytes(d, mp);
                 r->weights_bytes = w;
             }
             r->kv_bytes = su.kv_bytes;

@@ -402,6 +402,239 @@ static void test_matmul(void **state) {
     free(wf), free(x), free(deq);
 }
 
+/* ---- gemma's elementwise ops ----------------------------------------------------------- */
+
+static void test_gelu_scale_softcap(void **state) {
+    (void)state;
+    const int32_t n = 10;
+    const int64_t dim = 50;
+    float g[500], u[500], g0[500], got[500], x[500], x0[500];
+    double want[500];
+    fill(g, 500);
+    fill(u, 500);
+    for (int i = 0; i < 500; i++) g[i] *= 3.0f; /* both tails of the GELU */
+    memcpy(g0, g, sizeof g);
+    for (int i = 0; i < 500; i++) {
+        const double a = g[i];
+        want[i] = 0.5 * a * (1.0 + tanh(sqrt(2.0 / M_PI) * (a + 0.044715 * a * a * a))) * u[i];
+    }
+    backend_cpu_ops.gelu_mul(&cpu_ex, g, u, n, dim);
+    assert_close(g, want, 500, 1e-5, "gelu_mul");
+    fill(x, 500);
+    for (int i = 0; i < 500; i++) x[i] *= 20.0f;
+    memcpy(x0, x, sizeof x);
+    double wantx[500];
+    for (int i = 0; i < 500; i++) wantx[i] = 30.0 * tanh(16.0 * x[i] / 30.0);
+    backend_cpu_ops.scale(&cpu_ex, x, 500, 16.0f);
+    backend_cpu_ops.softcap(&cpu_ex, x, 500, 30.0f);
+    assert_close(x, wantx, 500, 1e-6, "scale + softcap");
+    for (int i = 0; i < 500; i++) assert_true(fabsf(x[i]) <= 30.0f);
+    for (int k = 0; k < n_duts(); k++) {
+        dev_heap h = dev_open(k, 1 << 16);
+        backend_exec ex = {h.dev, 2};
+        float *dg = dev_put(&h, g0, sizeof g0), *du = dev_put(&h, u, sizeof u), *dx = dev_put(&h, x0, sizeof x0);
+        h.o->gelu_mul(&ex, dg, du, n, dim);
+        dev_get(&h, got, dg, sizeof got);
+        check_dev(&h, got, g, want, 500, 1e-5, "gelu_mul");
+        /* scale then soft-cap: x -> 30 tanh(16 x / 30) */
+        h.o->scale(&ex, dx, 500, 16.0f);
+        h.o->softcap(&ex, dx, 500, 30.0f);
+        dev_get(&h, got, dx, sizeof got);
+        check_dev(&h, got, x, wantx, 500, 1e-6, "scale + softcap");
+        dev_close(&h);
+    }
+}
+
+/* ---- mixture of experts ---------------------------------------------------------------- */
+
+/* Routing from the definition: softmax over the experts in double, the n_used largest
+ * (lower id first among equals) by sorting, renormalised when norm. */
+static void ref_route(const float *l, int32_t n_expert, int32_t n_used, bool norm, int32_t *ids, double *w) {
+    double mx = -INFINITY, sum = 0, p[256];
+    for (int32_t e = 0; e < n_expert; e++) mx = fmax(mx, l[e]);
+    for (int32_t e = 0; e < n_expert; e++) sum += (p[e] = exp((double)l[e] - mx));
+    int32_t order[256];
+    for (int32_t e = 0; e < n_expert; e++) order[e] = e;
+    for (int32_t a = 1; a < n_expert; a++) /* insertion sort: stable, so equal logits keep id order */
+        for (int32_t b = a; b > 0 && l[order[b]] > l[order[b - 1]]; b--) {
+            int32_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    double tot = 0;
+    for (int32_t s = 0; s < n_used; s++) tot += p[order[s]] / sum;
+    for (int32_t s = 0; s < n_used; s++) {
+        ids[s] = order[s];
+        w[s] = p[order[s]] / sum / (norm ? tot : 1.0);
+    }
+}
+
+static void test_moe_route(void **state) {
+    (void)state;
+    const int32_t n = 7, E = 128, K = 8;
+    float *l = malloc((size_t)n * E * 4);
+    fill(l, (size_t)n * E);
+    for (int32_t e = 0; e < E; e += 5) l[3 * E + e] = 1.25f; /* ties: the lower id first */
+    int32_t ids[7 * 8], got_ids[7 * 8], rid[8];
+    float w[7 * 8], got_w[7 * 8];
+    double rw[8];
+    for (int norm = 0; norm < 2; norm++) {
+        backend_cpu_ops.moe_route(&cpu_ex, l, n, E, K, norm, ids, w);
+        for (int32_t t = 0; t < n; t++) {
+            ref_route(l + (size_t)t * E, E, K, norm, rid, rw);
+            double wsum = 0;
+            for (int32_t s = 0; s < K; s++) {
+                assert_int_equal(ids[t * K + s], rid[s]);
+                assert_true(fabs(w[t * K + s] - rw[s]) <= 1e-6 * rw[s] + 1e-9);
+                wsum += w[t * K + s];
+            }
+            if (norm) assert_true(fabs(wsum - 1.0) < 1e-6);
+        }
+        for (int k = 0; k < n_duts(); k++) {
+            dev_heap h = dev_open(k, 1 << 20);
+            backend_exec ex = {h.dev, 2};
+            float *dl = dev_put(&h, l, (size_t)n * E * 4), *dw = dev_put(&h, NULL, sizeof w);
+            int32_t *di = dev_put(&h, NULL, sizeof ids);
+            h.o->moe_route(&ex, dl, n, E, K, norm, di, dw);
+            dev_get(&h, got_ids, di, sizeof ids);
+            dev_get(&h, got_w, dw, sizeof w);
+            assert_memory_equal(got_ids, ids, sizeof ids);
+            if (h.bitwise) assert_bits_equal(got_w, w, (size_t)n * K);
+            for (int32_t i = 0; i < n * K; i++) assert_true(fabsf(got_w[i] - w[i]) <= 1e-6f * w[i] + 1e-9f);
+            dev_close(&h);
+        }
+    }
+    free(l);
+}
+
+/* matmul_id of every expert type against the definition (each routed row against its
+ * expert's dequantized rows, in double; the same activation-rounding tolerance as matmul),
+ * bit for bit against plain matmuls of the routed rows one expert at a time, and the sim
+ * against the cpu; then moe_combine against its definition. */
+static void test_matmul_id(void **state) {
+    (void)state;
+    const strata_type types[] = {STRATA_TYPE_F32, STRATA_TYPE_F16, STRATA_TYPE_Q8_0, STRATA_TYPE_Q4_K,
+                                 STRATA_TYPE_Q5_0, STRATA_TYPE_Q6_K};
+    const int32_t E = 6, K = 2, cols = 256, rows = 40;
+    const int32_t ns[] = {1, 9};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const strata_type ty = types[ti];
+        const size_t row = strata_type_row_bytes(ty, cols), ebytes = row * rows;
+        float *wf = malloc((size_t)E * rows * cols * 4), *deq = malloc((size_t)E * rows * cols * 4);
+        uint8_t *w = malloc(ebytes * E);
+        fill(wf, (size_t)E * rows * cols);
+        for (int64_t r = 0; r < (int64_t)E * rows; r++) {
+            strata_quantize_row(ty, wf + r * cols, w + r * row, cols);
+            strata_dequantize_row(ty, w + r * row, deq + r * cols, cols);
+        }
+        for (size_t ni = 0; ni < 2; ni++) {
+            const int32_t n = ns[ni], R = n * K;
+            for (int per_slot = 0; per_slot < 2; per_slot++) {
+                const int32_t nx = per_slot ? R : n;
+                float *x = malloc((size_t)nx * cols * 4), *y = malloc((size_t)R * rows * 4);
+                float *y1 = malloc((size_t)R * rows * 4), *got = malloc((size_t)R * rows * 4);
+                fill(x, (size_t)nx * cols);
+                int32_t ids[18];
+                /* distinct experts per token; expert 5 never routed (its rows are never read) */
+                for (int32_t t = 0; t < n; t++) {
+                    ids[t * K] = (t * 3) % 5;
+                    ids[t * K + 1] = (t * 3 + 1 + t % 4) % 5;
+                    if (ids[t * K + 1] == ids[t * K]) ids[t * K + 1] = (ids[t * K] + 1) % 5;
+                }
+                const size_t wb = backend_cpu_ops.matmul_id_work_bytes(ty, rows, cols, R);
+                void *work = malloc(wb);
+                backend_matrix m = {ty, rows, cols, w, 0};
+                backend_cpu_ops.matmul_id(&cpu_ex, &m, E, x, per_slot, ids, n, K, y, work);
+                for (int32_t r = 0; r < R; r++) {
+                    const float *xr = x + (size_t)(per_slot ? r : r / K) * cols;
+                    const float *we = deq + (size_t)ids[r] * rows * cols;
+                    for (int32_t o = 0; o < rows; o++) {
+                        double sum = 0, mag = 0;
+                        for (int32_t c = 0; c < cols; c++) {
+                            sum += (double)we[(size_t)o * cols + c] * xr[c];
+                            mag += fabs((double)we[(size_t)o * cols + c] * xr[c]);
+                        }
+                        if (fabs(y[(size_t)r * rows + o] - sum) > 1e-2 * mag)
+                            fail_msg("matmul_id %s n=%d: row %d out %d: %g vs %g", strata_type_name(ty), n, r, o,
+                                     y[(size_t)r * rows + o], sum);
+                    }
+                }
+                /* grouped by expert: each expert's routed rows as one plain product */
+                void *mw = malloc(backend_cpu_ops.matmul_work_bytes(ty, cols, R) + 1);
+                float *xg = malloc((size_t)R * cols * 4), *yg = malloc((size_t)R * rows * 4);
+                for (int32_t e = 0; e < E; e++) {
+                    int32_t list[18], cnt = 0;
+                    for (int32_t r = 0; r < R; r++)
+                        if (ids[r] == e) list[cnt++] = r;
+                    if (!cnt) continue;
+                    for (int32_t i = 0; i < cnt; i++)
+                        memcpy(xg + (size_t)i * cols, x + (size_t)(per_slot ? list[i] : list[i] / K) * cols, cols * 4);
+                    backend_matrix me = {ty, rows, cols, w + (size_t)e * ebytes, 0};
+                    backend_cpu_ops.matmul(&cpu_ex, &me, NULL, xg, cnt, yg, mw);
+                    for (int32_t i = 0; i < cnt; i++)
+                        memcpy(y1 + (size_t)list[i] * rows, yg + (size_t)i * rows, rows * 4);
+                }
+                assert_bits_equal(y, y1, (size_t)R * rows);
+                /* combine: out[t] = sum_s w(t, s) y(t, s) */
+                float wts[18], out[9 * 40], gout[9 * 40];
+                double want[9 * 40];
+                fill(wts, (size_t)R);
+                backend_cpu_ops.moe_combine(&cpu_ex, y, wts, n, K, rows, out);
+                for (int32_t t = 0; t < n; t++)
+                    for (int32_t o = 0; o < rows; o++) {
+                        double acc = 0;
+                        for (int32_t k = 0; k < K; k++) acc += (double)wts[t * K + k] * y[((size_t)t * K + k) * rows + o];
+                        want[t * rows + o] = acc;
+                    }
+                assert_close(out, want, (size_t)n * rows, 1e-5, "moe_combine");
+                /* each device: a sim gives the cpu's bits; a GPU the definitions within the
+                 * tolerances above (its combine of its own routed rows) */
+                for (int k = 0; k < n_duts(); k++) {
+                    const size_t dwb = dut_ops(k)->matmul_id_work_bytes(ty, rows, cols, R);
+                    dev_heap h = dev_open(k, ebytes * E + dwb + (size_t)(nx * cols + 2 * R * rows) * 4 + 65536);
+                    backend_exec ex = {h.dev, 1};
+                    backend_matrix dm = {ty, rows, cols, dev_put(&h, w, ebytes * E), 0};
+                    float *dx = dev_put(&h, x, (size_t)nx * cols * 4), *dy = dev_put(&h, NULL, (size_t)R * rows * 4);
+                    int32_t *di = dev_put(&h, ids, (size_t)R * 4);
+                    void *dw = dev_put(&h, NULL, dwb ? dwb : 1);
+                    h.o->matmul_id(&ex, &dm, E, dx, per_slot, di, n, K, dy, dw);
+                    dev_get(&h, got, dy, (size_t)R * rows * 4);
+                    if (h.bitwise) assert_bits_equal(got, y, (size_t)R * rows);
+                    for (int32_t r = 0; r < R; r++) {
+                        const float *xr = x + (size_t)(per_slot ? r : r / K) * cols;
+                        const float *we = deq + (size_t)ids[r] * rows * cols;
+                        for (int32_t o = 0; o < rows; o++) {
+                            double sum = 0, mag = 0;
+                            for (int32_t c = 0; c < cols; c++) {
+                                sum += (double)we[(size_t)o * cols + c] * xr[c];
+                                mag += fabs((double)we[(size_t)o * cols + c] * xr[c]);
+                            }
+                            if (fabs(got[(size_t)r * rows + o] - sum) > 1e-2 * mag)
+                                fail_msg("matmul_id %s on %s: row %d out %d", strata_type_name(ty), h.o->name, r, o);
+                        }
+                    }
+                    /* combine over the device's own rows: against their definition */
+                    double wantd[9 * 40];
+                    for (int32_t t = 0; t < n; t++)
+                        for (int32_t o = 0; o < rows; o++) {
+                            double acc = 0;
+                            for (int32_t q = 0; q < K; q++)
+                                acc += (double)wts[t * K + q] * got[((size_t)t * K + q) * rows + o];
+                            wantd[t * rows + o] = acc;
+                        }
+                    float *dwt = dev_put(&h, wts, (size_t)R * 4), *dout = dev_put(&h, NULL, (size_t)n * rows * 4);
+                    h.o->moe_combine(&ex, dy, dwt, n, K, rows, dout);
+                    dev_get(&h, gout, dout, (size_t)n * rows * 4);
+                    check_dev(&h, gout, out, wantd, (size_t)n * rows, 1e-5, "moe_combine");
+                    dev_close(&h);
+                }
+                free(x), free(y), free(y1), free(got), free(work), free(mw), free(xg), free(yg);
+            }
+        }
+        free(wf), free(deq), free(w);
+    }
+}
+
 /* ---- KV store and attention ---------------------------------------------------------- */
 
 /* The cache as stored, read back: row t of KV head h of K (or V), as doubles. */
@@ -412,27 +645,32 @@ static double cached(const backend_attn_shape *s, const uint8_t *cache, int32_t 
     return tmp[d];
 }
 
-/* Causal grouped-query attention from the definition, over the cache as stored. */
+/* Causal grouped-query attention from the definition, over the cache as stored: scores
+ * q.k * scale (1/sqrt(head_dim) when 0), soft-capped to cap * tanh(s / cap) when softcap,
+ * over positions p - window + 1 .. p when window (else 0 .. p). */
 static void ref_attention(const backend_attn_shape *s, const uint8_t *kc, const uint8_t *vc, const float *q,
                           int32_t n, int32_t pos, double *out) {
     const int32_t hd = s->head_dim, group = s->n_head / s->n_head_kv;
+    const double scale = s->scale > 0 ? s->scale : 1.0 / sqrt((double)hd);
     double *sc = malloc((size_t)(pos + n) * sizeof(double));
     for (int32_t i = 0; i < n; i++)
         for (int32_t qh = 0; qh < s->n_head; qh++) {
             const int32_t h = qh / group, nk = pos + i + 1;
+            const int32_t first = s->window > 0 && nk - s->window > 0 ? nk - s->window : 0;
             const float *qv = q + ((size_t)i * s->n_head + qh) * hd;
             double mx = -INFINITY, sum = 0;
-            for (int32_t t = 0; t < nk; t++) {
+            for (int32_t t = first; t < nk; t++) {
                 double d = 0;
                 for (int32_t e = 0; e < hd; e++) d += qv[e] * cached(s, kc, h, t, e);
-                sc[t] = d / sqrt((double)hd);
+                sc[t] = d * scale;
+                if (s->softcap > 0) sc[t] = s->softcap * tanh(sc[t] / s->softcap);
                 mx = fmax(mx, sc[t]);
             }
-            for (int32_t t = 0; t < nk; t++) sum += (sc[t] = exp(sc[t] - mx));
+            for (int32_t t = first; t < nk; t++) sum += (sc[t] = exp(sc[t] - mx));
             double *o = out + ((size_t)i * s->n_head + qh) * hd;
             for (int32_t e = 0; e < hd; e++) {
                 double v = 0;
-                for (int32_t t = 0; t < nk; t++) v += sc[t] / sum * cached(s, vc, h, t, e);
+                for (int32_t t = first; t < nk; t++) v += sc[t] / sum * cached(s, vc, h, t, e);
                 o[e] = v;
             }
         }
@@ -441,9 +679,10 @@ static void ref_attention(const backend_attn_shape *s, const uint8_t *kc, const 
 
 /* Fills positions [0, pos + n) of a cache through kv_store in batches, then attends with the
  * last n tokens' queries; cpu against the reference, sim against the cpu's bits. */
-static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t n_ctx,
-                            int32_t pos, int32_t n, double tol) {
-    backend_attn_shape s = {n_head, n_head_kv, head_dim, n_ctx, kv_type};
+static void check_attention_ext(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim,
+                                int32_t n_ctx, int32_t pos, int32_t n, double tol, float scale, float softcap,
+                                int32_t window) {
+    backend_attn_shape s = {n_head, n_head_kv, head_dim, n_ctx, kv_type, scale, softcap, window, false};
     const size_t block = (size_t)n_head_kv * n_ctx * strata_type_row_bytes(kv_type, head_dim);
     const int32_t total = pos + n, kvd = n_head_kv * head_dim, qd = n_head * head_dim;
     uint8_t *kc = calloc(1, block), *vc = calloc(1, block);
@@ -471,8 +710,8 @@ static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_
     backend_cpu_ops.attention(&cpu_ex, &s, kc, vc, q, n, pos, out, work);
     ref_attention(&s, kc, vc, q, n, pos, want);
     char what[96];
-    snprintf(what, sizeof what, "attention %s heads %d/%d hd %d pos %d n %d", strata_type_name(kv_type), n_head,
-             n_head_kv, head_dim, pos, n);
+    snprintf(what, sizeof what, "attention %s heads %d/%d hd %d pos %d n %d scale %g cap %g window %d",
+             strata_type_name(kv_type), n_head, n_head_kv, head_dim, pos, n, scale, softcap, window);
     assert_close(out, want, (size_t)n * qd, tol, what);
     /* each device (a sim with 1 thread: results do not depend on the thread count), the
      * cache filled in one batch by its own kv_store */
@@ -499,6 +738,11 @@ static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_
     free(kc), free(vc), free(k), free(v), free(q), free(out), free(got), free(want), free(work);
 }
 
+static void check_attention(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t n_ctx,
+                            int32_t pos, int32_t n, double tol) {
+    check_attention_ext(kv_type, n_head, n_head_kv, head_dim, n_ctx, pos, n, tol, 0, 0, 0);
+}
+
 static void test_attention(void **state) {
     (void)state;
     const strata_type types[] = {STRATA_TYPE_F32, STRATA_TYPE_F16, STRATA_TYPE_Q8_0};
@@ -512,6 +756,88 @@ static void test_attention(void **state) {
         check_attention(types[t], 8, 2, 32, 1024, 5, 1, tols[t]);
         check_attention(types[t], 8, 2, 32, 1024, 700, 1, tols[t]);
         check_attention(types[t], 14, 2, 64, 600, 599, 1, tols[t]);
+        /* gemma: a sliding window (a batch crossing it, a short decode step, a decode step
+         * whose window is split into chunks), soft-capped scores, another score scale */
+        check_attention_ext(types[t], 8, 4, 64, 128, 20, 40, tols[t], 0, 0, 8);
+        check_attention_ext(types[t], 8, 4, 64, 128, 100, 1, tols[t], 0, 0, 8);
+        check_attention_ext(types[t], 8, 2, 32, 1024, 900, 1, tols[t], 0, 0, 300);
+        check_attention_ext(types[t], 8, 2, 32, 1024, 40, 33, tols[t], 0, 0, 1024);
+        check_attention_ext(types[t], 4, 2, 64, 96, 10, 30, tols[t], 0, 10.0f, 0);
+        check_attention_ext(types[t], 4, 2, 64, 1024, 600, 1, tols[t], 0.3f, 5.0f, 512);
+        check_attention_ext(types[t], 4, 1, 256, 96, 10, 30, tols[t], 1.0f / 12.0f, 0, 16);
+    }
+}
+
+/* A sliding-window layer's ring of window + batch rows against a full cache with the same
+ * window: positions written batch by batch (each batch then attended, as the forward pass
+ * does), the ring wrapping several times, every batch's output bit for bit the full cache's,
+ * on the cpu and on a strict sim. */
+static void check_ring(strata_type kv_type, int32_t n_head, int32_t n_head_kv, int32_t head_dim, int32_t window,
+                       int32_t n_batch, int32_t total, int32_t step, float softcap) {
+    const int32_t R = window + n_batch, kvd = n_head_kv * head_dim, qd = n_head * head_dim;
+    backend_attn_shape full = {n_head, n_head_kv, head_dim, total, kv_type, 0, softcap, window, false};
+    backend_attn_shape ring = {n_head, n_head_kv, head_dim, R, kv_type, 0, softcap, window, true};
+    const size_t row = strata_type_row_bytes(kv_type, head_dim);
+    const size_t fblock = (size_t)n_head_kv * total * row, rblock = (size_t)n_head_kv * R * row;
+    uint8_t *fk = calloc(1, fblock), *fv = calloc(1, fblock), *rk = calloc(1, rblock), *rv = calloc(1, rblock);
+    float *k = malloc((size_t)step * kvd * 4), *v = malloc((size_t)step * kvd * 4), *q = malloc((size_t)step * qd * 4);
+    float *of = malloc((size_t)step * qd * 4), *orr = malloc((size_t)step * qd * 4), *os = malloc((size_t)step * qd * 4);
+    const size_t wf = backend_cpu_ops.attention_work_bytes(&full, n_batch), wr = backend_cpu_ops.attention_work_bytes(&ring, n_batch);
+    void *workf = malloc(wf), *workr = malloc(wr);
+    const uint64_t seed = rng; /* each device gets the same data */
+    for (int d = 0; d < n_duts(); d++) {
+        rng = seed;
+        memset(fk, 0, fblock), memset(fv, 0, fblock), memset(rk, 0, rblock), memset(rv, 0, rblock);
+        const size_t dwr = dut_ops(d)->attention_work_bytes(&ring, n_batch);
+        dev_heap h = dev_open(d, 2 * rblock + dwr + (size_t)(2 * step * kvd + 2 * step * qd) * 4 + 8192);
+        backend_exec ex = {h.dev, 1};
+        uint8_t *dk = dev_put(&h, NULL, rblock), *dv = dev_put(&h, NULL, rblock);
+        float *dks = dev_put(&h, NULL, (size_t)step * kvd * 4), *dvs = dev_put(&h, NULL, (size_t)step * kvd * 4);
+        float *dq = dev_put(&h, NULL, (size_t)step * qd * 4), *dout = dev_put(&h, NULL, (size_t)step * qd * 4);
+        void *dwork = dev_put(&h, NULL, dwr ? dwr : 1);
+        for (int32_t pos = 0; pos < total; pos += step) {
+            const int32_t n = total - pos < step ? total - pos : step;
+            fill(k, (size_t)n * kvd);
+            fill(v, (size_t)n * kvd);
+            fill(q, (size_t)n * qd);
+            backend_cpu_ops.kv_store(&cpu_ex, &full, fk, fv, k, v, n, pos);
+            backend_cpu_ops.kv_store(&cpu_ex, &ring, rk, rv, k, v, n, pos);
+            backend_cpu_ops.attention(&cpu_ex, &full, fk, fv, q, n, pos, of, workf);
+            backend_cpu_ops.attention(&cpu_ex, &ring, rk, rv, q, n, pos, orr, workr);
+            assert_bits_equal(orr, of, (size_t)n * qd);
+            assert_int_equal(backend_device_copy_in(h.dev, dks, k, (size_t)n * kvd * 4), STRATA_OK);
+            assert_int_equal(backend_device_copy_in(h.dev, dvs, v, (size_t)n * kvd * 4), STRATA_OK);
+            assert_int_equal(backend_device_copy_in(h.dev, dq, q, (size_t)n * qd * 4), STRATA_OK);
+            h.o->kv_store(&ex, &ring, dk, dv, dks, dvs, n, pos);
+            h.o->attention(&ex, &ring, dk, dv, dq, n, pos, dout, dwork);
+            dev_get(&h, os, dout, (size_t)n * qd * 4);
+            if (h.bitwise) {
+                assert_bits_equal(os, of, (size_t)n * qd);
+            } else { /* a GPU's ring against the cpu's full cache: the score rounding differs */
+                double *want = malloc((size_t)n * qd * 8);
+                for (size_t i = 0; i < (size_t)n * qd; i++) want[i] = of[i];
+                assert_close(os, want, (size_t)n * qd, 3e-2, "ring on a GPU");
+                free(want);
+            }
+        }
+        dev_close(&h);
+    }
+    assert_true(total > 3 * R); /* the ring wrapped several times */
+    free(fk), free(fv), free(rk), free(rv), free(k), free(v), free(q), free(of), free(orr), free(os), free(workf),
+        free(workr);
+}
+
+static void test_ring(void **state) {
+    (void)state;
+    const strata_type types[] = {STRATA_TYPE_F32, STRATA_TYPE_F16, STRATA_TYPE_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        /* batches of the ring's full batch size, of odd sizes, and decode steps; a window
+         * long enough for split decode steps (300 > 256 positions) */
+        check_ring(types[t], 8, 2, 32, 8, 16, 120, 16, 0);
+        check_ring(types[t], 8, 4, 64, 8, 16, 130, 7, 10.0f);
+        check_ring(types[t], 4, 1, 64, 13, 4, 90, 1, 0);
+        check_ring(types[t], 4, 2, 32, 300, 32, 1100, 1, 0);
+        check_ring(types[t], 4, 2, 32, 300, 32, 1100, 32, 0);
     }
 }
 
@@ -572,7 +898,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_rms_norm), cmocka_unit_test(test_silu_mul), cmocka_unit_test(test_embed_rows),
         cmocka_unit_test(test_rope),         cmocka_unit_test(test_matmul),   cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_memory),       cmocka_unit_test(test_gelu_scale_softcap),
+        cmocka_unit_test(test_moe_route),    cmocka_unit_test(test_matmul_id),  cmocka_unit_test(test_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,12 +141,14 @@ static inline void ref_model_close(ref_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* Opens models/<name>.gguf (dequantized to F32 when dq), with n_logits = n_batch = 64 so a
- * whole prompt's logits come back from one call. */
-static inline strata_status ref_model_open(ref_model *m, const char *name, int dq, strata_type kv_type, int n_ctx) {
+/* Opens DIR/<name>.gguf (dir: "models", or "arch" for the newer architectures' files;
+ * dequantized to F32 when dq), with n_logits = n_batch = 64 so a whole prompt's logits come
+ * back from one call. */
+static inline strata_status ref_model_open_in(ref_model *m, const char *dir, const char *name, int dq,
+                                              strata_type kv_type, int n_ctx) {
     memset(m, 0, sizeof *m);
     char rel[256];
-    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    snprintf(rel, sizeof rel, "%s/%s.gguf", dir, name);
     char *path = testdata_path(rel);
     strata_status st = gguf_open(path, GGUF_OPEN_DEFAULT, &m->f);
     free(path);
@@ -178,6 +180,10 @@ static inline strata_status ref_model_open(ref_model *m, const char *name, int d
     st = model_context_init(&m->desc, &p, &m->dev, &m->ctx);
     if (st != STRATA_OK) ref_model_close(m);
     return st;
+}
+
+static inline strata_status ref_model_open(ref_model *m, const char *name, int dq, strata_type kv_type, int n_ctx) {
+    return ref_model_open_in(m, "models", name, dq, kv_type, n_ctx);
 }
 
 #endif

@@ -173,12 +173,13 @@ static void test_sizing(void **state) {
                 p.n_threads = 1;
                 if (model_params_resolve(&hd.hp, &p) != STRATA_OK) continue; /* q8_0 on head_dim 8 */
                 size_t planned = model_segment_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true);
-                assert_int_equal(planned, model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer) +
+                assert_int_equal(planned, model_kv_bytes(&hd.hp, &p, 0, hd.hp.n_layer) +
                                               model_compute_bytes(&hd, &p, &backend_cpu_ops, 0, hd.hp.n_layer, true));
-                /* KV per token times tokens and layers, rounded once */
-                assert_int_equal(model_kv_bytes(&hd.hp, p.kv_type, p.n_ctx, 0, hd.hp.n_layer),
-                                 strata_arena_round(model_kv_bytes_per_token(&hd.hp, p.kv_type) * (size_t)p.n_ctx *
-                                                    (size_t)hd.hp.n_layer));
+                /* KV per token times tokens held and layers, rounded once */
+                size_t rows = 0;
+                for (int32_t il = 0; il < hd.hp.n_layer; il++) rows += (size_t)model_kv_rows(&hd.hp, &p, il);
+                assert_int_equal(model_kv_bytes(&hd.hp, &p, 0, hd.hp.n_layer),
+                                 strata_arena_round(model_kv_bytes_per_token(&hd.hp, p.kv_type) * rows));
                 strata_device dev;
                 strata_device_init_cpu(&dev);
                 model_context *ctx = NULL;
@@ -484,6 +485,96 @@ static void test_placement(void **state) {
     free(prompt.ids);
 }
 
+/* ---- the newer architectures' keys: defaults and refusals by name ---------------------- */
+
+/* arch/NAME.gguf with one key left out and one u32 or f32 key added (NULL: none), its
+ * hyper-parameters read into *d (the status returned; d freed by the caller on success). */
+static strata_status arch_variant(const char *name, const char *drop, const char *add_u32, uint32_t u,
+                                  const char *add_f32, float fv, model_desc *d, void **mem) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "arch/%s.gguf", name);
+    char *path = testdata_path(rel);
+    gguf_file *src = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_DEFAULT, &src), STRATA_OK);
+    free(path);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(src); i++)
+        if (!drop || strcmp(gguf_kv_key(src, i), drop) != 0) assert_int_equal(gguf_writer_copy_kv(w, src, i), STRATA_OK);
+    if (add_u32) assert_int_equal(gguf_writer_add_u32(w, add_u32, u), STRATA_OK);
+    if (add_f32) assert_int_equal(gguf_writer_add_f32(w, add_f32, fv), STRATA_OK);
+    for (int64_t i = 0; i < gguf_tensor_count(src); i++) {
+        const gguf_tensor *t = gguf_tensor_at(src, i);
+        assert_int_equal(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data), STRATA_OK);
+    }
+    size_t size = 0;
+    assert_int_equal(gguf_writer_write_memory(w, mem, &size), STRATA_OK);
+    gguf_writer_free(w);
+    gguf_close(src);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open_memory(*mem, size, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+    strata_status st = model_desc_init(f, d);
+    /* the desc keeps tensor pointers into f: the tests only read hyper-parameters */
+    if (st == STRATA_OK) model_desc_free(d);
+    gguf_close(f);
+    return st;
+}
+
+static void expect_refusal(const char *name, const char *drop, const char *add_u32, uint32_t u, const char *add_f32,
+                           float fv, const char *named) {
+    model_desc d;
+    void *mem = NULL;
+    strata_status st = arch_variant(name, drop, add_u32, u, add_f32, fv, &d, &mem);
+    free(mem);
+    if (st == STRATA_OK) fail_msg("%s: accepted, expected a refusal naming %s", name, named);
+    if (!strstr(strata_last_error(), named)) fail_msg("%s: '%s' does not name %s", name, strata_last_error(), named);
+}
+
+static void test_family_keys(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    if (!testdata_has("arch/micro-gemma2-F32.gguf")) {
+        if (testdata_in_ci()) fail_msg("arch/ missing under CI=true");
+        skip();
+    }
+    model_desc d;
+    void *mem = NULL;
+    /* gemma2 without its keys: llama.cpp's defaults (caps 50 and 30, window 4096 on even layers) */
+    assert_int_equal(arch_variant("micro-gemma2-F32", "gemma2.attn_logit_softcapping", NULL, 0, NULL, 0, &d, &mem),
+                     STRATA_OK);
+    assert_true(d.hp.attn_softcap == 50.0f && d.hp.final_softcap == 20.0f);
+    free(mem);
+    assert_int_equal(arch_variant("micro-gemma2-F32", "gemma2.final_logit_softcapping", NULL, 0, NULL, 0, &d, &mem),
+                     STRATA_OK);
+    assert_true(d.hp.attn_softcap == 10.0f && d.hp.final_softcap == 30.0f);
+    free(mem);
+    assert_int_equal(arch_variant("micro-gemma2-F32", "gemma2.attention.sliding_window", NULL, 0, NULL, 0, &d, &mem),
+                     STRATA_OK);
+    assert_int_equal(d.hp.n_swa, 4096);
+    assert_true(model_layer_swa(&d.hp, 0) && !model_layer_swa(&d.hp, 1) && model_layer_swa(&d.hp, 2));
+    assert_true(d.hp.embd_scale == 16.0f && d.hp.rope_freq_base == 10000.0f);
+    free(mem);
+    /* gemma3: the README's pattern (layers 0-4 local, 5 global), local RoPE of its own; a
+     * pattern key changes it; no window key is refused by name */
+    assert_int_equal(arch_variant("micro-gemma3-F32", NULL, "gemma3.attention.sliding_window_pattern", 2, NULL, 0, &d,
+                                  &mem),
+                     STRATA_OK);
+    assert_true(model_layer_swa(&d.hp, 0) && !model_layer_swa(&d.hp, 1) && model_layer_swa(&d.hp, 4));
+    assert_true(d.hp.rope_freq_base == 1e6f && d.hp.rope_freq_scale == 0.125f && d.hp.rope_freq_base_swa == 10000.0f &&
+                d.hp.rope_freq_scale_swa == 1.0f && model_swa_rope_differs(&d.hp));
+    free(mem);
+    expect_refusal("micro-gemma3-F32", "gemma3.attention.sliding_window", NULL, 0, NULL, 0,
+                   "gemma3.attention.sliding_window");
+    /* experts: shared experts, other gating functions, scaled weights are refused by name */
+    expect_refusal("micro-qwen3moe-F32", NULL, "qwen3moe.expert_shared_count", 2, NULL, 0, "expert_shared_count");
+    expect_refusal("micro-qwen3moe-F32", NULL, "qwen3moe.expert_gating_func", 2, NULL, 0, "expert_gating_func");
+    expect_refusal("micro-mixtral-F32", NULL, NULL, 0, "llama.expert_weights_scale", 2.5f, "expert_weights_scale");
+    expect_refusal("micro-qwen3moe-F32", "qwen3moe.expert_used_count", NULL, 0, NULL, 0, "expert_used_count");
+    /* phi3: LongRoPE is refused by name */
+    expect_refusal("micro-phi3-F32", NULL, NULL, 0, "phi3.rope.scaling.attn_factor", 1.19f, "attn_factor");
+    /* no architecture at all: the key is named */
+    expect_refusal("micro-mixtral-F32", "general.architecture", NULL, 0, NULL, 0, "general.architecture");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
@@ -493,6 +584,7 @@ int main(void) {
         cmocka_unit_test(test_tied_embeddings_and_rope_scaling),
         cmocka_unit_test(test_q4_0_reference_ids),
         cmocka_unit_test(test_placement),
+        cmocka_unit_test(test_family_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/ops.h"
 #include "model/model.h"
 #include "planner/plan.h"
 
@@ -342,12 +343,127 @@ static void test_tight_to_the_byte(void **state) {
     }
 }
 
+/* The sliding-window rings as the planner counts them, from the header alone: gemma3's micro
+ * file (window 8; layers 0-4 local, 5 global, README) with num_ctx 256 and num_batch 16 keeps
+ * 8 + 16 positions in 5 layers: 5 x (256 - 24) positions of K and V fewer, counted by hand
+ * from the heads (1 KV head of 64, F16: 2 x 64 x 2 bytes per position and layer). With
+ * num_batch 256 a ring would hold as much as the context: no ring. */
+static void test_swa_ring_counted(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    char *path = testdata_path("arch/micro-gemma3-Q8_0.gguf");
+    if (!path || access(path, R_OK) != 0) {
+        free(path);
+        if (testdata_in_ci()) fail_msg("arch/micro-gemma3-Q8_0.gguf missing under CI=true");
+        print_message("  SKIP: arch/ not in this copy of the test data\n");
+        return;
+    }
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    free(path);
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 256;
+    mo.num_batch = 16;
+    plan_model *pm = NULL;
+    assert_int_equal(plan_model_init(f, &mo, &pm), STRATA_OK);
+    plan_swa_cache c = plan_model_swa_cache(pm);
+    assert_int_equal(c.local_layers, 5);
+    assert_int_equal(c.window, 8);
+    assert_true(c.kv_full_bytes - c.kv_bytes == 5ull * (256 - 24) * 2 * 64 * 2);
+    /* what the device arenas are sized with is the ring's */
+    uint64_t kv = 0, compute = 0;
+    plan_model_profile(pm)->segment_bytes(plan_model_profile(pm)->ctx, BACKEND_DEVICE_CPU, 0, 7, &kv, &compute);
+    assert_true(kv == c.kv_bytes);
+    plan_model_free(pm);
+    mo.num_batch = 256;
+    assert_int_equal(plan_model_init(f, &mo, &pm), STRATA_OK);
+    c = plan_model_swa_cache(pm);
+    assert_int_equal(c.local_layers, 0);
+    assert_true(c.kv_bytes == c.kv_full_bytes);
+    plan_model_free(pm);
+    gguf_close(f);
+}
+
+/* Qwen3-30B-A3B's shape (48 layers, 128 experts of which 8 are used, expert FFN 768, dim
+ * 2048) as a header-only file, Q4_K matrices (about 17 GiB), planned on a 12 GiB GPU and
+ * the CPU. Whole layers: the GPU holds some layers, the CPU reads the rest at its slower
+ * speed. Experts on the CPU: a decoded token reads only 8 of 128 experts, so the
+ * attention of every layer on the GPU and the experts at the CPU's speed is predicted to be
+ * faster, and the planner chooses it (and says so); forcing num_cpu_moe = 48 puts every
+ * layer's attention on the GPU with every expert on the CPU; the GPU's arena is what the
+ * engine's sizing gives for its range with those experts left out (planned == allocated is
+ * checked by loading in tests/runtime on the micro MoE file). */
+static void test_experts_on_cpu(void **state) {
+    (void)state;
+    char path[] = "/tmp/strata-moe-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    plan_moe_shape sh = {48, 2048, 32, 4, 128, 128, 8, 768, 151936, STRATA_TYPE_Q4_K};
+    uint64_t bytes = 0;
+    assert_int_equal(plan_whatif_write_qwen3moe(path, &sh, false, &bytes), STRATA_OK);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f), STRATA_OK);
+    plan_device devs[2] = {{"g", BACKEND_DEVICE_SIM, 12ull << 30, 256ull << 20, 360},
+                           {"cpu", BACKEND_DEVICE_CPU, 64ull << 30, 0, 50}};
+    plan_options po = plan_default_options();
+    plan_model_options mo = plan_default_model_options();
+    mo.num_ctx = 8192;
+    /* whole layers */
+    plan_model *pm = NULL;
+    plan_result whole, chosen, forced;
+    mo.num_cpu_moe = 0;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &whole), STRATA_OK);
+    assert_int_equal(plan_model_n_cpu_moe(pm), 0);
+    assert_true(whole.layers_offloaded < whole.layers_total); /* 17 GiB do not fit 12 */
+    plan_model_free(pm);
+    /* the planner's choice */
+    mo.num_cpu_moe = -1;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &chosen), STRATA_OK);
+    const int32_t n = plan_model_n_cpu_moe(pm);
+    print_message("  Qwen3-30B-A3B shape (%.1f GiB): whole layers %d/%d offloaded, %.1f tok/s; experts of %d blocks "
+                  "on the CPU: %d/%d, %.1f tok/s\n  %s\n",
+                  (double)bytes / (1 << 30), whole.layers_offloaded, whole.layers_total, whole.tokens_per_second, n,
+                  chosen.layers_offloaded, chosen.layers_total, chosen.tokens_per_second, chosen.explanation);
+    assert_true(n > 0);
+    assert_true(chosen.tokens_per_second > whole.tokens_per_second);
+    assert_non_null(strstr(chosen.explanation, "stay on the CPU"));
+    /* the GPU's arena: the engine's sizing of its range, experts of blocks < n left out */
+    const plan_device_use *g = &chosen.dev[0];
+    const model_params *p = plan_model_params(pm);
+    model_desc d;
+    assert_int_equal(model_desc_init(f, &d), STRATA_OK);
+    const int32_t nl = d.hp.n_layer;
+    const int32_t ge = g->layer_end < nl ? g->layer_end : nl;
+    size_t want = model_device_arena_bytes(&d, p, &backend_sim_ops, g->layer_start, ge, g->layer_end == nl + 1);
+    assert_true(g->arena_bytes == want);
+    size_t experts = 0;
+    for (int32_t il = g->layer_start; il < ge && il < n; il++) experts += model_layer_expert_arena_bytes(&d, il);
+    assert_true(experts > 0);
+    /* ... which is all its tensors but those experts */
+    assert_true(want + experts == model_segment_bytes(&d, p, &backend_sim_ops, g->layer_start, ge, g->layer_end == nl + 1) +
+                                      model_weight_arena_bytes(&d, g->layer_start, ge, g->layer_end == nl + 1));
+    model_desc_free(&d);
+    plan_model_free(pm);
+    /* forced: every block's experts on the CPU, every block's attention on the GPU */
+    mo.num_cpu_moe = 48;
+    assert_int_equal(plan_compute_moe(f, &mo, devs, 2, &po, &pm, &forced), STRATA_OK);
+    assert_int_equal(plan_model_n_cpu_moe(pm), 48);
+    assert_int_equal(forced.layers_offloaded, forced.layers_total);
+    assert_non_null(strstr(forced.explanation, "num_cpu_moe 48"));
+    plan_model_free(pm);
+    gguf_close(f);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_per_token_by_hand),
         cmocka_unit_test(test_planned_equals_allocated_cpu),
         cmocka_unit_test(test_70b_scenario),
         cmocka_unit_test(test_tight_to_the_byte),
+        cmocka_unit_test(test_swa_ring_counted),
+        cmocka_unit_test(test_experts_on_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

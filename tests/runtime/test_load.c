@@ -33,10 +33,29 @@
 
 static uint64_t zero_reserve[BACKEND_MAX_DEVICES];
 
+/* The folders of shared models the whole-folder tests walk: models/, and arch/ (gemma2,
+ * gemma3, phi3, qwen3moe, Mixtral). */
+static const char *const model_dirs[] = {"models", "arch"};
+static const char *model_dir = "models";
+
 static char *model_path(const char *name) {
     char rel[256];
-    snprintf(rel, sizeof rel, "models/%s", name);
+    snprintf(rel, sizeof rel, "%s/%s", model_dir, name);
     return testdata_path(rel);
+}
+
+/* Opens model_dirs[i] (and makes it the folder model_path reads); NULL, said visibly, where a
+ * partial copy of the data lacks it (a failure under CI=true). */
+static DIR *open_model_dir(int i) {
+    model_dir = model_dirs[i];
+    char *dir = testdata_path(model_dir);
+    DIR *dp = dir ? opendir(dir) : NULL;
+    free(dir);
+    if (!dp) {
+        if (testdata_in_ci()) fail_msg("%s/ missing under CI=true", model_dir);
+        print_message("  SKIP: %s/ not in this copy of the test data\n", model_dir);
+    }
+    return dp;
 }
 
 static backend_inventory *inventory(const char *spec) {
@@ -128,12 +147,12 @@ static uint64_t whole_on_sim(const char *path, const strata_load_params *lp) {
 static void test_planned_equals_allocated(void **state) {
     (void)state;
     TESTDATA_REQUIRE();
-    char *dir = testdata_path("models");
-    DIR *dp = opendir(dir);
-    assert_non_null(dp);
     int models = 0, split_loads = 0;
     struct dirent *de;
     strata_load_params lp = small_params();
+    for (int di = 0; di < 2; di++) {
+    DIR *dp = open_model_dir(di);
+    if (!dp) continue;
     while ((de = readdir(dp))) {
         size_t n = strlen(de->d_name);
         if (n < 5 || strcmp(de->d_name + n - 5, ".gguf") != 0) continue;
@@ -175,7 +194,8 @@ static void test_planned_equals_allocated(void **state) {
         models++;
     }
     closedir(dp);
-    free(dir);
+    }
+    model_dir = "models";
     print_message("  planned == allocated: %d models x 6 inventories x 2 option sets; %d loads split over 3+ devices\n", models,
                   split_loads);
     assert_true(models > 0);
@@ -203,28 +223,48 @@ static void run_greedy(strata_engine *e, const int32_t *prompt, int32_t n_prompt
     }
 }
 
+/* Loads `path` over k sims (sim 0 of fraction p0 of the whole model, the others of p1
+ * each) plus the cpu; the engine when every sim holds layers and the cpu runs blocks too,
+ * else NULL. */
+static strata_engine *try_split(const char *path, const strata_load_params *lp, uint64_t A, int k, int p0, int p1,
+                                backend_inventory **inv_out) {
+    char spec[512];
+    size_t o = 0;
+    for (int j = 0; j < k; j++)
+        o += (size_t)snprintf(spec + o, sizeof spec - o, "sim:%" PRIu64 "B:%d:g%d,", A * (j ? p1 : p0) / 100,
+                              100 + 50 * j, j);
+    snprintf(spec + o, sizeof spec - o, "cpu::10");
+    backend_inventory *inv = inventory(spec);
+    for (int j = 0; j < k; j++) assert_true(backend_sim_strict(inv->devices[j]));
+    strata_engine *e = NULL;
+    if (strata_engine_load_planned(path, lp, inv, &e) != STRATA_OK) fail_msg("%s", strata_last_error());
+    if (e->n_devs == k + 1 && e->plan.dev[e->plan.chain[0]].layer_end > 0) {
+        *inv_out = inv;
+        return e;
+    }
+    strata_engine_free(e);
+    backend_inventory_free(inv);
+    return NULL;
+}
+
 /* Loads `path` over k sims of fraction pct of the whole model each plus the cpu, such that
- * every sim holds layers and the cpu runs blocks too; NULL when no fraction does that. */
+ * every sim holds layers and the cpu runs blocks too; where no equal fraction does that (a
+ * model of two big expert layers and a small output layer), sims of unequal fractions; NULL
+ * when none does. */
 static strata_engine *load_split(const char *path, const strata_load_params *lp, uint64_t A, int k,
                                  backend_inventory **inv_out) {
     const int pct[] = {97, 93, 90, 85, 80, 70, 60, 50, 45, 40, 33, 30, 25, 20, 15, 12, 10, 8};
-    for (size_t f = 0; f < sizeof pct / sizeof pct[0]; f++) {
-        char spec[512];
-        size_t o = 0;
-        for (int j = 0; j < k; j++)
-            o += (size_t)snprintf(spec + o, sizeof spec - o, "sim:%" PRIu64 "B:%d:g%d,", A * pct[f] / 100, 100 + 50 * j, j);
-        snprintf(spec + o, sizeof spec - o, "cpu::10");
-        backend_inventory *inv = inventory(spec);
-        for (int j = 0; j < k; j++) assert_true(backend_sim_strict(inv->devices[j]));
-        strata_engine *e = NULL;
-        if (strata_engine_load_planned(path, lp, inv, &e) != STRATA_OK) fail_msg("%s", strata_last_error());
-        if (e->n_devs == k + 1 && e->plan.dev[e->plan.chain[0]].layer_end > 0) {
-            *inv_out = inv;
-            return e;
-        }
-        strata_engine_free(e);
-        backend_inventory_free(inv);
+    const size_t np = sizeof pct / sizeof pct[0];
+    for (size_t f = 0; f < np; f++) {
+        strata_engine *e = try_split(path, lp, A, k, pct[f], pct[f], inv_out);
+        if (e) return e;
     }
+    for (size_t f = 0; k > 1 && f < np; f++)
+        for (size_t g = 0; g < np; g++) {
+            if (f == g) continue;
+            strata_engine *e = try_split(path, lp, A, k, pct[f], pct[g], inv_out);
+            if (e) return e;
+        }
     return NULL;
 }
 
@@ -238,11 +278,11 @@ static void test_split_equals_cpu(void **state) {
     TESTDATA_REQUIRE();
     const int steps = 12;
     int32_t prompt[40];
-    char *dir = testdata_path("models");
-    DIR *dp = opendir(dir);
-    assert_non_null(dp);
     struct dirent *de;
     int models = 0, splits = 0;
+    for (int di = 0; di < 2; di++) {
+    DIR *dp = open_model_dir(di);
+    if (!dp) continue;
     while ((de = readdir(dp))) {
         size_t len = strlen(de->d_name);
         if (len < 5 || strcmp(de->d_name + len - 5, ".gguf") != 0) continue;
@@ -302,7 +342,8 @@ static void test_split_equals_cpu(void **state) {
         models++;
     }
     closedir(dp);
-    free(dir);
+    }
+    model_dir = "models";
     print_message("  %d models, %d split runs equal to the cpu-only run\n", models, splits);
     assert_true(models > 0);
     assert_true(splits >= 2 * models);
@@ -310,6 +351,7 @@ static void test_split_equals_cpu(void **state) {
 
 static void test_num_gpu(void **state) {
     (void)state;
+    model_dir = "models";
     TESTDATA_REQUIRE();
     char *path = model_path("stories260K-Q8_0.gguf");
     strata_load_params lp = small_params();
@@ -364,6 +406,7 @@ static void test_num_gpu(void **state) {
 
 static void test_injected_failure(void **state) {
     (void)state;
+    model_dir = "models";
     TESTDATA_REQUIRE();
     char *path = model_path("micro-llama-Q4_0.gguf");
     strata_load_params lp = small_params();
@@ -403,6 +446,7 @@ static void test_injected_failure(void **state) {
 
 static void test_embeddings(void **state) {
     (void)state;
+    model_dir = "models";
     TESTDATA_REQUIRE();
     char *path = model_path("micro-qwen2-Q8_0.gguf");
     strata_load_params lp = small_params();
@@ -424,6 +468,62 @@ static void test_embeddings(void **state) {
     free(path);
 }
 
+/* Experts kept on the host (num_cpu_moe) for the shared MoE files: the whole model on one
+ * strict sim with the experts of its first block (then of both) multiplied by the host's
+ * kernels where the file maps them, the attention and router on the sim; planned ==
+ * allocated (the loader checks it), and the logits and greedy ids of the cpu-only run bit for
+ * bit (the same kernels on the same bytes). */
+static void test_experts_on_host(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    static const char *const names[] = {"micro-qwen3moe-F32.gguf", "micro-qwen3moe-Q4_K_M.gguf", "micro-mixtral-Q8_0.gguf"};
+    model_dir = "arch";
+    const int steps = 8;
+    int32_t prompt[20];
+    for (size_t c = 0; c < sizeof names / sizeof names[0]; c++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "arch/%s", names[c]);
+        if (!testdata_has(rel)) {
+            if (testdata_in_ci()) fail_msg("%s missing under CI=true", rel);
+            print_message("  %s SKIP: not in this copy of the test data\n", rel);
+            continue;
+        }
+        char *path = model_path(names[c]);
+        strata_load_params lp = small_params();
+        backend_inventory *one = inventory("cpu::10");
+        strata_engine *ec = NULL;
+        assert_int_equal(strata_engine_load_planned(path, &lp, one, &ec), STRATA_OK);
+        const int32_t nv = ec->desc.hp.n_vocab;
+        for (int i = 0; i < 20; i++) prompt[i] = (1 + (i * 37) % 200) % nv;
+        float *lc = malloc((size_t)steps * nv * sizeof(float)), *ls = malloc((size_t)steps * nv * sizeof(float));
+        int32_t tc[8], ts[8];
+        run_greedy(ec, prompt, 20, steps, lc, tc);
+        for (int32_t ncm = 1; ncm <= 2; ncm++) {
+            backend_inventory *inv = inventory("sim:1GiB:100:g0,cpu::10");
+            lp.num_cpu_moe = ncm;
+            strata_engine *es = NULL;
+            if (strata_engine_load_planned(path, &lp, inv, &es) != STRATA_OK) fail_msg("%s", strata_last_error());
+            assert_int_equal(model_context_params(es->ctx)->n_cpu_moe, ncm);
+            const plan_device_use *g = &es->plan.dev[0];
+            assert_int_equal(g->layer_end, es->desc.hp.n_layer + 1); /* everything on the sim */
+            run_greedy(es, prompt, 20, steps, ls, ts);
+            assert_memory_equal(lc, ls, (size_t)steps * nv * sizeof(float));
+            for (int s = 0; s < steps; s++) assert_int_equal(tc[s], ts[s]);
+            print_message("  %s: experts of %d block(s) on the host, the rest on a strict sim: cpu-only logits bit for bit\n",
+                          names[c], ncm);
+            strata_engine_free(es);
+            assert_nothing_held(inv);
+            backend_inventory_free(inv);
+        }
+        free(lc);
+        free(ls);
+        strata_engine_free(ec);
+        backend_inventory_free(one);
+        free(path);
+    }
+    model_dir = "models";
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_planned_equals_allocated),
@@ -431,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_num_gpu),
         cmocka_unit_test(test_injected_failure),
         cmocka_unit_test(test_embeddings),
+        cmocka_unit_test(test_experts_on_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

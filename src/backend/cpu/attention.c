@@ -61,7 +61,7 @@ static size_t att_head_score_floats(int32_t n_ctx) {
 
 /* The work area, in the order it is carved. */
 typedef struct {
-    size_t v, q, s, work, po, pm, pl;
+    size_t v, q, s, work, po, pm, pl, ring;
 } att_sizes;
 
 static att_sizes att_layout(const backend_attn_shape *s) {
@@ -69,6 +69,9 @@ static att_sizes att_layout(const backend_attn_shape *s) {
     att_sizes z = {0};
     const size_t slots = (size_t)s->n_head_kv * att_lanes(s); /* (KV head, lane) */
     if (values_widened(s->kv_type)) z.v = round64((size_t)s->n_head_kv * s->n_ctx * s->head_dim * f);
+    /* a ring whose visible positions wrap around its end: K and V rows gathered in position
+     * order, so that the products see the rows a full cache would, in the same order */
+    if (s->ring) z.ring = 2 * round64((size_t)s->n_head_kv * s->n_ctx * head_row_bytes(s));
     z.q = round64(slots * ATT_QCHUNK * s->head_dim * f);
     z.s = round64(slots * att_head_score_floats(s->n_ctx) * f);
     z.work = round64(slots * att_head_work_bytes(s));
@@ -85,7 +88,7 @@ static att_sizes att_layout(const backend_attn_shape *s) {
 size_t cpu_attention_work_bytes(const backend_attn_shape *s, int32_t n_batch) {
     (void)n_batch; /* blocks of ATT_QCHUNK rows whatever the batch */
     att_sizes z = att_layout(s);
-    return z.v + z.q + z.s + z.work + z.po + z.pm + z.pl;
+    return z.v + z.q + z.s + z.work + z.po + z.pm + z.pl + z.ring;
 }
 
 /* One call's view of the cache and its carved work area. */
@@ -95,11 +98,13 @@ typedef struct {
     const float *q;
     float *out;
     int32_t n, pos;
+    int32_t pos_base; /* the position at row 0 of k_cache/v_cache (0 but for a ring) */
     size_t head_row;
     float *att_v, *att_q, *att_s, *att_po, *att_pm;
     double *att_pl;
     uint8_t *att_work;
     size_t att_work_stride; /* bytes per (KV head, lane) slot */
+    uint8_t *ring_k, *ring_v; /* gathered rows of a wrapped ring */
 } att_job;
 
 static void att_job_init(att_job *j, const backend_attn_shape *s, const void *k_cache, const void *v_cache,
@@ -128,12 +133,15 @@ static void att_job_init(att_job *j, const backend_attn_shape *s, const void *k_
     j->att_pm = z.pm ? (float *)w : NULL;
     w += z.pm;
     j->att_pl = z.pl ? (double *)w : NULL;
+    w += z.pl;
+    j->ring_k = z.ring ? w : NULL;
+    j->ring_v = z.ring ? w + z.ring / 2 : NULL;
     j->att_work_stride = att_head_work_bytes(s);
 }
 
 /* Row `t` of KV head h's keys (or values) in the layer's cache. */
 static const uint8_t *cache_row(const att_job *j, bool values, int32_t h, int32_t t) {
-    return (values ? j->v_cache : j->k_cache) + ((size_t)h * j->s->n_ctx + t) * j->head_row;
+    return (values ? j->v_cache : j->k_cache) + ((size_t)h * j->s->n_ctx + (t - j->pos_base)) * j->head_row;
 }
 
 /* The value rows from row k0 of KV head h (vals: that row in the cache) as the weighted sums
@@ -144,7 +152,7 @@ static const uint8_t *cache_row(const att_job *j, bool values, int32_t h, int32_
  * puts them. */
 static const float *value_rows(const att_job *j, int32_t h, const uint8_t *vals, int32_t k0) {
     if (!values_widened(j->s->kv_type)) return j->s->kv_type == STRATA_TYPE_F32 ? (const float *)vals : NULL;
-    return j->att_v + ((size_t)h * j->s->n_ctx + k0) * j->s->head_dim;
+    return j->att_v + ((size_t)h * j->s->n_ctx + (k0 - j->pos_base)) * j->s->head_dim;
 }
 
 /* Dequantizes n value rows of a quantized cache from vals into their value_rows. */
@@ -162,42 +170,70 @@ static void weighted_values(const float *vf, const uint8_t *vals, const float *w
     else cpu_vec_weighted_rows_f16(w, w_stride, nw, (const uint16_t *)vals, n, hd, out, out_stride);
 }
 
+/* The scale the softmax applies to a row of raw scores q.k: the shape's own, unless the
+ * scores are soft-capped, which happens here (s -> cap * tanh(s * scale / cap)) and leaves
+ * a scale of 1 for the softmax. */
+static float att_prepare_scores(const backend_attn_shape *s, float *sc, int32_t len) {
+    const float scale = s->scale > 0 ? s->scale : 1.0f / sqrtf((float)s->head_dim);
+    if (!(s->softcap > 0)) return scale;
+    const float cap = s->softcap;
+    for (int32_t t = 0; t < len; t++) sc[t] = cap * tanhf(sc[t] * scale / cap);
+    return 1.0f;
+}
+
+/* The first position the query at position p sees. */
+static int32_t att_first_key(const backend_attn_shape *s, int32_t p) {
+    return s->window > 0 && p - s->window + 1 > 0 ? p - s->window + 1 : 0;
+}
+
 /* Causal attention of the batch's queries over positions [0, pos + n) for KV head h and the
  * query heads that share it (grouped-query attention), this lane's blocks of query rows. */
 static void attend_kv_head(const att_job *j, int32_t h, int32_t lane) {
     const backend_attn_shape *s = j->s;
     const int32_t hd = s->head_dim, n = j->n, pos = j->pos;
     const int32_t group = s->n_head / s->n_head_kv;
-    const uint8_t *keys = cache_row(j, false, h, 0), *vals = cache_row(j, true, h, 0);
+    /* rows from the first position held (pb: 0, or a ring's first visible position) */
+    const int32_t pb = j->pos_base;
+    const uint8_t *keys = cache_row(j, false, h, pb), *vals = cache_row(j, true, h, pb);
     const int32_t lanes = att_lanes(s), slot = h * lanes + lane;
     float *qg = j->att_q + (size_t)slot * ATT_QCHUNK * hd;
     float *sc = j->att_s + (size_t)slot * att_head_score_floats(s->n_ctx);
     void *work = j->att_work + (size_t)slot * j->att_work_stride;
-    const float scale = 1.0f / sqrtf((float)hd);
 
     /* a quantized cache's rows were dequantized into att_v by widen_values */
-    const float *vf = value_rows(j, h, vals, 0);
+    const float *vf = value_rows(j, h, vals, pb);
 
     /* Rows of the query block: (token i, head qh) pairs, token-major; this lane's blocks. */
     const int32_t total = n * group;
     for (int32_t r0 = lane * ATT_QCHUNK; r0 < total; r0 += lanes * ATT_QCHUNK) {
         int32_t nr = total - r0 < ATT_QCHUNK ? total - r0 : ATT_QCHUNK;
-        /* Keys needed by this block: up to the last token's position. */
+        /* Keys needed by this block: from the first token's first visible position up to
+         * the last token's position; row r's scores for position k0 + t are at sc[r][t]. */
         int32_t last_tok = (r0 + nr - 1) / group;
-        int32_t n_keys = pos + last_tok + 1;
+        int32_t k0 = att_first_key(s, pos + r0 / group);
+        int32_t n_keys = pos + last_tok + 1 - k0;
         for (int32_t r = 0; r < nr; r++) {
             int32_t i = (r0 + r) / group, qh = h * group + (r0 + r) % group;
             memcpy(qg + (size_t)r * hd, j->q + ((size_t)i * s->n_head + qh) * hd, (size_t)hd * sizeof(float));
         }
-        cpu_matmul(s->kv_type, keys, n_keys, hd, qg, nr, sc, work, 1);
-        for (int32_t r = 0; r < nr; r++) /* causal: token i sees positions <= pos + i */
-            cpu_vec_softmax(sc + (size_t)r * n_keys, pos + (r0 + r) / group + 1, scale);
+        cpu_matmul(s->kv_type, keys + (size_t)(k0 - pb) * j->head_row, n_keys, hd, qg, nr, sc, work, 1);
+        for (int32_t r = 0; r < nr; r++) {
+            /* causal: token i sees positions first .. pos + i (first > 0 in a sliding window) */
+            const int32_t p = pos + (r0 + r) / group, first = att_first_key(s, p);
+            float *row = sc + (size_t)r * n_keys;
+            for (int32_t t = 0; t < first - k0; t++) row[t] = 0.0f;
+            float *vis = row + (first - k0);
+            const float scale = att_prepare_scores(s, vis, p + 1 - first);
+            cpu_vec_softmax(vis, p + 1 - first, scale);
+        }
         /* The block's rows of one token (consecutive query heads of this KV head) share
          * their keys and values: their weighted sums of value rows go together. */
         for (int32_t r = 0; r < nr;) {
             const int32_t i = (r0 + r) / group, ql = (r0 + r) % group, qh = h * group + ql;
             const int32_t m = group - ql < nr - r ? group - ql : nr - r; /* this token's rows here */
-            weighted_values(vf, vals, sc + (size_t)r * n_keys, n_keys, m, pos + i + 1, hd,
+            const int32_t first = att_first_key(s, pos + i);
+            weighted_values(vf ? vf + (size_t)(first - pb) * hd : NULL, vals + (size_t)(first - pb) * j->head_row,
+                            sc + (size_t)r * n_keys + (first - k0), n_keys, m, pos + i + 1 - first, hd,
                             j->out + ((size_t)i * s->n_head + qh) * hd, hd);
             r += m;
         }
@@ -217,7 +253,8 @@ static void att_item(void *p, int64_t item, int tid) {
 static void widen_values(void *p, int64_t h, int tid) {
     (void)tid;
     const att_job *j = p;
-    dequantize_values(j, (int32_t)h, cache_row(j, true, (int32_t)h, 0), 0, j->pos + j->n);
+    const int32_t first = att_first_key(j->s, j->pos) > j->pos_base ? att_first_key(j->s, j->pos) : j->pos_base;
+    dequantize_values(j, (int32_t)h, cache_row(j, true, (int32_t)h, first), first, j->pos + j->n - first);
 }
 
 /* One chunk of one KV head's positions in a split decode step (n = 1, the query at pos):
@@ -228,15 +265,15 @@ static void attend_chunk(void *p, int64_t item, int tid) {
     (void)tid;
     const att_job *j = p;
     const backend_attn_shape *s = j->s;
-    const int32_t n_kv = j->pos + 1, used = att_kchunks(n_kv), slots = att_kchunks(s->n_ctx);
+    const int32_t first = att_first_key(s, j->pos), n_kv = j->pos + 1 - first;
+    const int32_t used = att_kchunks(n_kv), slots = att_kchunks(s->n_ctx);
     const int32_t h = (int32_t)(item / used), c = (int32_t)(item % used);
     const int32_t hd = s->head_dim, group = s->n_head / s->n_head_kv;
-    const int32_t k0 = c * ATT_KCHUNK, kc = n_kv - k0 < ATT_KCHUNK ? n_kv - k0 : ATT_KCHUNK;
+    const int32_t k0 = first + c * ATT_KCHUNK, kc = n_kv - c * ATT_KCHUNK < ATT_KCHUNK ? n_kv - c * ATT_KCHUNK : ATT_KCHUNK;
     const uint8_t *keys = cache_row(j, false, h, k0), *vals = cache_row(j, true, h, k0);
     const size_t slot = (size_t)h * att_lanes(s); /* the head's first lane's scratch */
     float *sc = j->att_s + slot * att_head_score_floats(s->n_ctx) + (size_t)c * ATT_QCHUNK * ATT_KCHUNK;
     void *work = j->att_work + slot * j->att_work_stride + (size_t)c * att_chunk_work_bytes(s);
-    const float scale = 1.0f / sqrtf((float)hd);
     const float *vf = value_rows(j, h, vals, k0);
     if (values_widened(s->kv_type)) dequantize_values(j, h, vals, k0, kc);
     for (int32_t r0 = 0; r0 < group; r0 += ATT_QCHUNK) {
@@ -245,6 +282,7 @@ static void attend_chunk(void *p, int64_t item, int tid) {
         cpu_matmul(s->kv_type, keys, kc, hd, j->q + (size_t)qh * hd, nr, sc, work, 1);
         for (int32_t r = 0; r < nr; r++) {
             const size_t part = (size_t)(qh + r) * slots + c;
+            const float scale = att_prepare_scores(s, sc + (size_t)r * kc, kc);
             j->att_pl[part] = cpu_vec_softmax_terms(sc + (size_t)r * kc, kc, scale, &j->att_pm[part]);
         }
         weighted_values(vf, vals, sc, kc, nr, kc, hd, j->att_po + ((size_t)qh * slots + c) * hd, (int64_t)slots * hd);
@@ -256,7 +294,7 @@ static void attend_chunk(void *p, int64_t item, int tid) {
 static void combine_chunks(void *p, int64_t qh, int tid) {
     (void)tid;
     const att_job *j = p;
-    const int32_t used = att_kchunks(j->pos + 1), slots = att_kchunks(j->s->n_ctx);
+    const int32_t used = att_kchunks(j->pos + 1 - att_first_key(j->s, j->pos)), slots = att_kchunks(j->s->n_ctx);
     const int32_t hd = j->s->head_dim;
     float *m = j->att_pm + (size_t)qh * slots; /* overwritten with the chunks' weights */
     const double *l = j->att_pl + (size_t)qh * slots;
@@ -272,14 +310,43 @@ static void combine_chunks(void *p, int64_t qh, int tid) {
     cpu_vec_weighted_rows(m, used, 1, j->att_po + (size_t)qh * slots * hd, used, hd, j->out + (size_t)qh * hd, hd);
 }
 
+/* A ring's visible positions [lo, hi) where the products read them: in place where they do
+ * not wrap around the ring's end (pos_base: the position at row 0 of that turn), else
+ * gathered, in position order, into the work area's ring rows (pos_base = lo). */
+static void ring_view(att_job *j) {
+    const backend_attn_shape *s = j->s;
+    const int32_t R = s->n_ctx, lo = att_first_key(s, j->pos), hi = j->pos + j->n;
+    if (lo / R == (hi - 1) / R) {
+        j->pos_base = lo / R * R;
+        return;
+    }
+    const size_t row = j->head_row;
+    const int32_t a = lo % R, len_a = R - a, len_b = hi - lo - len_a; /* [a, R) then [0, len_b) */
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *src = v ? j->v_cache : j->k_cache;
+        uint8_t *dst = v ? j->ring_v : j->ring_k;
+        for (int32_t h = 0; h < s->n_head_kv; h++) {
+            const uint8_t *hs = src + (size_t)h * R * row;
+            uint8_t *hd = dst + (size_t)h * R * row;
+            memcpy(hd, hs + (size_t)a * row, (size_t)len_a * row);
+            memcpy(hd + (size_t)len_a * row, hs, (size_t)len_b * row);
+        }
+    }
+    j->k_cache = j->ring_k;
+    j->v_cache = j->ring_v;
+    j->pos_base = lo;
+}
+
 void cpu_attention(const backend_attn_shape *s, const void *k_cache, const void *v_cache, const float *q, int32_t n,
                    int32_t pos, float *out, void *work, int nt) {
     att_job j;
     att_job_init(&j, s, k_cache, v_cache, q, n, pos, out, work);
-    if (n == 1 && pos + 1 > ATT_KCHUNK) {
-        cpu_parallel_for(nt, (int64_t)s->n_head_kv * att_kchunks(pos + 1), attend_chunk, &j);
+    if (s->ring) ring_view(&j);
+    const int32_t n_kv = pos + 1 - att_first_key(s, pos); /* a decode step's visible positions */
+    if (n == 1 && n_kv > ATT_KCHUNK) {
+        cpu_parallel_for(nt, (int64_t)s->n_head_kv * att_kchunks(n_kv), attend_chunk, &j);
         /* a few thousand multiply-adds: on this thread unless there are many */
-        const int64_t combine = (int64_t)s->n_head * att_kchunks(pos + 1) * s->head_dim;
+        const int64_t combine = (int64_t)s->n_head * att_kchunks(n_kv) * s->head_dim;
         cpu_parallel_for(combine > (1 << 16) ? nt : 1, s->n_head, combine_chunks, &j);
     } else {
         /* Short attention (a decode step early in the context) is cheaper than waking the
@@ -297,7 +364,8 @@ void cpu_kv_store(const backend_attn_shape *s, void *k_cache, void *v_cache, con
     uint8_t *kb = k_cache, *vb = v_cache;
     for (int32_t h = 0; h < s->n_head_kv; h++) {
         for (int32_t i = 0; i < n; i++) {
-            size_t row = ((size_t)h * s->n_ctx + pos + i) * head_row;
+            const int32_t r = s->ring ? (pos + i) % s->n_ctx : pos + i;
+            size_t row = ((size_t)h * s->n_ctx + r) * head_row;
             const float *ks = k + ((size_t)i * s->n_head_kv + h) * s->head_dim;
             const float *vs = v + ((size_t)i * s->n_head_kv + h) * s->head_dim;
             switch (s->kv_type) {

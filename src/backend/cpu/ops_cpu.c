@@ -11,6 +11,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/moe.h"
 #include "backend/cpu/repack.h"
 #include "backend/cpu/threadpool.h"
 #include "backend/cpu/vec.h"
@@ -158,6 +159,58 @@ static void cpu_silu_mul(const backend_exec *ex, float *g, const float *u, int32
     cpu_parallel_for(per_token_threads(ex, n), n, silu_item, &a);
 }
 
+typedef struct {
+    float *g;
+    const float *u;
+    int64_t dim;
+} gelu_args;
+
+/* tanh-approximated GELU in float, as gemma defines its FFN (the reference evaluates it
+ * through an F16 table; tests/model/test_logits.c explains the tolerance that follows). */
+static void gelu_item(void *p, int64_t i, int tid) {
+    (void)tid;
+    const gelu_args *a = p;
+    float *g = a->g + i * a->dim;
+    const float *u = a->u + i * a->dim;
+    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (int64_t j = 0; j < a->dim; j++) {
+        const float x = g[j];
+        g[j] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[j];
+    }
+}
+
+static void cpu_gelu_mul(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim) {
+    gelu_args a = {g, u, dim};
+    cpu_parallel_for(per_token_threads(ex, n), n, gelu_item, &a);
+}
+
+static void cpu_scale(const backend_exec *ex, float *x, int64_t n, float s) {
+    (void)ex;
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static void cpu_softcap(const backend_exec *ex, float *x, int64_t n, float cap) {
+    (void)ex;
+    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
+static void cpu_op_moe_route(const backend_exec *ex, const float *logits, int32_t n, int32_t n_expert, int32_t n_used,
+                             bool norm, int32_t *ids, float *weights) {
+    (void)ex;
+    cpu_moe_route(logits, n, n_expert, n_used, norm, ids, weights);
+}
+
+static void cpu_op_matmul_id(const backend_exec *ex, const backend_matrix *w, int32_t n_expert, const float *x,
+                             bool x_per_slot, const int32_t *ids, int32_t n, int32_t n_used, float *y, void *work) {
+    cpu_matmul_id(w, n_expert, x, x_per_slot, ids, n, n_used, y, work, ex->n_threads);
+}
+
+static void cpu_op_moe_combine(const backend_exec *ex, const float *y, const float *weights, int32_t n,
+                               int32_t n_used, int64_t dim, float *out) {
+    (void)ex;
+    cpu_moe_combine(y, weights, n, n_used, dim, out);
+}
+
 static void cpu_embed_rows(const backend_exec *ex, const void *table, strata_type type, int64_t dim,
                            const int32_t *tokens, int32_t n, float *out) {
     (void)ex;
@@ -173,6 +226,7 @@ const backend_ops backend_cpu_ops = {
     .attention_work_bytes = cpu_attention_work_bytes,
     .matrix_relayout = cpu_matrix_relayout,
     .matmul_supports = cpu_supports,
+    .matmul_id_work_bytes = cpu_matmul_id_work_bytes,
     .memset = cpu_memset,
     .copy_peer = NULL,
     .matrix_upload = cpu_matrix_upload,
@@ -186,5 +240,11 @@ const backend_ops backend_cpu_ops = {
     .kv_store = cpu_op_kv_store,
     .attention = cpu_op_attention,
     .silu_mul = cpu_silu_mul,
+    .gelu_mul = cpu_gelu_mul,
+    .scale = cpu_scale,
+    .softcap = cpu_softcap,
+    .moe_route = cpu_op_moe_route,
+    .matmul_id = cpu_op_matmul_id,
+    .moe_combine = cpu_op_moe_combine,
     .embed_rows = cpu_embed_rows,
 };

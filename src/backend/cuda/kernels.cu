@@ -375,10 +375,11 @@ __global__ void rope_apply_kernel(float *x, int n, int n_heads, int head_dim, in
 
 // One block per (token, KV head); a warp per 32 elements for Q8_0 blocks.
 __global__ void kv_store_kernel(int kv_type, uint8_t *kc, uint8_t *vc, const float *k, const float *v, int pos,
-                                int n_head_kv, int head_dim, int n_ctx) {
+                                int n_head_kv, int head_dim, int n_ctx, int ring) {
     const int i = blockIdx.x / n_head_kv, h = blockIdx.x % n_head_kv;
     const size_t rb = row_bytes(kv_type, head_dim);
-    const size_t src = ((size_t)i * n_head_kv + h) * head_dim, dst = ((size_t)h * n_ctx + pos + i) * rb;
+    const int slot = ring ? (pos + i) % n_ctx : pos + i; // a ring keeps position p at row p mod n_ctx
+    const size_t src = ((size_t)i * n_head_kv + h) * head_dim, dst = ((size_t)h * n_ctx + slot) * rb;
     for (int which = 0; which < 2; which++) {
         const float *in = (which ? v : k) + src;
         uint8_t *row = (which ? vc : kc) + dst;
@@ -416,19 +417,21 @@ __device__ __forceinline__ float kv_elem(int kv_type, const uint8_t *row, int d)
 #define ATT_THREADS 128
 #define ATT_MAX_DIM 512
 
-// Block (token i, query head qh) x chunk c: online softmax over positions [c*chunk,
-// min(end, (c+1)*chunk)) of the keys token i sees. With one chunk the output is final;
-// otherwise the block writes its maximum, total and unnormalised sum into the parts.
+// Block (token i, query head qh) x chunk c: online softmax over positions [lo + c*chunk,
+// min(end, lo + (c+1)*chunk)) of the keys token i sees (lo: the first its window keeps).
+// Scores are q.k * scale, capped to softcap * tanh(s / softcap) when softcap > 0. With one
+// chunk the output is final; otherwise the block writes its maximum, total and unnormalised
+// sum into the parts. A ring cache holds position p at row p mod n_ctx.
 __global__ void attention_kernel(int kv_type, const uint8_t *kc, const uint8_t *vc, const float *q, int pos,
                                  int n_head, int n_head_kv, int head_dim, int n_ctx, int chunk, float *out,
-                                 float *parts) {
+                                 float *parts, float scale, float softcap, int window, int ring) {
     __shared__ float qs[ATT_MAX_DIM];
     __shared__ float sc[ATT_THREADS];
     const int tq = blockIdx.x, i = tq / n_head, qh = tq % n_head, c = blockIdx.y, chunks = gridDim.y;
     const int h = qh / (n_head / n_head_kv);
-    const int n_keys = pos + i + 1, k0 = c * chunk, k1 = min(n_keys, k0 + chunk);
+    const int n_keys = pos + i + 1, lo = window > 0 ? max(0, n_keys - window) : 0;
+    const int k0 = lo + c * chunk, k1 = min(n_keys, k0 + chunk);
     const size_t rb = row_bytes(kv_type, head_dim);
-    const float scale = rsqrtf((float)head_dim);
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qs[d] = q[((size_t)i * n_head + qh) * head_dim + d];
     __syncthreads();
     float m = -INFINITY, l = 0.0f;
@@ -437,10 +440,11 @@ __global__ void attention_kernel(int kv_type, const uint8_t *kc, const uint8_t *
         const int t = t0 + threadIdx.x;
         float s = -INFINITY;
         if (t < k1) {
-            const uint8_t *krow = kc + ((size_t)h * n_ctx + t) * rb;
+            const uint8_t *krow = kc + ((size_t)h * n_ctx + (ring ? t % n_ctx : t)) * rb;
             float dot = 0.0f;
             for (int d = 0; d < head_dim; d++) dot += qs[d] * kv_elem(kv_type, krow, d);
             s = dot * scale;
+            if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
         }
         const float mx = block_max(s);
         const float m_new = fmaxf(m, mx);
@@ -455,7 +459,10 @@ __global__ void attention_kernel(int kv_type, const uint8_t *kc, const uint8_t *
         for (int e = 0; e * ATT_THREADS + (int)threadIdx.x < head_dim; e++) {
             const int d = e * ATT_THREADS + threadIdx.x;
             float a = acc[e] * corr;
-            for (int u = 0; u < nt; u++) a += sc[u] * kv_elem(kv_type, vc + ((size_t)h * n_ctx + t0 + u) * rb, d);
+            for (int u = 0; u < nt; u++) {
+                const int t = t0 + u;
+                a += sc[u] * kv_elem(kv_type, vc + ((size_t)h * n_ctx + (ring ? t % n_ctx : t)) * rb, d);
+            }
             acc[e] = a;
         }
         __syncthreads();
@@ -553,12 +560,12 @@ int scuda_rope_apply(float *x, int n, int n_heads, int head_dim, int rope_dim, i
 }
 
 int scuda_kv_store(int kv_type, void *k_cache, void *v_cache, const float *k, const float *v, int n, int pos,
-                   int n_head_kv, int head_dim, int n_ctx, void *stream) {
+                   int n_head_kv, int head_dim, int n_ctx, int ring, void *stream) {
     if (kv_type != T_F32 && kv_type != T_F16 && !(kv_type == T_Q8_0 && head_dim % 32 == 0))
         return (int)cudaErrorInvalidValue;
     kv_store_kernel<<<(unsigned)(n * n_head_kv), 128, 0, static_cast<cudaStream_t>(stream)>>>(
         kv_type, static_cast<uint8_t *>(k_cache), static_cast<uint8_t *>(v_cache), k, v, pos, n_head_kv, head_dim,
-        n_ctx);
+        n_ctx, ring);
     return launched();
 }
 
@@ -568,16 +575,20 @@ size_t scuda_attention_work_bytes(int n_head, int head_dim, int n_ctx) {
 }
 
 int scuda_attention(int kv_type, const void *k_cache, const void *v_cache, const float *q, int n, int pos,
-                    int n_head, int n_head_kv, int head_dim, int n_ctx, float *out, void *work, void *stream) {
+                    int n_head, int n_head_kv, int head_dim, int n_ctx, float scale, float softcap, int window,
+                    int ring, float *out, void *work, void *stream) {
     if (head_dim > ATT_MAX_DIM) return (int)cudaErrorInvalidValue;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
-    const int n_keys = pos + n;
-    const int chunks = n == 1 && n_keys > SCUDA_ATT_CHUNK ? (n_keys + SCUDA_ATT_CHUNK - 1) / SCUDA_ATT_CHUNK : 1;
+    if (!(scale > 0.0f)) scale = 1.0f / sqrtf((float)head_dim);
+    /* the keys a single token sees: its window's, or all before it */
+    const int n_keys = pos + n, seen = n == 1 && window > 0 && window < n_keys ? window : n_keys;
+    const int chunks = n == 1 && seen > SCUDA_ATT_CHUNK ? (seen + SCUDA_ATT_CHUNK - 1) / SCUDA_ATT_CHUNK : 1;
     const int chunk = chunks == 1 ? n_keys : SCUDA_ATT_CHUNK;
     dim3 grid((unsigned)(n * n_head), (unsigned)chunks);
     attention_kernel<<<grid, ATT_THREADS, 0, s>>>(kv_type, static_cast<const uint8_t *>(k_cache),
                                                   static_cast<const uint8_t *>(v_cache), q, pos, n_head, n_head_kv,
-                                                  head_dim, n_ctx, chunk, out, static_cast<float *>(work));
+                                                  head_dim, n_ctx, chunk, out, static_cast<float *>(work), scale,
+                                                  softcap, window, ring);
     int e = launched();
     if (e || chunks == 1) return e;
     attention_combine_kernel<<<(unsigned)n_head, 128, 0, s>>>(static_cast<const float *>(work), chunks, head_dim,
@@ -606,6 +617,133 @@ int scuda_embed_rows(int type, const void *table, int64_t dim, const int32_t *to
         if (e != cudaSuccess) return (int)e;
     }
     return 0;
+}
+
+} // extern "C"
+
+// ---- gemma's elementwise ops, mixtures of experts (issue 17's ops) -------------------------
+
+namespace {
+
+__global__ void gelu_mul_kernel(float *g, const float *u, int64_t count) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
+__global__ void scale_kernel(float *x, int64_t count, float s) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] *= s;
+}
+
+__global__ void softcap_kernel(float *x, int64_t count, float cap) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] = cap * tanhf(x[i] / cap);
+}
+
+// One thread per token: softmax over its experts, the n_used largest (lower id first among
+// equals) in decreasing order, renormalised when asked, as backend/cpu/moe.c defines it.
+__global__ void moe_route_kernel(const float *logits, int n, int n_expert, int n_used, int norm, int32_t *ids,
+                                 float *weights) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= n) return;
+    const float *l = logits + (size_t)t * n_expert;
+    int32_t *id = ids + (size_t)t * n_used;
+    float *w = weights + (size_t)t * n_used;
+    float mx = l[0];
+    for (int e = 1; e < n_expert; e++) mx = fmaxf(mx, l[e]);
+    double sum = 0;
+    for (int e = 0; e < n_expert; e++) sum += exp((double)l[e] - mx);
+    double tot = 0;
+    for (int s = 0; s < n_used; s++) {
+        int best = -1;
+        for (int e = 0; e < n_expert; e++) {
+            bool taken = false;
+            for (int q = 0; q < s; q++) taken = taken || id[q] == e;
+            if (!taken && (best < 0 || l[e] > l[best])) best = e;
+        }
+        id[s] = best;
+        w[s] = (float)(exp((double)l[best] - mx) / sum);
+        tot += w[s];
+    }
+    if (norm)
+        for (int s = 0; s < n_used; s++) w[s] = (float)(w[s] / tot);
+}
+
+// Routed rows: block (row group, routed row (t, s)); one warp per weight row of the expert
+// ids[(t, s)], decoded as it is read.
+template <int T>
+__global__ void matmul_id_kernel(const uint8_t *w, int64_t rows, int64_t cols, size_t rb, const float *x,
+                                 int x_per_slot, const int32_t *ids, int n_used, float *y) {
+    const int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int ts = blockIdx.y, lane = threadIdx.x % 32;
+    if (r >= rows) return;
+    const int e = ids[ts];
+    const uint8_t *row = w + ((size_t)e * rows + r) * rb;
+    const float *xr = x + (size_t)(x_per_slot ? ts : ts / n_used) * cols;
+    float acc = 0.0f;
+    for (int64_t c = lane; c < cols; c += 32) acc += elem<T>(row, c) * xr[c];
+    acc = warp_sum(acc);
+    if (lane == 0) y[(size_t)ts * rows + r] = acc;
+}
+
+template <int T> struct MatmulIdRun {
+    static int run(const void *w, int64_t rows, int64_t cols, const float *x, int x_per_slot, const int32_t *ids,
+                   int n, int n_used, float *y, cudaStream_t s) {
+        dim3 grid((unsigned)((rows + 7) / 8), (unsigned)(n * n_used));
+        matmul_id_kernel<T><<<grid, 256, 0, s>>>(static_cast<const uint8_t *>(w), rows, cols, row_bytes(T, cols), x,
+                                                 x_per_slot, ids, n_used, y);
+        return launched();
+    }
+};
+
+__global__ void moe_combine_kernel(const float *y, const float *weights, int n, int n_used, int64_t dim, float *out) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)n * dim) return;
+    const int64_t t = i / dim, d = i % dim;
+    float acc = 0.0f;
+    for (int s = 0; s < n_used; s++) acc += weights[t * n_used + s] * y[((size_t)t * n_used + s) * dim + d];
+    out[i] = acc;
+}
+
+} // namespace
+
+extern "C" {
+
+int scuda_gelu_mul(float *g, const float *u, int64_t count, void *stream) {
+    gelu_mul_kernel<<<blocks_for(count, 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(g, u, count);
+    return launched();
+}
+
+int scuda_scale(float *x, int64_t count, float s, void *stream) {
+    scale_kernel<<<blocks_for(count, 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(x, count, s);
+    return launched();
+}
+
+int scuda_softcap(float *x, int64_t count, float cap, void *stream) {
+    softcap_kernel<<<blocks_for(count, 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(x, count, cap);
+    return launched();
+}
+
+int scuda_moe_route(const float *logits, int n, int n_expert, int n_used, int norm, int32_t *ids, float *weights,
+                    void *stream) {
+    moe_route_kernel<<<blocks_for(n, 64), 64, 0, static_cast<cudaStream_t>(stream)>>>(logits, n, n_expert, n_used,
+                                                                                       norm, ids, weights);
+    return launched();
+}
+
+int scuda_matmul_id(int type, const void *w, int64_t rows, int64_t cols, const float *x, int x_per_slot,
+                    const int32_t *ids, int n, int n_used, float *y, void *stream) {
+    return dispatch<MatmulIdRun>(type, w, rows, cols, x, x_per_slot, ids, n, n_used, y,
+                                 static_cast<cudaStream_t>(stream));
+}
+
+int scuda_moe_combine(const float *y, const float *weights, int n, int n_used, int64_t dim, float *out, void *stream) {
+    moe_combine_kernel<<<blocks_for((int64_t)n * dim, 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(
+        y, weights, n, n_used, dim, out);
+    return launched();
 }
 
 } // extern "C"

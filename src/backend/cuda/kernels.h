@@ -45,7 +45,7 @@ int scuda_rope_apply(float *x, int n, int n_heads, int head_dim, int rope_dim, i
 
 /* KV rows of n tokens (n x n_head_kv x head_dim floats) into the caches at pos.. */
 int scuda_kv_store(int kv_type, void *k_cache, void *v_cache, const float *k, const float *v, int n, int pos,
-                   int n_head_kv, int head_dim, int n_ctx, void *stream);
+                   int n_head_kv, int head_dim, int n_ctx, int ring, void *stream);
 
 /* Causal grouped-query attention; for a single token (n == 1) over more than
  * SCUDA_ATT_CHUNK positions, the positions are split into chunks whose partial results
@@ -53,9 +53,21 @@ int scuda_kv_store(int kv_type, void *k_cache, void *v_cache, const float *k, co
 #define SCUDA_ATT_CHUNK 256
 size_t scuda_attention_work_bytes(int n_head, int head_dim, int n_ctx);
 int scuda_attention(int kv_type, const void *k_cache, const void *v_cache, const float *q, int n, int pos,
-                    int n_head, int n_head_kv, int head_dim, int n_ctx, float *out, void *work, void *stream);
+                    int n_head, int n_head_kv, int head_dim, int n_ctx, float scale, float softcap, int window,
+                    int ring, float *out, void *work, void *stream);
 
 int scuda_silu_mul(float *g, const float *u, int64_t count, void *stream);
+int scuda_gelu_mul(float *g, const float *u, int64_t count, void *stream);
+int scuda_scale(float *x, int64_t count, float s, void *stream);
+int scuda_softcap(float *x, int64_t count, float cap, void *stream);
+
+/* Mixtures of experts (backend/ops.h: moe_route, matmul_id, moe_combine), routing in device
+ * memory; matmul_id multiplies only the routed rows, one warp per expert row. */
+int scuda_moe_route(const float *logits, int n, int n_expert, int n_used, int norm, int32_t *ids, float *weights,
+                    void *stream);
+int scuda_matmul_id(int type, const void *w, int64_t rows, int64_t cols, const float *x, int x_per_slot,
+                    const int32_t *ids, int n, int n_used, float *y, void *stream);
+int scuda_moe_combine(const float *y, const float *weights, int n, int n_used, int64_t dim, float *out, void *stream);
 
 /* Rows tokens[i] (host memory, any count) of table, decoded to F32. */
 int scuda_embed_rows(int type, const void *table, int64_t dim, const int32_t *tokens, int n, float *out,

@@ -205,7 +205,7 @@ static void cuda_kv_store(const backend_exec *ex, const backend_attn_shape *s, v
     cuda_state *cs = enter(ex->dev);
     cuda_note_error(ex->dev,
                     scuda_kv_store((int)s->kv_type, k_cache, v_cache, k, v, n, pos, s->n_head_kv, s->head_dim,
-                                   s->n_ctx, cs->stream),
+                                   s->n_ctx, s->ring, cs->stream),
                     "kv_store");
 }
 
@@ -214,13 +214,58 @@ static void cuda_attention(const backend_exec *ex, const backend_attn_shape *s, 
     cuda_state *cs = enter(ex->dev);
     cuda_note_error(ex->dev,
                     scuda_attention((int)s->kv_type, k_cache, v_cache, q, n, pos, s->n_head, s->n_head_kv, s->head_dim,
-                                    s->n_ctx, out, work, cs->stream),
+                                    s->n_ctx, s->scale, s->softcap, s->window, s->ring, out, work, cs->stream),
                     "attention");
 }
 
 static void cuda_silu_mul(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim) {
     cuda_state *cs = enter(ex->dev);
     cuda_note_error(ex->dev, scuda_silu_mul(g, u, (int64_t)n * dim, cs->stream), "silu_mul");
+}
+
+static void cuda_gelu_mul(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim) {
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev, scuda_gelu_mul(g, u, (int64_t)n * dim, cs->stream), "gelu_mul");
+}
+
+static void cuda_scale(const backend_exec *ex, float *x, int64_t n, float s) {
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev, scuda_scale(x, n, s, cs->stream), "scale");
+}
+
+static void cuda_softcap(const backend_exec *ex, float *x, int64_t n, float cap) {
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev, scuda_softcap(x, n, cap, cs->stream), "softcap");
+}
+
+static size_t cuda_matmul_id_work_bytes(strata_type wtype, int64_t rows, int64_t cols, int32_t n_rows) {
+    (void)wtype;
+    (void)rows;
+    (void)cols;
+    (void)n_rows;
+    return 0; /* routed rows are multiplied where they are, one warp per expert row */
+}
+
+static void cuda_moe_route(const backend_exec *ex, const float *logits, int32_t n, int32_t n_expert, int32_t n_used,
+                           bool norm, int32_t *ids, float *weights) {
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev, scuda_moe_route(logits, n, n_expert, n_used, norm, ids, weights, cs->stream), "moe_route");
+}
+
+static void cuda_matmul_id(const backend_exec *ex, const backend_matrix *w, int32_t n_expert, const float *x,
+                           bool x_per_slot, const int32_t *ids, int32_t n, int32_t n_used, float *y, void *work) {
+    (void)n_expert;
+    (void)work;
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev,
+                    scuda_matmul_id((int)w->type, w->data, w->rows, w->cols, x, x_per_slot, ids, n, n_used, y, cs->stream),
+                    "matmul_id");
+}
+
+static void cuda_moe_combine(const backend_exec *ex, const float *y, const float *weights, int32_t n, int32_t n_used,
+                             int64_t dim, float *out) {
+    cuda_state *cs = enter(ex->dev);
+    cuda_note_error(ex->dev, scuda_moe_combine(y, weights, n, n_used, dim, out, cs->stream), "moe_combine");
 }
 
 static void cuda_embed_rows(const backend_exec *ex, const void *table, strata_type type, int64_t dim,
@@ -236,6 +281,7 @@ const backend_ops backend_cuda_ops = {
     .attention_work_bytes = cuda_attention_work_bytes,
     .matrix_relayout = cuda_matrix_relayout,
     .matmul_supports = cuda_supports,
+    .matmul_id_work_bytes = cuda_matmul_id_work_bytes,
     .memset = cuda_memset,
     .copy_peer = cuda_copy_peer,
     .matrix_upload = cuda_matrix_upload,
@@ -249,6 +295,12 @@ const backend_ops backend_cuda_ops = {
     .kv_store = cuda_kv_store,
     .attention = cuda_attention,
     .silu_mul = cuda_silu_mul,
+    .gelu_mul = cuda_gelu_mul,
+    .scale = cuda_scale,
+    .softcap = cuda_softcap,
+    .moe_route = cuda_moe_route,
+    .matmul_id = cuda_matmul_id,
+    .moe_combine = cuda_moe_combine,
     .embed_rows = cuda_embed_rows,
 };
 #endif

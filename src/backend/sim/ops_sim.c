@@ -9,6 +9,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/moe.h"
 #include "backend/cpu/repack.h"
 #include "backend/ops.h"
 #include "backend/sim/sim.h"
@@ -108,6 +109,45 @@ static void sim_silu_mul(const backend_exec *ex, float *g, const float *u, int32
     sim_leave(ex->dev);
 }
 
+static void sim_gelu_mul(const backend_exec *ex, float *g, const float *u, int32_t n, int64_t dim) {
+    sim_enter(ex->dev);
+    CPU.gelu_mul(ex, g, u, n, dim);
+    sim_leave(ex->dev);
+}
+
+static void sim_scale(const backend_exec *ex, float *x, int64_t n, float s) {
+    sim_enter(ex->dev);
+    CPU.scale(ex, x, n, s);
+    sim_leave(ex->dev);
+}
+
+static void sim_softcap(const backend_exec *ex, float *x, int64_t n, float cap) {
+    sim_enter(ex->dev);
+    CPU.softcap(ex, x, n, cap);
+    sim_leave(ex->dev);
+}
+
+static void sim_moe_route(const backend_exec *ex, const float *logits, int32_t n, int32_t n_expert, int32_t n_used,
+                          bool norm, int32_t *ids, float *weights) {
+    sim_enter(ex->dev);
+    CPU.moe_route(ex, logits, n, n_expert, n_used, norm, ids, weights);
+    sim_leave(ex->dev);
+}
+
+static void sim_matmul_id(const backend_exec *ex, const backend_matrix *w, int32_t n_expert, const float *x,
+                          bool x_per_slot, const int32_t *ids, int32_t n, int32_t n_used, float *y, void *work) {
+    sim_enter(ex->dev);
+    CPU.matmul_id(ex, w, n_expert, x, x_per_slot, ids, n, n_used, y, work);
+    sim_leave(ex->dev);
+}
+
+static void sim_moe_combine(const backend_exec *ex, const float *y, const float *weights, int32_t n, int32_t n_used,
+                            int64_t dim, float *out) {
+    sim_enter(ex->dev);
+    CPU.moe_combine(ex, y, weights, n, n_used, dim, out);
+    sim_leave(ex->dev);
+}
+
 static void sim_embed_rows(const backend_exec *ex, const void *table, strata_type type, int64_t dim,
                            const int32_t *tokens, int32_t n, float *out) {
     sim_enter(ex->dev);
@@ -122,6 +162,7 @@ const backend_ops backend_sim_ops = {
     .attention_work_bytes = cpu_attention_work_bytes,
     .matrix_relayout = sim_matrix_relayout,
     .matmul_supports = sim_supports,
+    .matmul_id_work_bytes = cpu_matmul_id_work_bytes,
     .memset = sim_memset,
     .copy_peer = sim_copy_peer,
     .matrix_upload = sim_matrix_upload,
@@ -135,5 +176,11 @@ const backend_ops backend_sim_ops = {
     .kv_store = sim_kv_store,
     .attention = sim_attention,
     .silu_mul = sim_silu_mul,
+    .gelu_mul = sim_gelu_mul,
+    .scale = sim_scale,
+    .softcap = sim_softcap,
+    .moe_route = sim_moe_route,
+    .matmul_id = sim_matmul_id,
+    .moe_combine = sim_moe_combine,
     .embed_rows = sim_embed_rows,
 };
