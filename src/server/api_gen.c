@@ -423,58 +423,15 @@ static const char *content_text(const cJSON *content, char **owned) {
     return buf;
 }
 
-/* The chat family of the GGUF at path (from tokenizer.chat_template). Model paths are store
- * blobs, named by the digest of their bytes, so a path's family never changes: it is read
- * once and remembered (a header with a large vocabulary takes tens of milliseconds to parse,
- * on every chat request otherwise). A small table, replaced round-robin when full. */
-enum { FAMILY_CACHE_SLOTS = 32 };
-static struct {
-    char path[512];
-    strata_chat_family fam;
-} family_cache[FAMILY_CACHE_SLOTS];
-static int family_cache_next;
-static pthread_mutex_t family_cache_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static strata_chat_family detect_family(const char *path) {
-    const bool cacheable = strlen(path) < sizeof family_cache[0].path;
-    if (cacheable) {
-        pthread_mutex_lock(&family_cache_mu);
-        for (int i = 0; i < FAMILY_CACHE_SLOTS; i++)
-            if (strcmp(family_cache[i].path, path) == 0) {
-                const strata_chat_family fam = family_cache[i].fam;
-                pthread_mutex_unlock(&family_cache_mu);
-                return fam;
-            }
-        pthread_mutex_unlock(&family_cache_mu);
-    }
-    gguf_file *f = NULL;
-    if (gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return STRATA_CHAT_UNKNOWN; /* not remembered */
-    gguf_str s;
-    strata_chat_family fam = STRATA_CHAT_UNKNOWN;
-    if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
-    gguf_close(f);
-    if (cacheable) {
-        pthread_mutex_lock(&family_cache_mu);
-        const int i = family_cache_next;
-        family_cache_next = (family_cache_next + 1) % FAMILY_CACHE_SLOTS;
-        snprintf(family_cache[i].path, sizeof family_cache[i].path, "%s", path);
-        family_cache[i].fam = fam;
-        pthread_mutex_unlock(&family_cache_mu);
-    }
-    return fam;
-}
-
 /* Renders the prompt (not raw). messages/system as the template input wants them. */
 static strata_status render_prompt(gen_job *j, const strata_model_info *info, const char *req_template,
                                    const char *system, const strata_chat_message *msgs, size_t n_msgs,
                                    bool *used_builtin, strata_chat_family *fam) {
     const char *src = req_template && *req_template ? req_template : NULL;
-    if (!src && info->modelfile && info->modelfile->template_text) src = info->modelfile->template_text;
     *used_builtin = false;
     *fam = STRATA_CHAT_UNKNOWN;
     if (!src) {
-        *fam = detect_family(info->model_path);
-        src = strata_chat_family_template(*fam);
+        src = srv_model_template(info, fam);
         *used_builtin = *fam != STRATA_CHAT_UNKNOWN;
     }
     strata_template *t = NULL;
@@ -547,6 +504,80 @@ static strata_json_top schema_top(const cJSON *schema) {
     if (cJSON_IsString(t) && strcmp(t->valuestring, "object") == 0) return STRATA_JSON_TOP_OBJECT;
     if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(schema, "properties")) && !t) return STRATA_JSON_TOP_OBJECT;
     return STRATA_JSON_TOP_ANY;
+}
+
+/* Whether the request carries images: /api/generate "images", /api/chat messages[].images
+ * (non-empty arrays), OpenAI content parts of type "image_url". */
+static bool has_images(gen_kind kind, const cJSON *body) {
+    if (kind == K_GENERATE) return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "images")) > 0;
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    for (const cJSON *m = cJSON_IsArray(msgs) ? msgs->child : NULL; m; m = m->next) {
+        if (kind == K_CHAT && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "images")) > 0) return true;
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        for (const cJSON *p = cJSON_IsArray(content) ? content->child : NULL; p; p = p->next) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type");
+            if (cJSON_IsString(t) && (strcmp(t->valuestring, "image_url") == 0 || strcmp(t->valuestring, "image") == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* "think": true, false, or a level ("low", "medium", "high"; Ollama also takes "max"). Writes
+ * whether thinking is asked for into *on; false with a 400 reply for any other value. */
+static bool parse_think(gen_kind kind, const cJSON *think, bool *on, srv_reply *reply) {
+    *on = false;
+    if (!think || cJSON_IsNull(think)) return true;
+    if (cJSON_IsBool(think)) {
+        *on = cJSON_IsTrue(think);
+        return true;
+    }
+    static const char *const levels[] = {"low", "medium", "high", "max"};
+    if (cJSON_IsString(think))
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+            if (strcmp(think->valuestring, levels[i]) == 0) return *on = true;
+    char msg[256];
+    if (cJSON_IsString(think))
+        snprintf(msg, sizeof msg, "invalid think value: \"%.64s\" (must be \"high\", \"medium\", \"low\", true, or false)",
+                 think->valuestring);
+    else
+        snprintf(msg, sizeof msg, "think must be a boolean or string (\"high\", \"medium\", \"low\", true, or false)");
+    *reply = bad(kind, 400, msg);
+    return false;
+}
+
+/* Refuses, as Ollama does, a request that needs what the model cannot do: returns true with
+ * a 400 in *reply. Ollama's order and wording: thinking ('"NAME" does not support
+ * thinking'), completion ('"NAME" does not support generate' / 'chat'), then the rest
+ * ('FULLNAME does not support tools' / 'insert'); images on a model without vision, which
+ * Ollama would pass to a runner that drops them, are refused here ('"NAME" does not support
+ * images'). */
+static bool check_capabilities(gen_job *j, const cJSON *body, const strata_model_info *info, const char *name,
+                               srv_reply *reply) {
+    srv_caps caps;
+    srv_model_caps(info, NULL, &caps);
+    char msg[1200];
+    bool think = false;
+    if (!is_openai(j->kind) && !parse_think(j->kind, cJSON_GetObjectItemCaseSensitive(body, "think"), &think, reply))
+        return true;
+    if (think && !caps.thinking) {
+        snprintf(msg, sizeof msg, "\"%s\" does not support thinking", name);
+    } else if (!caps.completion) {
+        const bool chat = j->kind == K_CHAT || j->kind == K_OAI_CHAT;
+        snprintf(msg, sizeof msg, "\"%s\" does not support %s", name, chat ? "chat" : "generate");
+    } else if ((j->kind == K_CHAT || j->kind == K_OAI_CHAT) &&
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "tools")) > 0 && !caps.tools) {
+        snprintf(msg, sizeof msg, "%s does not support tools", info->name);
+    } else if (j->kind == K_GENERATE && !caps.insert && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "suffix")) &&
+               *cJSON_GetObjectItemCaseSensitive(body, "suffix")->valuestring) {
+        snprintf(msg, sizeof msg, "%s does not support insert", info->name);
+    } else if (has_images(j->kind, body)) {
+        snprintf(msg, sizeof msg, "\"%s\" does not support images", name);
+    } else {
+        return false;
+    }
+    *reply = bad(j->kind, 400, msg);
+    return true;
 }
 
 static strata_status apply_openai(gen_job *j, const cJSON *body) {
@@ -626,7 +657,8 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         {"presence_penalty", SRV_T_NUMBER},  {"stop", SRV_T_STRING | SRV_T_ARRAY},
         {"response_format", SRV_T_OBJECT},   {"stream_options", SRV_T_OBJECT},
         {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
-        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING}};
+        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING},
+        {"tools", SRV_T_ARRAY}};
     char type_msg[160];
     bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
                                     : srv_check_types(body, common, sizeof common / sizeof common[0], type_msg, sizeof type_msg) &&
@@ -665,6 +697,9 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         if (!j->model_name) reply = bad(kind, 500, "out of memory");
         goto out;
     }
+
+    /* What the request needs of the model (Ollama's capability checks and wording). */
+    if (check_capabilities(j, body, info, model->valuestring, &reply)) goto out;
 
     /* Options: engine defaults < Modelfile PARAMETERs < request. */
     strata_status st = srv_options_apply_modelfile(&j->opt, info->modelfile);

@@ -238,15 +238,9 @@ srv_reply api_show(const srv_request *rq) {
     param_lines(info->modelfile, &params);
     cJSON_AddStringToObject(o, "parameters", params ? params : "");
     free(params);
-    const char *tmpl = info->modelfile ? info->modelfile->template_text : NULL;
+    const char *tmpl = srv_model_template(info, NULL);
     gguf_file *f = NULL;
     bool have_gguf = gguf_open(info->model_path, GGUF_OPEN_HEADER_ONLY, &f) == STRATA_OK;
-    if (!tmpl && have_gguf) { /* what generation will use */
-        gguf_str s;
-        strata_chat_family fam = STRATA_CHAT_UNKNOWN;
-        if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
-        tmpl = strata_chat_family_template(fam);
-    }
     cJSON_AddStringToObject(o, "template", tmpl ? tmpl : "{{ .Prompt }}");
     if (info->modelfile && info->modelfile->system) cJSON_AddStringToObject(o, "system", info->modelfile->system);
     if (info->modelfile && info->modelfile->n_licenses) {
@@ -276,8 +270,9 @@ srv_reply api_show(const srv_request *rq) {
             cJSON_AddItemToArray(msgs, m);
         }
     }
-    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    srv_caps caps;
+    srv_model_caps(info, tmpl, &caps);
+    srv_caps_json(&caps, cJSON_AddArrayToObject(o, "capabilities"));
     /* modified_at from the listing (the manifest's mtime). */
     strata_model_entry *ents = NULL;
     size_t n = 0;

@@ -15,6 +15,7 @@
 #include "server/scheduler.h"
 #include "server/server.h"
 #include "store/store.h"
+#include "template/template.h"
 
 #define SRV_MAX_ORIGINS 64
 
@@ -149,6 +150,29 @@ srv_reply api_openai_models(const srv_request *rq);
 srv_reply api_blob_head(const srv_request *rq, const char *digest);
 /* The body of POST /api/blobs/:digest, already written to the file at `path`. */
 srv_reply api_blob_upload(const srv_request *rq, const char *digest, const char *path);
+
+/* ---- Capabilities (caps.c) --------------------------------------------------------------- */
+
+typedef struct {
+    strata_chat_family family; /* from tokenizer.chat_template */
+    bool embedding_only;       /* {arch}.pooling_type is set: an embedding model */
+} srv_gguf_traits;
+
+/* What a model file's header says (read once per path, then remembered). */
+srv_gguf_traits srv_model_traits(const char *path);
+/* The template generation uses: the Modelfile's TEMPLATE, else the built-in one of the
+ * detected family (*fam, when not NULL, gets it; UNKNOWN for a TEMPLATE). Static or owned by info. */
+const char *srv_model_template(const strata_model_info *info, strata_chat_family *fam);
+
+typedef struct {
+    bool completion, embedding, tools, insert, thinking;
+    char think_open[64], think_close[64]; /* the reasoning's tags, when thinking */
+} srv_caps;
+
+/* The capabilities of a model with the given template (NULL: srv_model_template's). */
+void srv_model_caps(const strata_model_info *info, const char *template_src, srv_caps *caps);
+/* Appends the capability names to a JSON array, in Ollama's order. */
+void srv_caps_json(const srv_caps *caps, cJSON *arr);
 
 /* ---- Options (options.c) ------------------------------------------------------------------ */
 

@@ -150,6 +150,8 @@ struct strata_template {
     char *source;
     node_list root;
     bool uses_messages, uses_response;
+    const char **names; /* every .Field name the template writes (once each) */
+    int n_names, cap_names;
     int cut_id; /* id of the first action naming .Response, or -1 */
 };
 
@@ -372,6 +374,11 @@ static bool declare_var(parser *p, const char *name) {
 static void note_name(parser *p, const char *name, size_t n) {
     if (n == 8 && strncasecmp(name, "messages", 8) == 0) p->t->uses_messages = true;
     if (n == 8 && strncasecmp(name, "response", 8) == 0) p->t->uses_response = true;
+    strata_template *t = p->t;
+    for (int i = 0; i < t->n_names; i++)
+        if (strlen(t->names[i]) == n && strncmp(t->names[i], name, n) == 0) return;
+    const char *copy = arena_strndup(p->a, name, n);
+    if (copy) arena_push(p->a, (void ***)&t->names, &t->n_names, &t->cap_names, (void *)copy);
 }
 
 /* Decodes a Go string, raw string or character literal into the arena. */
@@ -915,6 +922,67 @@ void strata_template_free(strata_template *t) {
 
 const char *strata_template_source(const strata_template *t) { return t->source; }
 bool strata_template_uses_messages(const strata_template *t) { return t->uses_messages; }
+
+bool strata_template_names(const strata_template *t, const char *field) {
+    for (int i = 0; i < t->n_names; i++)
+        if (strcasecmp(t->names[i], field) == 0) return true;
+    return false;
+}
+
+/* Whether a pipeline (its nested pipelines included) writes .FIELD or $var.FIELD first. */
+static bool pipe_names_first(const pipeline *pl, const char *field) {
+    if (!pl) return false;
+    for (int c = 0; c < pl->n_cmds; c++) {
+        const command *cmd = pl->cmds[c];
+        for (int a = 0; a < cmd->n_args; a++) {
+            const operand *op = cmd->args[a];
+            if ((op->kind == OP_FIELD || op->kind == OP_VAR) && op->n_fields > 0 && strcmp(op->fields[0], field) == 0)
+                return true;
+            if (op->kind == OP_PIPE && pipe_names_first(op->pipe, field)) return true;
+        }
+    }
+    return false;
+}
+
+static void trimmed_text(const node *n, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (!n || n->kind != N_TEXT || !cap) return;
+    const char *s = n->text;
+    size_t len = n->len;
+    while (len && is_space(*s)) s++, len--;
+    while (len && is_space(s[len - 1])) len--;
+    if (len >= cap) len = cap - 1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
+/* Ollama's heuristic (thinking.InferTags): each reference to .Thinking inside a range over
+ * .Messages names, as its tags, the first and last text of the list that holds it; the last
+ * such reference in document order wins. */
+static void think_walk(const node_list *l, bool in_messages, char *open, size_t ocap, char *close, size_t ccap) {
+    for (int i = 0; i < l->n; i++) {
+        const node *n = l->items[i];
+        bool inner = in_messages;
+        if (n->kind == N_RANGE) inner = pipe_names_first(n->pipe, "Messages");
+        if (inner && pipe_names_first(n->pipe, "Thinking")) {
+            trimmed_text(l->items[0], open, ocap);
+            trimmed_text(l->items[l->n - 1], close, ccap);
+        }
+        if (n->kind == N_IF || n->kind == N_WITH || n->kind == N_RANGE) {
+            think_walk(&n->list, inner, open, ocap, close, ccap);
+            think_walk(&n->else_list, inner, open, ocap, close, ccap);
+        }
+    }
+}
+
+bool strata_template_think_tags(const strata_template *t, char *open, size_t open_cap, char *close, size_t close_cap) {
+    char o[128] = "", c[128] = "";
+    think_walk(&t->root, false, o, sizeof o, c, sizeof c);
+    if (!o[0] || !c[0]) return false;
+    if (open && open_cap) snprintf(open, open_cap, "%s", o);
+    if (close && close_cap) snprintf(close, close_cap, "%s", c);
+    return true;
+}
 
 /* ---- values --------------------------------------------------------------------------- */
 

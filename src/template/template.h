@@ -49,6 +49,15 @@ void strata_template_free(strata_template *t);
 const char *strata_template_source(const strata_template *t);
 /* True if the template names Messages (rendered once with the whole conversation). */
 bool strata_template_uses_messages(const strata_template *t);
+/* True if the template writes the field (.Name or $var.Name anywhere, compared without case,
+ * as Ollama's Template.Vars() lists them): "Tools" and "Suffix" say what the template can
+ * render, and so the model's capabilities (tools, insert). */
+bool strata_template_names(const strata_template *t, const char *field);
+/* The tags around a reasoning trace, inferred as Ollama does (thinking.InferTags): the last
+ * .Thinking written inside a range over .Messages; its list's first and last text, trimmed
+ * of white space, are the opening and closing tags ("<think>", "</think>"). False when the
+ * template has no such pair (the model has no "thinking" capability). */
+bool strata_template_think_tags(const strata_template *t, char *open, size_t open_cap, char *close, size_t close_cap);
 
 typedef struct {
     const char *role; /* "system", "user", "assistant" (others are passed through) */

@@ -113,6 +113,37 @@ static void test_system_argument(void **state) {
            "a\n\nb|system=a\n\nb;user=x\n\ny;");
 }
 
+/* What a template can render (capabilities): the fields it names, and the thinking tags
+ * inferred as Ollama does (the last .Thinking inside a range over .Messages). */
+static void test_capability_fields(void **state) {
+    (void)state;
+    strata_template *t = NULL;
+    const char *src = "{{ if .Tools }}{{ json $.Tools }}{{ end }}{{ range .Messages }}{{ if eq .Role \"assistant\" }}"
+                      "{{ if .Thinking }}\n <think>{{ .Thinking }}</think>\n{{ end }}{{ .Content }}{{ end }}{{ end }}";
+    assert_int_equal(strata_template_parse(src, strlen(src), &t), STRATA_OK);
+    assert_true(strata_template_names(t, "Tools"));
+    assert_true(strata_template_names(t, "tools"));
+    assert_false(strata_template_names(t, "Suffix"));
+    char open[32], close[32];
+    assert_true(strata_template_think_tags(t, open, sizeof open, close, sizeof close));
+    assert_string_equal(open, "<think>");
+    assert_string_equal(close, "</think>");
+    strata_template_free(t);
+    /* .Thinking outside a range over .Messages, or without text around it: no tags */
+    static const char *const none[] = {"<think>{{ .Thinking }}</think>{{ .Prompt }}",
+                                       "{{ range .Messages }}{{ .Thinking }}{{ end }}",
+                                       "{{ range .Tools }}<think>{{ .Thinking }}</think>{{ end }}",
+                                       "{{ .Suffix }}{{ .Prompt }}"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        assert_int_equal(strata_template_parse(none[i], strlen(none[i]), &t), STRATA_OK);
+        assert_false(strata_template_think_tags(t, open, sizeof open, close, sizeof close));
+        strata_template_free(t);
+    }
+    assert_int_equal(strata_template_parse(none[3], strlen(none[3]), &t), STRATA_OK);
+    assert_true(strata_template_names(t, "Suffix"));
+    strata_template_free(t);
+}
+
 static void test_detect(void **state) {
     (void)state;
     static const struct {
@@ -371,7 +402,7 @@ int main(void) {
         cmocka_unit_test(test_family_llama3),   cmocka_unit_test(test_family_llama2),
         cmocka_unit_test(test_family_chatml),   cmocka_unit_test(test_family_mistral),
         cmocka_unit_test(test_family_phi3),     cmocka_unit_test(test_family_gemma),
-        cmocka_unit_test(test_system_argument), cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_system_argument), cmocka_unit_test(test_detect), cmocka_unit_test(test_capability_fields),
         cmocka_unit_test(test_text_and_trim),   cmocka_unit_test(test_fields_and_literals),
         cmocka_unit_test(test_control),         cmocka_unit_test(test_variables),
         cmocka_unit_test(test_functions),       cmocka_unit_test(test_legacy_mode),

@@ -1,0 +1,192 @@
+/* Capabilities end to end: the real `strata serve`, real HTTP.
+ *
+ * /api/show lists what the model and its template can do: stories260K (no chat template)
+ * is "completion" only; the same weights with a template that writes .Tools, .Suffix and a
+ * .Thinking between <think> tags inside the range over .Messages add "tools", "insert" and
+ * "thinking"; a copy of the GGUF with llama.pooling_type is an embedding model ("embedding",
+ * no "completion").
+ *
+ * Requests that need a missing capability get 400 with Ollama's wording, on both APIs:
+ * think -> '"stories" does not support thinking'; tools -> 'stories:latest does not support
+ * tools'; suffix -> '... does not support insert'; generate/chat on the embedding model ->
+ * '"emb" does not support generate' / 'chat'; images (and OpenAI image_url parts) ->
+ * '"stories" does not support images'. The capable model accepts the same requests. */
+#include "serve_util.h"
+
+#include "gguf/gguf.h"
+
+#define MODEL "models/stories260K-f32.gguf"
+
+static const char *const capable_template =
+    "{{- if .Tools }}TOOLS {{ json .Tools }}\n{{ end }}"
+    "{{- range $i, $m := .Messages }}"
+    "{{- if eq .Role \"user\" }}USER: {{ .Content }}\n"
+    "{{- else if eq .Role \"assistant\" }}ASSISTANT: {{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+    "{{ .Content }}\n{{ end }}"
+    "{{- end }}ASSISTANT: {{ if .Suffix }}<fim>{{ .Suffix }}{{ end }}";
+
+static long post_obj(const test_server *s, const char *path, cJSON *body, char **out) {
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    long st = http_json(s, "POST", path, text, out);
+    free(text);
+    return st;
+}
+
+/* The capabilities /api/show lists, joined by spaces. */
+static void show_caps(const test_server *s, const char *model, char *buf, size_t cap) {
+    char *out = NULL;
+    long st = post(s, "/api/show", &out, "{\"model\":\"%s\"}", model);
+    if (st != 200) fail_msg("show %s: %ld %s", model, st, out);
+    cJSON *j = json_or_fail(out);
+    buf[0] = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(j, "capabilities")) {
+        if (buf[0]) strncat(buf, " ", cap - strlen(buf) - 1);
+        strncat(buf, c->valuestring, cap - strlen(buf) - 1);
+    }
+    print_message("  %s: %s\n", model, buf);
+    cJSON_Delete(j);
+    free(out);
+}
+
+/* Expects status and, for a 400, the error text (Ollama's "error" string, or OpenAI's
+ * error.message). */
+static void expect(long st, char *out, long want, const char *msg) {
+    if (st != want) fail_msg("want %ld, got %ld: %s", want, st, out);
+    if (msg) {
+        cJSON *j = json_or_fail(out);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+        const char *text = cJSON_IsString(e) ? e->valuestring : jstr(e, "message");
+        if (!text || strcmp(text, msg) != 0) fail_msg("want error '%s', got %s", msg, out);
+        cJSON_Delete(j);
+    }
+    free(out);
+}
+
+/* A copy of the stories GGUF with llama.pooling_type: what Ollama takes for an embedding model. */
+static char *write_embedding_gguf(const char *dir) {
+    char *src = testdata_path(MODEL);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(src, GGUF_OPEN_DEFAULT, &f), STRATA_OK);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++) assert_int_equal(gguf_writer_copy_kv(w, f, i), STRATA_OK);
+    assert_int_equal(gguf_writer_add_u32(w, "llama.pooling_type", 1), STRATA_OK);
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        assert_int_equal(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data), STRATA_OK);
+    }
+    char *path = tmpdir_path(dir, "emb.gguf");
+    assert_int_equal(gguf_writer_write_file(w, path), STRATA_OK);
+    gguf_writer_free(w);
+    gguf_close(f);
+    free(src);
+    return path;
+}
+
+/* call writes its body into `out`, read only once the call has returned */
+#define EXPECT(call, want, msg)                                                                                       \
+    do {                                                                                                             \
+        long st_ = (call);                                                                                           \
+        expect(st_, out, want, msg);                                                                                 \
+        out = NULL;                                                                                                  \
+    } while (0)
+
+static void test_capabilities(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    test_server s;
+    server_start(&s, NULL);
+    create_model(&s, "stories", MODEL);
+
+    /* the same weights with a template that can render tools, a suffix and a reasoning trace */
+    char *path = testdata_path(MODEL);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "capable");
+    cJSON_AddStringToObject(b, "from", path);
+    cJSON_AddStringToObject(b, "template", capable_template);
+    cJSON_AddBoolToObject(b, "stream", false);
+    char *out = NULL;
+    EXPECT(post_obj(&s, "/api/create", b, &out), 200, NULL);
+    free(path);
+
+    char *dir = tmpdir_make();
+    char *emb = write_embedding_gguf(dir);
+    out = NULL;
+    EXPECT(post(&s, "/api/create", &out, "{\"model\":\"emb\",\"from\":\"%s\",\"stream\":false}", emb), 200, NULL);
+
+    char caps[256];
+    show_caps(&s, "stories", caps, sizeof caps);
+    assert_string_equal(caps, "completion");
+    show_caps(&s, "capable", caps, sizeof caps);
+    assert_string_equal(caps, "completion tools insert thinking");
+    show_caps(&s, "emb", caps, sizeof caps);
+    assert_string_equal(caps, "embedding");
+
+    /* thinking */
+    EXPECT(post(&s, "/api/generate", &out, "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":true,\"stream\":false}"), 400,
+           "\"stories\" does not support thinking");
+    EXPECT(post(&s, "/api/chat", &out,
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"think\":\"high\"}"),
+           400, "\"stories\" does not support thinking");
+    EXPECT(post(&s, "/api/generate", &out, "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":\"very\"}"), 400,
+           "invalid think value: \"very\" (must be \"high\", \"medium\", \"low\", true, or false)");
+    /* think: false asks nothing of the model */
+    EXPECT(post(&s, "/api/generate", &out,
+                "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":false,\"stream\":false,\"options\":{\"num_predict\":2}}"),
+           200, NULL);
+
+    /* tools */
+    static const char tools[] = "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{}}}]";
+    EXPECT(post(&s, "/api/chat", &out,
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":%s}", tools),
+           400, "stories:latest does not support tools");
+    EXPECT(post(&s, "/v1/chat/completions", &out,
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":%s}", tools),
+           400, "stories:latest does not support tools");
+    EXPECT(post(&s, "/api/chat", &out,
+                "{\"model\":\"capable\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":%s,"
+                "\"stream\":false,\"options\":{\"num_predict\":2}}",
+                tools),
+           200, NULL);
+
+    /* insert */
+    EXPECT(post(&s, "/api/generate", &out, "{\"model\":\"stories\",\"prompt\":\"x\",\"suffix\":\"y\"}"), 400,
+           "stories:latest does not support insert");
+
+    /* completion: an embedding model neither generates nor chats */
+    EXPECT(post(&s, "/api/generate", &out, "{\"model\":\"emb\",\"prompt\":\"x\"}"), 400, "\"emb\" does not support generate");
+    EXPECT(post(&s, "/api/chat", &out, "{\"model\":\"emb\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"), 400,
+           "\"emb\" does not support chat");
+    EXPECT(post(&s, "/v1/completions", &out, "{\"model\":\"emb\",\"prompt\":\"x\"}"), 400,
+           "\"emb\" does not support generate");
+
+    /* images: refused, never dropped */
+    EXPECT(post(&s, "/api/generate", &out, "{\"model\":\"stories\",\"prompt\":\"x\",\"images\":[\"aGVsbG8=\"]}"), 400,
+           "\"stories\" does not support images");
+    EXPECT(post(&s, "/api/chat", &out,
+                "{\"model\":\"capable\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[\"aGVsbG8=\"]}]}"),
+           400, "\"capable\" does not support images");
+    EXPECT(post(&s, "/v1/chat/completions", &out,
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
+                "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,aGVsbG8=\"}}]}]}"),
+           400, "\"stories\" does not support images");
+    /* an empty images array asks for nothing */
+    EXPECT(post(&s, "/api/generate", &out,
+                "{\"model\":\"stories\",\"prompt\":\"x\",\"images\":[],\"stream\":false,\"options\":{\"num_predict\":2}}"),
+           200, NULL);
+
+    server_stop(&s);
+    free(emb);
+    tmpdir_remove(dir);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_capabilities, server_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
