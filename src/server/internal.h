@@ -135,6 +135,9 @@ srv_reply api_generate(const srv_request *rq);
 srv_reply api_chat(const srv_request *rq);
 srv_reply api_embed(const srv_request *rq);
 srv_reply api_embeddings(const srv_request *rq);
+srv_reply api_openai_embeddings(const srv_request *rq);
+/* GET /v1/models/{id} (id: what follows the prefix). */
+srv_reply api_openai_model(const srv_request *rq, const char *id);
 srv_reply api_openai_chat(const srv_request *rq);
 srv_reply api_openai_completions(const srv_request *rq);
 

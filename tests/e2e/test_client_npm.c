@@ -85,7 +85,7 @@ static void test_npm_clients(void **state) {
     int rc = sh(log, "cd '%s' && STRATA_URL='http://%s' STRATA_MODEL=stories node client_test.mjs", work, srv.host);
     char *out = read_text(log);
     if (rc != 0) fail_msg("node client_test.mjs: exit %d\n%s", rc, out);
-    assert_non_null(strstr(out, "all 10 steps passed"));
+    assert_non_null(strstr(out, "all 13 steps passed"));
     print_message("%s", strstr(out, "ok - ") ? strstr(out, "ok - ") : out);
     free(out);
     free(log);

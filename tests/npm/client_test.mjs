@@ -93,6 +93,22 @@ await step('show describes the model', async () => {
   assert.match(r.modelfile, /\nFROM /);
   assert.equal(r.model_info['general.architecture'], 'llama');
   assert.equal(r.model_info['llama.embedding_length'], 64);
+  assert.ok(r.model_info['general.parameter_count'] > 200000);
+  assert.deepEqual(r.capabilities, ['completion']);
+});
+
+await step('thinking and images are refused with Ollama\'s wording', async () => {
+  await assert.rejects(ollama.generate({ model, prompt: 'x', think: true }), /does not support thinking/);
+  await assert.rejects(ollama.chat({ model, messages: [{ role: 'user', content: 'x', images: ['aGVsbG8='] }] }),
+    /does not support images/);
+});
+
+await step('embed with dimensions gives unit vectors of that length', async () => {
+  const r = await ollama.embed({ model, input: ['Once upon a time', 'The cat'], dimensions: 16 });
+  assert.equal(r.embeddings.length, 2);
+  assert.equal(r.embeddings[0].length, 16);
+  const norm = Math.sqrt(r.embeddings[0].reduce((a, x) => a + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-5, `norm ${norm}`);
 });
 
 await step('ps lists the loaded model on the CPU', async () => {
@@ -131,6 +147,18 @@ await step('OpenAI models lists the model', async () => {
   const ids = [];
   for await (const m of openai.models.list()) ids.push(m.id);
   assert.ok(ids.includes(model) || ids.includes(`${model}:latest`), JSON.stringify(ids));
+});
+
+await step('OpenAI embeddings and model retrieval', async () => {
+  const e = await openai.embeddings.create({ model, input: 'Once upon a time', dimensions: 16 });
+  assert.equal(e.data.length, 1);
+  assert.equal(e.data[0].embedding.length, 16); // the client asks for base64 and decodes it
+  const full = await openai.embeddings.create({ model, input: 'Once upon a time', encoding_format: 'float' });
+  assert.equal(full.data[0].embedding.length, 64);
+  const m = await openai.models.retrieve(`${model}:latest`);
+  assert.equal(m.id, `${model}:latest`);
+  assert.equal(m.object, 'model');
+  await assert.rejects(openai.models.retrieve('no-such-model'), (err) => err.status === 404);
 });
 
 console.log(`all ${steps.length} steps passed`);
