@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "server/internal.h"
 
 /* ---- Replies ------------------------------------------------------------------------------ */
@@ -719,7 +720,7 @@ strata_status strata_server_parse_host(const char *text, char *host, size_t cap,
 
 strata_status strata_server_config_default(strata_server_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    return strata_server_parse_host(getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
+    return strata_server_parse_host(strata_getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
 }
 
 /* A positive number from the environment (with K, M, G or T binary suffixes when `size`),
@@ -787,7 +788,7 @@ strata_status strata_server_start(const strata_server_config *cfg, strata_server
     }
     int max_loaded = cfg->max_loaded;
     if (max_loaded <= 0) {
-        const char *env = getenv("STRATA_MAX_LOADED_MODELS");
+        const char *env = strata_getenv("STRATA_MAX_LOADED_MODELS");
         max_loaded = env && *env ? atoi(env) : 3;
         if (max_loaded <= 0) max_loaded = 3;
     }

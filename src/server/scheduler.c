@@ -1,4 +1,5 @@
 /* Loaded models, keep-alive, eviction and FIFO turns; see scheduler.h. */
+#include "core/env.h"
 #include "server/scheduler.h"
 
 #include <cJSON.h>
@@ -54,6 +55,9 @@ struct sched {
 
 sched_load_opts sched_default_load_opts(void) {
     sched_load_opts o = {.num_ctx = 0, .num_batch = 0, .num_gpu = -1, .main_gpu = -1, .num_thread = 0};
+    /* The server's default context ($STRATA_CONTEXT_LENGTH, or Ollama's OLLAMA_CONTEXT_LENGTH). */
+    const char *ctx = strata_getenv("STRATA_CONTEXT_LENGTH");
+    if (ctx && atoi(ctx) > 0) o.num_ctx = atoi(ctx);
     return o;
 }
 
@@ -119,7 +123,7 @@ static bool parse_go_duration(const char *s, int64_t *out) {
 }
 
 int64_t sched_default_keep_alive_ns(void) {
-    const char *env = getenv("STRATA_KEEP_ALIVE");
+    const char *env = strata_getenv("STRATA_KEEP_ALIVE");
     if (env && *env) {
         cJSON *item = cJSON_CreateString(env);
         int64_t v;
@@ -563,7 +567,7 @@ strata_status sched_new(backend_inventory *inv, int max_loaded, sched **out) {
     }
     s->inv = inv;
     s->max_loaded = max_loaded < 1 ? 1 : max_loaded;
-    strata_status st = plan_reserve_parse(inv, getenv("STRATA_GPU_RESERVE"), NULL, s->reserve);
+    strata_status st = plan_reserve_parse(inv, strata_getenv("STRATA_GPU_RESERVE"), NULL, s->reserve);
     if (st != STRATA_OK) {
         backend_inventory_free(inv);
         free(s);
