@@ -70,6 +70,14 @@ typedef struct {
     /* Generated text may end inside a UTF-8 character: its first bytes wait here. */
     char carry[4];
     size_t n_carry;
+    /* Thinking: what the request asked ("think", OpenAI's reasoning_effort), and, when the
+     * model thinks, the splitter of its output into reasoning and answer. */
+    bool think_set, think_on;
+    char think_level[8];
+    bool split_thinking;
+    srv_think think;
+    char *thinking;
+    size_t thinking_len, thinking_cap;
 } gen_job;
 
 static void job_free(void *p) {
@@ -87,6 +95,7 @@ static void job_free(void *p) {
     free(j->ctx_ids);
     free(j->text);
     free(j->context_out);
+    free(j->thinking);
     free(j);
 }
 
@@ -103,16 +112,27 @@ static cJSON *ollama_object(const gen_job *j) {
     return o;
 }
 
-static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
+/* The text of a chunk: the answer, and the reasoning when there is some (Ollama's
+ * "thinking": beside "response", or in "message"). */
+static void add_ollama_piece(cJSON *o, const gen_job *j, const char *text, size_t len, const char *thinking,
+                             size_t tlen) {
     char *s = strndup(text, len);
+    char *t = tlen ? strndup(thinking, tlen) : NULL;
     if (j->kind == K_GENERATE) {
         cJSON_AddStringToObject(o, "response", s ? s : "");
+        if (t) cJSON_AddStringToObject(o, "thinking", t);
     } else {
         cJSON *m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         cJSON_AddStringToObject(m, "content", s ? s : "");
+        if (t) cJSON_AddStringToObject(m, "thinking", t);
     }
     free(s);
+    free(t);
+}
+
+static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
+    add_ollama_piece(o, j, text, len, NULL, 0);
 }
 
 static cJSON *openai_object(const gen_job *j, bool chunk) {
@@ -127,8 +147,8 @@ static cJSON *openai_object(const gen_job *j, bool chunk) {
 }
 
 /* choices[0] with text (NULL for an empty delta) and finish_reason (NULL = null). */
-static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
-                              const char *finish) {
+static void add_openai_choice_r(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
+                                const char *reasoning, size_t rlen, const char *finish) {
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     cJSON *c = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, c);
@@ -140,12 +160,22 @@ static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char
             cJSON_AddStringToObject(m, "role", "assistant");
             cJSON_AddStringToObject(m, "content", s ? s : "");
         }
+        if (rlen) { /* Ollama's OpenAI layer names the reasoning "reasoning" */
+            char *r = strndup(reasoning, rlen);
+            cJSON_AddStringToObject(m, "reasoning", r ? r : "");
+            free(r);
+        }
     } else {
         cJSON_AddStringToObject(c, "text", s ? s : "");
     }
     free(s);
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
+}
+
+static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
+                              const char *finish) {
+    add_openai_choice_r(o, j, chunk, text, len, NULL, 0, finish);
 }
 
 static void add_usage(cJSON *o, const gen_job *j) {
@@ -171,7 +201,8 @@ static const char *finish_reason(const gen_job *j) {
 /* The final Ollama object (streamed: empty text; not streamed: the whole text). */
 static cJSON *ollama_final(const gen_job *j, bool whole) {
     cJSON *o = ollama_object(j);
-    add_ollama_text(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0);
+    add_ollama_piece(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0, j->thinking,
+                     whole ? j->thinking_len : 0);
     cJSON_AddBoolToObject(o, "done", true);
     cJSON_AddStringToObject(o, "done_reason", j->stats.done_reason ? j->stats.done_reason : "stop");
     if (j->kind == K_GENERATE) {
@@ -199,24 +230,48 @@ static bool text_append(gen_job *j, const char *s, size_t n) {
     return true;
 }
 
-/* Writes text (well-formed UTF-8) to the client or the whole-text buffer. */
-static bool job_output(gen_job *j, const char *text, size_t len) {
+static bool thinking_append(gen_job *j, const char *s, size_t n) {
+    if (j->thinking_len + n + 1 > j->thinking_cap) {
+        size_t cap = j->thinking_cap ? j->thinking_cap : 1024;
+        while (cap < j->thinking_len + n + 1) cap *= 2;
+        char *nb = realloc(j->thinking, cap);
+        if (!nb) return false;
+        j->thinking = nb;
+        j->thinking_cap = cap;
+    }
+    memcpy(j->thinking + j->thinking_len, s, n);
+    j->thinking_len += n;
+    j->thinking[j->thinking_len] = 0;
+    return true;
+}
+
+/* Writes a piece of the answer or of the reasoning to the client or the whole-text buffers. */
+static bool job_piece(void *user, bool thinking, const char *text, size_t len) {
+    gen_job *j = user;
     if (!j->out) {
-        if (!text_append(j, text, len)) return false;
+        if (!(thinking ? thinking_append(j, text, len) : text_append(j, text, len))) return false;
     } else if (len) {
+        const char *c = thinking ? "" : text, *t = thinking ? text : NULL;
+        size_t cl = thinking ? 0 : len, tl = thinking ? len : 0;
         cJSON *o;
         if (j->kind == K_GENERATE || j->kind == K_CHAT) {
             o = ollama_object(j);
-            add_ollama_text(o, j, text, len);
+            add_ollama_piece(o, j, c, cl, t, tl);
             cJSON_AddBoolToObject(o, "done", false);
             if (!srv_stream_json_line(j->out, o)) return false;
         } else {
             o = openai_object(j, true);
-            add_openai_choice(o, j, true, text, len, NULL);
+            add_openai_choice_r(o, j, true, c, cl, t, tl, NULL);
             if (!srv_stream_sse(j->out, o)) return false;
         }
     }
     return true;
+}
+
+/* Writes text (well-formed UTF-8): through the reasoning splitter when the model thinks. */
+static bool job_output(gen_job *j, const char *text, size_t len) {
+    if (j->split_thinking) return srv_think_feed(&j->think, text, len, false, job_piece, j);
+    return job_piece(j, false, text, len);
 }
 
 /* Why a generation must stop now (NULL: it may go on). A non-streamed request polls its
@@ -329,6 +384,7 @@ static void job_run(gen_job *j) {
         if (j->st == STRATA_OK)
             j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
         if (j->st == STRATA_OK) job_flush_carry(j);
+        if (j->st == STRATA_OK && j->split_thinking) srv_think_feed(&j->think, "", 0, true, job_piece, j);
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
@@ -437,7 +493,13 @@ static strata_status render_prompt(gen_job *j, const strata_model_info *info, co
     strata_template *t = NULL;
     strata_status st = strata_template_parse(src, strlen(src), &t);
     if (st != STRATA_OK) return st;
-    strata_template_input in = {.system = system, .messages = msgs, .n_messages = n_msgs, .add_generation_prompt = true};
+    strata_template_input in = {.system = system,
+                                .messages = msgs,
+                                .n_messages = n_msgs,
+                                .add_generation_prompt = true,
+                                .think = j->think_on,
+                                .is_think_set = j->think_set || j->think_on,
+                                .think_level = j->think_on ? j->think_level : ""};
     st = strata_template_render(t, &in, &j->prompt, &j->prompt_len);
     strata_template_free(t);
     return st;
@@ -525,17 +587,23 @@ static bool has_images(gen_kind kind, const cJSON *body) {
 
 /* "think": true, false, or a level ("low", "medium", "high"; Ollama also takes "max"). Writes
  * whether thinking is asked for into *on; false with a 400 reply for any other value. */
-static bool parse_think(gen_kind kind, const cJSON *think, bool *on, srv_reply *reply) {
+static bool parse_think(gen_job *j, const cJSON *think, bool *on, srv_reply *reply) {
+    const gen_kind kind = j->kind;
     *on = false;
     if (!think || cJSON_IsNull(think)) return true;
+    j->think_set = true;
     if (cJSON_IsBool(think)) {
         *on = cJSON_IsTrue(think);
+        snprintf(j->think_level, sizeof j->think_level, "%s", *on ? "medium" : "");
         return true;
     }
     static const char *const levels[] = {"low", "medium", "high", "max"};
     if (cJSON_IsString(think))
         for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-            if (strcmp(think->valuestring, levels[i]) == 0) return *on = true;
+            if (strcmp(think->valuestring, levels[i]) == 0) {
+                snprintf(j->think_level, sizeof j->think_level, "%s", levels[i]);
+                return *on = true;
+            }
     char msg[256];
     if (cJSON_IsString(think))
         snprintf(msg, sizeof msg, "invalid think value: \"%.64s\" (must be \"high\", \"medium\", \"low\", true, or false)",
@@ -552,14 +620,46 @@ static bool parse_think(gen_kind kind, const cJSON *think, bool *on, srv_reply *
  * ('FULLNAME does not support tools' / 'insert'); images on a model without vision, which
  * Ollama would pass to a runner that drops them, are refused here ('"NAME" does not support
  * images'). */
+/* OpenAI's reasoning_effort (or reasoning.effort) as Ollama maps it to think. */
+static bool parse_reasoning_effort(gen_job *j, const cJSON *body, bool *on, srv_reply *reply) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(body, "reasoning_effort");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, "reasoning");
+    if (!cJSON_IsString(e) && cJSON_IsObject(r)) e = cJSON_GetObjectItemCaseSensitive(r, "effort");
+    *on = false;
+    if (!cJSON_IsString(e) || !*e->valuestring) return true;
+    static const struct {
+        const char *effort, *level;
+    } map[] = {{"none", ""},         {"minimal", "low"}, {"low", "low"},   {"medium", "medium"},
+               {"high", "high"},     {"max", "max"},     {"xhigh", "max"}, {"ultra", "max"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(e->valuestring, map[i].effort) == 0) {
+            j->think_set = true;
+            *on = *map[i].level != 0;
+            snprintf(j->think_level, sizeof j->think_level, "%s", map[i].level);
+            return true;
+        }
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "invalid reasoning value: \"%.64s\" (must be \"minimal\", \"low\", \"medium\", \"high\", \"xhigh\", "
+             "\"ultra\", \"max\", or \"none\")",
+             e->valuestring);
+    *reply = bad(j->kind, 400, msg);
+    return false;
+}
+
 static bool check_capabilities(gen_job *j, const cJSON *body, const strata_model_info *info, const char *name,
-                               srv_reply *reply) {
+                               srv_caps *caps_out, srv_reply *reply) {
     srv_caps caps;
     srv_model_caps(info, NULL, &caps);
+    *caps_out = caps;
     char msg[1200];
     bool think = false;
-    if (!is_openai(j->kind) && !parse_think(j->kind, cJSON_GetObjectItemCaseSensitive(body, "think"), &think, reply))
+    if (is_openai(j->kind) ? !parse_reasoning_effort(j, body, &think, reply)
+                           : !parse_think(j, cJSON_GetObjectItemCaseSensitive(body, "think"), &think, reply))
         return true;
+    /* As Ollama: a model that thinks thinks unless told not to. */
+    j->think_on = caps.thinking && (think || !j->think_set);
+    if (caps.thinking && !j->think_set) snprintf(j->think_level, sizeof j->think_level, "medium");
     if (think && !caps.thinking) {
         snprintf(msg, sizeof msg, "\"%s\" does not support thinking", name);
     } else if (!caps.completion) {
@@ -658,7 +758,8 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         {"response_format", SRV_T_OBJECT},   {"stream_options", SRV_T_OBJECT},
         {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
         {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING},
-        {"tools", SRV_T_ARRAY}};
+        {"tools", SRV_T_ARRAY},              {"reasoning_effort", SRV_T_STRING},
+        {"reasoning", SRV_T_OBJECT}};
     char type_msg[160];
     bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
                                     : srv_check_types(body, common, sizeof common / sizeof common[0], type_msg, sizeof type_msg) &&
@@ -699,7 +800,8 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     }
 
     /* What the request needs of the model (Ollama's capability checks and wording). */
-    if (check_capabilities(j, body, info, model->valuestring, &reply)) goto out;
+    srv_caps caps;
+    if (check_capabilities(j, body, info, model->valuestring, &caps, &reply)) goto out;
 
     /* Options: engine defaults < Modelfile PARAMETERs < request. */
     strata_status st = srv_options_apply_modelfile(&j->opt, info->modelfile);
@@ -770,7 +872,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
             const cJSON *sys = cJSON_GetObjectItemCaseSensitive(body, "system");
             const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(body, "template");
             const char *system = cJSON_IsString(sys) && *sys->valuestring ? sys->valuestring : mf_system;
-            strata_chat_message m = {"user", p};
+            strata_chat_message m = {.role = "user", .content = p};
             st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1, &builtin, &fam);
         }
     } else {
@@ -806,7 +908,15 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
                     reply = bad(kind, 400, msg);
                     goto out;
                 }
+                const cJSON *th = cJSON_GetObjectItemCaseSensitive(m, is_openai(kind) ? "reasoning" : "thinking");
+                if (th && !cJSON_IsString(th) && !cJSON_IsNull(th)) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "messages[%d].%s must be a string", k, is_openai(kind) ? "reasoning" : "thinking");
+                    reply = bad(kind, 400, msg);
+                    goto out;
+                }
                 msgs[n_msgs].role = role->valuestring;
+                msgs[n_msgs].thinking = cJSON_IsString(th) ? th->valuestring : NULL;
                 msgs[n_msgs++].content = content;
             }
             st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, &builtin, &fam);
@@ -815,6 +925,15 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     if (st != STRATA_OK) {
         reply = bad(kind, srv_status_http(st), strata_last_error());
         goto out;
+    }
+    /* The reasoning is split from the answer with the template's tags; a prompt that ends with
+     * the opening tag has opened the reasoning already. */
+    if (j->think_on && caps.thinking) {
+        size_t pl = j->prompt_len, ol = strlen(caps.think_open);
+        while (pl && isspace((unsigned char)j->prompt[pl - 1])) pl--;
+        const bool started = j->prompt && pl >= ol && memcmp(j->prompt + pl - ol, caps.think_open, ol) == 0;
+        srv_think_init(&j->think, caps.think_open, caps.think_close, started);
+        j->split_thinking = true;
     }
     if (builtin && j->opt.gen.n_stop == 0) {
         for (const char *const *s = strata_chat_family_stops(fam); s && *s; s++) srv_options_add_stop(&j->opt, *s);
@@ -863,7 +982,8 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         reply = srv_reply_json(200, ollama_final(j, true));
     } else {
         cJSON *o = openai_object(j, false);
-        add_openai_choice(o, j, false, j->text ? j->text : "", j->text_len, finish_reason(j));
+        add_openai_choice_r(o, j, false, j->text ? j->text : "", j->text_len, j->thinking, j->thinking_len,
+                            finish_reason(j));
         add_usage(o, j);
         reply = srv_reply_json(200, o);
     }

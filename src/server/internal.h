@@ -177,6 +177,22 @@ void srv_model_caps(const strata_model_info *info, const char *template_src, srv
 /* Appends the capability names to a JSON array, in Ollama's order. */
 void srv_caps_json(const srv_caps *caps, cJSON *arr);
 
+/* ---- Thinking (think.c) ------------------------------------------------------------------- */
+
+/* Receives a piece of reasoning (thinking true) or of the answer. false stops. */
+typedef bool (*srv_think_out)(void *user, bool thinking, const char *text, size_t len);
+typedef struct {
+    char open[64], close[64];
+    int state;
+    bool eat_space;
+    char held[64];
+    size_t n_held;
+} srv_think;
+/* started: the prompt ended with the opening tag, so the output begins inside the reasoning. */
+void srv_think_init(srv_think *t, const char *open, const char *close, bool started);
+/* Feeds generated text; end: no more will come (what was held back is decided). */
+bool srv_think_feed(srv_think *t, const char *s, size_t n, bool end, srv_think_out out, void *user);
+
 /* ---- Options (options.c) ------------------------------------------------------------------ */
 
 typedef struct {

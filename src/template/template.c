@@ -1747,6 +1747,7 @@ typedef struct {
     const char *role;
     char *content;
     size_t len;
+    const char *thinking;
 } turn;
 
 static bool render_once(exec *e, value root) {
@@ -1756,10 +1757,13 @@ static bool render_once(exec *e, value root) {
     return exec_list(e, &e->t->root, root) && !e->failed;
 }
 
-static value legacy_root(exec *e, const char *sys, const char *prompt, const char *resp) {
-    static const char *const keys[] = {"System", "Prompt", "Response"};
-    value vals[3] = {v_str(sys, strlen(sys)), v_str(prompt, strlen(prompt)), v_str(resp, strlen(resp))};
-    return make_map(e, 3, keys, vals);
+static value legacy_root(exec *e, const strata_template_input *in, const char *sys, const char *prompt,
+                         const char *resp) {
+    static const char *const keys[] = {"System", "Prompt", "Response", "Think", "ThinkLevel", "IsThinkSet"};
+    const char *level = in->think_level ? in->think_level : "";
+    value vals[6] = {v_str(sys, strlen(sys)),   v_str(prompt, strlen(prompt)), v_str(resp, strlen(resp)),
+                     v_bool(in->think),         v_str(level, strlen(level)),   v_bool(in->is_think_set)};
+    return make_map(e, 6, keys, vals);
 }
 
 strata_status strata_template_render(const strata_template *t, const strata_template_input *in, char **out,
@@ -1781,6 +1785,7 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
     for (size_t i = 0; ok && i < n_in + add_sys; i++) {
         const char *role = add_sys && i == 0 ? "system" : in->messages[i - add_sys].role;
         const char *content = add_sys && i == 0 ? in->system : in->messages[i - add_sys].content;
+        const char *thinking = add_sys && i == 0 ? NULL : in->messages[i - add_sys].thinking;
         if (!role) role = "";
         if (!content) content = "";
         size_t cl = strlen(content);
@@ -1797,11 +1802,13 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
                 memcpy(merged + turns[nt - 1].len + 2, content, cl + 1);
                 turns[nt - 1].content = merged;
                 turns[nt - 1].len += 2 + cl;
+                if (thinking && *thinking) turns[nt - 1].thinking = thinking;
             }
         } else {
             turns[nt].role = role;
             turns[nt].content = arena_strndup(&e.a, content, cl);
             turns[nt].len = cl;
+            turns[nt].thinking = thinking;
             ok = ok && turns[nt].content;
             nt++;
         }
@@ -1813,19 +1820,23 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
     const char *system_text = sys.buf ? sys.buf : "";
     if (t->uses_messages) {
         value *msgs = arena_alloc(&e.a, (nt ? nt : 1) * sizeof *msgs);
-        static const char *const mkeys[] = {"Role", "Content"};
+        static const char *const mkeys[] = {"Role", "Content", "Thinking"};
         ok = msgs != NULL;
         for (size_t i = 0; ok && i < nt; i++) {
-            value mv[2] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len)};
-            msgs[i] = make_map(&e, 2, mkeys, mv);
+            const char *th = turns[i].thinking ? turns[i].thinking : "";
+            value mv[3] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len),
+                           v_str(th, strlen(th))};
+            msgs[i] = make_map(&e, *th ? 3 : 2, mkeys, mv); /* .Thinking only when there is some */
             ok = msgs[i].k == V_MAP;
         }
-        static const char *const rkeys[] = {"System", "Messages", "Response"};
+        static const char *const rkeys[] = {"System", "Messages", "Response", "Think", "ThinkLevel", "IsThinkSet"};
         value list = {.k = V_LIST};
         list.list.items = msgs;
         list.list.n = nt;
-        value rv[3] = {v_str(system_text, strlen(system_text)), list, v_str("", 0)};
-        value root = ok ? make_map(&e, 3, rkeys, rv) : v_nil();
+        const char *level = in->think_level ? in->think_level : "";
+        value rv[6] = {v_str(system_text, strlen(system_text)), list, v_str("", 0), v_bool(in->think),
+                       v_str(level, strlen(level)), v_bool(in->is_think_set)};
+        value root = ok ? make_map(&e, 6, rkeys, rv) : v_nil();
         if (ok && root.k == V_MAP) ok = render_once(&e, root);
         else if (!e.failed) ok = xerr(&e, 0, 0, "out of memory");
     } else {
@@ -1835,7 +1846,7 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
             const char *role = turns[i].role;
             bool flush = (strcmp(role, "system") == 0 && (*prompt || *response)) || (strcmp(role, "user") == 0 && *response);
             if (flush) {
-                ok = render_once(&e, legacy_root(&e, system, prompt, response));
+                ok = render_once(&e, legacy_root(&e, in, system, prompt, response));
                 system = prompt = response = "";
             }
             if (strcmp(role, "system") == 0) system = turns[i].content;
@@ -1844,7 +1855,7 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
         }
         if (ok) {
             e.cutting = in->add_generation_prompt && t->cut_id >= 0;
-            ok = render_once(&e, legacy_root(&e, system, prompt, response));
+            ok = render_once(&e, legacy_root(&e, in, system, prompt, response));
         }
     }
     free(e.vars);

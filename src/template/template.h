@@ -20,7 +20,8 @@
  * template asks for but we do not provide (Tools, Images, ToolCalls, ...) reads as empty.
  *
  * Data (what Ollama passes): .System (all system messages joined by blank lines),
- * .Messages (every message, system ones included, each with .Role and .Content;
+ * .Think, .ThinkLevel and .IsThinkSet (see strata_template_input),
+ * .Messages (every message, system ones included, each with .Role, .Content and .Thinking;
  * consecutive messages of one role merged with a blank line, as current Ollama does),
  * .Prompt and .Response; .Tools and anything else is nil. A template that names
  * Messages anywhere is rendered once with the whole conversation; any other template is
@@ -62,6 +63,7 @@ bool strata_template_think_tags(const strata_template *t, char *open, size_t ope
 typedef struct {
     const char *role; /* "system", "user", "assistant" (others are passed through) */
     const char *content;
+    const char *thinking; /* the reasoning of an assistant message (.Thinking); NULL for none */
 } strata_chat_message;
 
 typedef struct {
@@ -76,6 +78,10 @@ typedef struct {
      * (they open the assistant turn themselves). false: the last legacy turn is rendered
      * whole, closing the conversation; Messages templates are unaffected. */
     bool add_generation_prompt;
+    /* Ollama's thinking data: .Think (thinking asked for), .ThinkLevel ("low", "medium",
+     * "high"; "medium" for a plain true; "" when off) and .IsThinkSet (the request said). */
+    bool think, is_think_set;
+    const char *think_level; /* NULL = "" */
 } strata_template_input;
 
 /* Renders the template. *out is malloc'd, NUL-terminated (caller frees); *out_len (if

@@ -181,10 +181,148 @@ static void test_capabilities(void **state) {
     tmpdir_remove(dir);
 }
 
+/* A template that opens the reasoning itself when thinking is on, as qwen3's does. */
+static const char *const thinker_template =
+    "{{- range .Messages }}{{ if eq .Role \"user\" }}USER: {{ .Content }}\n"
+    "{{ else if eq .Role \"assistant\" }}ASSISTANT: {{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+    "{{ .Content }}\n{{ end }}{{ end }}ASSISTANT:{{ if .Think }} <think>{{ end }}";
+
+#define OPTS "\"options\":{\"temperature\":0,\"num_predict\":16}"
+#define USER_MSG "[{\"role\":\"user\",\"content\":\"Once upon a time\"}]"
+
+/* The text the model continues a raw prompt with (greedy, as the requests below). */
+static char *raw_continuation(const test_server *s, const char *prompt) {
+    char *out = NULL;
+    long st = post(s, "/api/generate", &out, "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"%s\",\"stream\":false," OPTS "}",
+                   prompt);
+    if (st != 200) fail_msg("raw: %ld %s", st, out);
+    cJSON *j = json_or_fail(out);
+    char *text = strdup(jstr(j, "response"));
+    cJSON_Delete(j);
+    free(out);
+    return text;
+}
+
+static const char *skip_ws(const char *p) {
+    while (*p == ' ' || *p == '\n') p++;
+    return p;
+}
+
+/* think: the template renders .Think (opening <think> in the prompt), the reasoning comes back
+ * in message.thinking / thinking / OpenAI's reasoning (streamed too), equal to what the model
+ * continues the same raw prompt with; think false leaves it all in content; a model that thinks
+ * thinks by default; history .Thinking reaches the template. */
+static void test_thinking(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    test_server s;
+    server_start(&s, NULL);
+    create_model(&s, "stories", MODEL);
+    char *path = testdata_path(MODEL);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "thinker");
+    cJSON_AddStringToObject(b, "from", path);
+    cJSON_AddStringToObject(b, "template", thinker_template);
+    cJSON_AddBoolToObject(b, "stream", false);
+    char *out = NULL;
+    EXPECT(post_obj(&s, "/api/create", b, &out), 200, NULL);
+    free(path);
+    char caps[256];
+    show_caps(&s, "thinker", caps, sizeof caps);
+    assert_string_equal(caps, "completion thinking");
+
+    char *thought = raw_continuation(&s, "USER: Once upon a time\\nASSISTANT: <think>");
+    char *plain = raw_continuation(&s, "USER: Once upon a time\\nASSISTANT:");
+    print_message("  reasoning: '%s'\n  answer without thinking: '%s'\n", thought, plain);
+    assert_true(strlen(thought) > 0);
+
+    /* chat, think true: all of it is reasoning (the model never closes the tag) */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"think\":true,\"stream\":false," OPTS "}"), 200);
+    cJSON *j = json_or_fail(out);
+    free(out);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    assert_string_equal(jstr(m, "thinking"), skip_ws(thought));
+    assert_string_equal(jstr(m, "content"), "");
+    cJSON_Delete(j);
+    /* streamed: the same reasoning in pieces */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"think\":\"high\"," OPTS "}"), 200);
+    char text[4096], content[4096];
+    cJSON_Delete(ndjson_collect(out, "message", "thinking", text, sizeof text));
+    cJSON_Delete(ndjson_collect(out, "message", "content", content, sizeof content));
+    free(out);
+    assert_string_equal(text, skip_ws(thought));
+    assert_string_equal(content, "");
+    /* default (think absent): a thinking model thinks */
+    assert_int_equal(post(&s, "/api/generate", &out, "{\"model\":\"thinker\",\"prompt\":\"Once upon a time\",\"stream\":false," OPTS "}"), 200);
+    j = json_or_fail(out);
+    free(out);
+    assert_string_equal(jstr(j, "thinking"), skip_ws(thought));
+    cJSON_Delete(j);
+    /* think false: no <think> in the prompt, the text is the answer */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"think\":false,\"stream\":false," OPTS "}"), 200);
+    j = json_or_fail(out);
+    free(out);
+    m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "thinking"));
+    assert_string_equal(jstr(m, "content"), plain);
+    cJSON_Delete(j);
+
+    /* OpenAI: reasoning by default, none with reasoning_effort "none"; streamed deltas too */
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"temperature\":0,\"max_tokens\":16}"), 200);
+    j = json_or_fail(out);
+    free(out);
+    m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message");
+    assert_string_equal(jstr(m, "reasoning"), skip_ws(thought));
+    cJSON_Delete(j);
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"temperature\":0,\"max_tokens\":16,\"reasoning_effort\":\"none\"}"), 200);
+    j = json_or_fail(out);
+    free(out);
+    m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message");
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "reasoning"));
+    assert_string_equal(jstr(m, "content"), plain);
+    cJSON_Delete(j);
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"temperature\":0,\"max_tokens\":16,\"stream\":true}"), 200);
+    text[0] = 0;
+    for (const char *p = strstr(out, "data: {"); p; p = strstr(p + 1, "data: {")) {
+        cJSON *c = cJSON_ParseWithOpts(p + 6, NULL, false);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "choices"), 0), "delta");
+        const char *r = jstr(d, "reasoning");
+        if (r) strncat(text, r, sizeof text - strlen(text) - 1);
+        cJSON_Delete(c);
+    }
+    free(out);
+    assert_string_equal(text, skip_ws(thought));
+    EXPECT(post(&s, "/v1/chat/completions", &out, "{\"model\":\"thinker\",\"messages\":" USER_MSG ",\"reasoning_effort\":\"lots\"}"), 400,
+           "invalid reasoning value: \"lots\" (must be \"minimal\", \"low\", \"medium\", \"high\", \"xhigh\", \"ultra\", \"max\", or \"none\")");
+    EXPECT(post(&s, "/v1/chat/completions", &out, "{\"model\":\"stories\",\"messages\":" USER_MSG ",\"reasoning_effort\":\"high\"}"), 400,
+           "\"stories\" does not support thinking");
+
+    /* an assistant message's thinking is rendered: the prompt grows by its tokens */
+    double n0 = 0, n1 = 0;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(post(&s, "/api/chat", &out,
+                              "{\"model\":\"thinker\",\"think\":false,\"stream\":false,\"options\":{\"num_predict\":1},\"messages\":["
+                              "{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"%s},"
+                              "{\"role\":\"user\",\"content\":\"Tell a story\"}]}",
+                              k ? ",\"thinking\":\"the little cat was sad\"" : ""),
+                         200);
+        j = json_or_fail(out);
+        free(out);
+        *(k ? &n1 : &n0) = jnum(j, "prompt_eval_count");
+        cJSON_Delete(j);
+    }
+    print_message("  prompt tokens without history thinking %.0f, with %.0f\n", n0, n1);
+    assert_true(n1 > n0 + 4);
+    free(thought);
+    free(plain);
+    server_stop(&s);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_capabilities, server_teardown),
+        cmocka_unit_test_teardown(test_thinking, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

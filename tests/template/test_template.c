@@ -14,8 +14,8 @@ static char *render_ex(const char *tmpl, const char *system, bool gen, const cha
     if (strata_template_parse(tmpl, strlen(tmpl), &t) != STRATA_OK) fail_msg("parse: %s\n%s", strata_last_error(), tmpl);
     strata_chat_message msgs[32];
     size_t n = 0;
-    for (; pairs && pairs[2 * n]; n++) msgs[n] = (strata_chat_message){pairs[2 * n], pairs[2 * n + 1]};
-    strata_template_input in = {system, msgs, n, gen};
+    for (; pairs && pairs[2 * n]; n++) msgs[n] = (strata_chat_message){.role = pairs[2 * n], .content = pairs[2 * n + 1]};
+    strata_template_input in = {.system = system, .messages = msgs, .n_messages = n, .add_generation_prompt = gen};
     char *out = NULL;
     size_t len = 0;
     if (strata_template_render(t, &in, &out, &len) != STRATA_OK) fail_msg("render: %s\n%s", strata_last_error(), tmpl);
@@ -368,8 +368,8 @@ static void test_parse_errors(void **state) {
 static void exec_fails(const char *tmpl, const char *needle) {
     strata_template *t = NULL;
     if (strata_template_parse(tmpl, strlen(tmpl), &t) != STRATA_OK) fail_msg("parse: %s", strata_last_error());
-    strata_chat_message m = {"user", "hi"};
-    strata_template_input in = {NULL, &m, 1, true};
+    strata_chat_message m = {.role = "user", .content = "hi"};
+    strata_template_input in = {.messages = &m, .n_messages = 1, .add_generation_prompt = true};
     char *out = (char *)1;
     strata_status st = strata_template_render(t, &in, &out, NULL);
     if (st != STRATA_ERR_FORMAT || out != NULL || !strstr(strata_last_error(), needle))
