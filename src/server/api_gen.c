@@ -78,6 +78,14 @@ typedef struct {
     srv_think think;
     char *thinking;
     size_t thinking_len, thinking_cap;
+    /* Tools: the request's (a copy: a stream outlives the body), the template's call prefix,
+     * the answer held back while it may be a call, and the calls parsed from it. */
+    cJSON *tools;
+    char tool_prefix[64];
+    bool tool_buffering;
+    char *held;
+    size_t held_len, held_cap;
+    cJSON *tool_calls;
 } gen_job;
 
 static void job_free(void *p) {
@@ -96,6 +104,9 @@ static void job_free(void *p) {
     free(j->text);
     free(j->context_out);
     free(j->thinking);
+    cJSON_Delete(j->tools);
+    free(j->held);
+    cJSON_Delete(j->tool_calls);
     free(j);
 }
 
@@ -133,6 +144,42 @@ static void add_ollama_piece(cJSON *o, const gen_job *j, const char *text, size_
 
 static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
     add_ollama_piece(o, j, text, len, NULL, 0);
+}
+
+/* Ollama's tool_calls: [{"id", "function": {"index", "name", "arguments": {...}}}]. */
+static cJSON *ollama_tool_calls(const gen_job *j) {
+    cJSON *a = cJSON_Duplicate(j->tool_calls, true);
+    int i = 0;
+    cJSON *c;
+    cJSON_ArrayForEach(c, a) {
+        char id[48];
+        snprintf(id, sizeof id, "call_%s_%d", j->id + strcspn(j->id, "-") + 1, i++);
+        cJSON_AddItemToObject(c, "id", cJSON_CreateString(id));
+    }
+    return a;
+}
+
+/* OpenAI's tool_calls: [{"id", "index", "type": "function", "function": {"name", "arguments": "<JSON text>"}}]. */
+static cJSON *openai_tool_calls(const gen_job *j) {
+    cJSON *a = cJSON_CreateArray();
+    int i = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, j->tool_calls) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+        cJSON *o = cJSON_CreateObject();
+        char id[48];
+        snprintf(id, sizeof id, "call_%s_%d", j->id + strcspn(j->id, "-") + 1, i);
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddNumberToObject(o, "index", i++);
+        cJSON_AddStringToObject(o, "type", "function");
+        cJSON *fo = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddStringToObject(fo, "name", cJSON_GetObjectItemCaseSensitive(f, "name")->valuestring);
+        char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(f, "arguments"));
+        cJSON_AddStringToObject(fo, "arguments", args ? args : "{}");
+        free(args);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
 }
 
 static cJSON *openai_object(const gen_job *j, bool chunk) {
@@ -195,6 +242,7 @@ static void add_stats(cJSON *o, const gen_job *j) {
 }
 
 static const char *finish_reason(const gen_job *j) {
+    if (j->tool_calls) return "tool_calls";
     return j->stats.done_reason && strcmp(j->stats.done_reason, "length") == 0 ? "length" : "stop";
 }
 
@@ -203,6 +251,8 @@ static cJSON *ollama_final(const gen_job *j, bool whole) {
     cJSON *o = ollama_object(j);
     add_ollama_piece(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0, j->thinking,
                      whole ? j->thinking_len : 0);
+    if (whole && j->tool_calls)
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(o, "message"), "tool_calls", ollama_tool_calls(j));
     cJSON_AddBoolToObject(o, "done", true);
     cJSON_AddStringToObject(o, "done_reason", j->stats.done_reason ? j->stats.done_reason : "stop");
     if (j->kind == K_GENERATE) {
@@ -245,9 +295,54 @@ static bool thinking_append(gen_job *j, const char *s, size_t n) {
     return true;
 }
 
+static bool job_piece(void *user, bool thinking, const char *text, size_t len);
+
+/* The answer while it may still be a tool call: held back (not streamed) until it cannot be
+ * one any more, then let go as text. */
+static bool job_hold(gen_job *j, const char *text, size_t len) {
+    if (j->held_len + len + 1 > j->held_cap) {
+        size_t cap = j->held_cap ? j->held_cap : 256;
+        while (cap < j->held_len + len + 1) cap *= 2;
+        char *nb = realloc(j->held, cap);
+        if (!nb) return false;
+        j->held = nb;
+        j->held_cap = cap;
+    }
+    memcpy(j->held + j->held_len, text, len);
+    j->held_len += len;
+    j->held[j->held_len] = 0;
+    if (srv_tools_maybe(j->held, j->held_len, j->tool_prefix)) return true;
+    j->tool_buffering = false;
+    return job_piece(j, false, j->held, j->held_len);
+}
+
+/* At the end: the held answer is tool calls, or text after all. */
+static bool job_tools_end(gen_job *j) {
+    if (!j->tool_buffering) return true;
+    j->tool_buffering = false;
+    if (!j->held_len) return true;
+    j->tool_calls = srv_tools_parse(j->held, j->held_len, j->tool_prefix, j->tools);
+    if (!j->tool_calls) return job_piece(j, false, j->held, j->held_len);
+    if (!j->out) return true;
+    cJSON *o;
+    if (j->kind == K_CHAT) {
+        o = ollama_object(j);
+        add_ollama_text(o, j, "", 0);
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(o, "message"), "tool_calls", ollama_tool_calls(j));
+        cJSON_AddBoolToObject(o, "done", false);
+        return srv_stream_json_line(j->out, o);
+    }
+    o = openai_object(j, true);
+    add_openai_choice(o, j, true, "", 0, NULL);
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "delta");
+    cJSON_AddItemToObject(d, "tool_calls", openai_tool_calls(j));
+    return srv_stream_sse(j->out, o);
+}
+
 /* Writes a piece of the answer or of the reasoning to the client or the whole-text buffers. */
 static bool job_piece(void *user, bool thinking, const char *text, size_t len) {
     gen_job *j = user;
+    if (!thinking && j->tool_buffering) return job_hold(j, text, len);
     if (!j->out) {
         if (!(thinking ? thinking_append(j, text, len) : text_append(j, text, len))) return false;
     } else if (len) {
@@ -385,6 +480,7 @@ static void job_run(gen_job *j) {
             j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
         if (j->st == STRATA_OK) job_flush_carry(j);
         if (j->st == STRATA_OK && j->split_thinking) srv_think_feed(&j->think, "", 0, true, job_piece, j);
+        if (j->st == STRATA_OK) job_tools_end(j);
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
@@ -499,7 +595,8 @@ static strata_status render_prompt(gen_job *j, const strata_model_info *info, co
                                 .add_generation_prompt = true,
                                 .think = j->think_on,
                                 .is_think_set = j->think_set || j->think_on,
-                                .think_level = j->think_on ? j->think_level : ""};
+                                .think_level = j->think_on ? j->think_level : "",
+                                .tools = j->tools};
     st = strata_template_render(t, &in, &j->prompt, &j->prompt_len);
     strata_template_free(t);
     return st;
@@ -566,6 +663,38 @@ static strata_json_top schema_top(const cJSON *schema) {
     if (cJSON_IsString(t) && strcmp(t->valuestring, "object") == 0) return STRATA_JSON_TOP_OBJECT;
     if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(schema, "properties")) && !t) return STRATA_JSON_TOP_OBJECT;
     return STRATA_JSON_TOP_ANY;
+}
+
+/* A message's tool calls in the form the template reads ({"id", "function": {"index", "name",
+ * "arguments": {...}}}), from Ollama's (arguments an object) or OpenAI's (arguments a JSON
+ * string) form; NULL with msg set when one is malformed. The array is added to keep. */
+static const cJSON *normalize_tool_calls(const cJSON *calls, cJSON *keep, char *msg, size_t cap, int k) {
+    cJSON *out = cJSON_CreateArray();
+    cJSON_AddItemToArray(keep, out);
+    int i = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(f, "arguments");
+        cJSON *a = cJSON_IsObject(args) ? cJSON_Duplicate(args, true)
+                   : cJSON_IsString(args) ? cJSON_Parse(args->valuestring)
+                   : !args || cJSON_IsNull(args) ? cJSON_CreateObject() : NULL;
+        if (!cJSON_IsString(name) || !cJSON_IsObject(a)) {
+            cJSON_Delete(a);
+            snprintf(msg, cap, "messages[%d].tool_calls[%d]: needs function.name and function.arguments (an object)", k, i);
+            return NULL;
+        }
+        cJSON *o = cJSON_CreateObject();
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+        if (cJSON_IsString(id)) cJSON_AddStringToObject(o, "id", id->valuestring);
+        cJSON *fo = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddNumberToObject(fo, "index", i++);
+        cJSON_AddStringToObject(fo, "name", name->valuestring);
+        cJSON_AddItemToObject(fo, "arguments", a);
+        cJSON_AddItemToArray(out, o);
+    }
+    return out;
 }
 
 /* Whether the request carries images: /api/generate "images", /api/chat messages[].images
@@ -727,6 +856,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     strata_chat_message *msgs = NULL;
     char **owned = NULL;
     int n_owned = 0;
+    cJSON *keep = cJSON_CreateArray(); /* normalized tool calls the messages point into */
     size_t n_msgs = 0;
     if (!j) {
         cJSON_Delete(body);
@@ -759,6 +889,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
         {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING},
         {"tools", SRV_T_ARRAY},              {"reasoning_effort", SRV_T_STRING},
+        {"tool_choice", SRV_T_STRING | SRV_T_OBJECT},
         {"reasoning", SRV_T_OBJECT}};
     char type_msg[160];
     bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
@@ -802,6 +933,22 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     /* What the request needs of the model (Ollama's capability checks and wording). */
     srv_caps caps;
     if (check_capabilities(j, body, info, model->valuestring, &caps, &reply)) goto out;
+    /* Tools reach the template; the answer is held back while it may be a call in the format
+     * the template writes. */
+    const cJSON *tools = kind == K_CHAT || kind == K_OAI_CHAT ? cJSON_GetObjectItemCaseSensitive(body, "tools") : NULL;
+    if (cJSON_GetArraySize(tools) > 0) {
+        int k = 0;
+        for (const cJSON *t = tools->child; t; t = t->next, k++) {
+            if (!cJSON_IsObject(t) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "function"), "name"))) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "tools[%d]: needs a function with a name", k);
+                reply = bad(kind, 400, msg);
+                goto out;
+            }
+        }
+        j->tools = cJSON_Duplicate(tools, true);
+        j->tool_buffering = srv_tools_prefix(srv_model_template(info, NULL), j->tool_prefix, sizeof j->tool_prefix);
+    }
 
     /* Options: engine defaults < Modelfile PARAMETERs < request. */
     strata_status st = srv_options_apply_modelfile(&j->opt, info->modelfile);
@@ -915,6 +1062,25 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
                     reply = bad(kind, 400, msg);
                     goto out;
                 }
+                const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+                if (tc && !cJSON_IsArray(tc) && !cJSON_IsNull(tc)) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "messages[%d].tool_calls must be an array", k);
+                    reply = bad(kind, 400, msg);
+                    goto out;
+                }
+                if (cJSON_GetArraySize(tc) > 0) {
+                    char msg[160];
+                    msgs[n_msgs].tool_calls = normalize_tool_calls(tc, keep, msg, sizeof msg, k);
+                    if (!msgs[n_msgs].tool_calls) {
+                        reply = bad(kind, 400, msg);
+                        goto out;
+                    }
+                }
+                const cJSON *tcid = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+                const cJSON *tname = cJSON_GetObjectItemCaseSensitive(m, is_openai(kind) ? "name" : "tool_name");
+                msgs[n_msgs].tool_call_id = cJSON_IsString(tcid) ? tcid->valuestring : NULL;
+                msgs[n_msgs].tool_name = cJSON_IsString(tname) ? tname->valuestring : NULL;
                 msgs[n_msgs].role = role->valuestring;
                 msgs[n_msgs].thinking = cJSON_IsString(th) ? th->valuestring : NULL;
                 msgs[n_msgs++].content = content;
@@ -984,6 +1150,10 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         cJSON *o = openai_object(j, false);
         add_openai_choice_r(o, j, false, j->text ? j->text : "", j->text_len, j->thinking, j->thinking_len,
                             finish_reason(j));
+        if (j->tool_calls)
+            cJSON_AddItemToObject(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "message"),
+                "tool_calls", openai_tool_calls(j));
         add_usage(o, j);
         reply = srv_reply_json(200, o);
     }
@@ -993,6 +1163,7 @@ out:
         free(owned);
     }
     free(msgs);
+    cJSON_Delete(keep);
     strata_model_info_free(info);
     cJSON_Delete(body);
     job_free(j);

@@ -193,6 +193,17 @@ void srv_think_init(srv_think *t, const char *open, const char *close, bool star
 /* Feeds generated text; end: no more will come (what was held back is decided). */
 bool srv_think_feed(srv_think *t, const char *s, size_t n, bool end, srv_think_out out, void *user);
 
+/* ---- Tool calls (tools.c) ------------------------------------------------------------------ */
+
+/* The text a template writes before a tool call's JSON ("<tool_call>", "[TOOL_CALLS]", "");
+ * false when the template writes no tool calls. */
+bool srv_tools_prefix(const char *template_src, char *prefix, size_t cap);
+/* Whether output so far may still become a tool call. */
+bool srv_tools_maybe(const char *text, size_t n, const char *prefix);
+/* The calls in output: a new array of {"function": {"index", "name", "arguments": {...}}} of
+ * tools named in `tools`, or NULL when the output is not tool calls. */
+cJSON *srv_tools_parse(const char *text, size_t n, const char *prefix, const cJSON *tools);
+
 /* ---- Options (options.c) ------------------------------------------------------------------ */
 
 typedef struct {

@@ -2,6 +2,8 @@
  * for the language and the data model. */
 #include "template/template.h"
 
+#include <cJSON.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -1013,6 +1015,7 @@ struct vmap {
     size_t n;
     const char **keys; /* sorted */
     const value *vals;
+    bool from_json; /* JSON keys: .Name also finds "name" */
 };
 
 static value v_nil(void) { return (value){.k = V_NIL}; }
@@ -1148,6 +1151,14 @@ static bool field_of(exec *e, value v, const char *name, int line, int col, valu
             *out = v.map->vals[i];
             return true;
         }
+    if (v.map->from_json) /* Ollama's structs: .Function is the JSON key "function" */
+        for (size_t i = 0; i < v.map->n; i++) {
+            const char *k = v.map->keys[i];
+            if (k[0] == tolower((unsigned char)name[0]) && k[0] && strcmp(k + 1, name + 1) == 0) {
+                *out = v.map->vals[i];
+                return true;
+            }
+        }
     *out = v_nil();
     return true;
 }
@@ -1229,8 +1240,12 @@ static void format_float_go(double f, char *buf, size_t cap, bool json) {
 static void format_float(double f, char *buf, size_t cap) { format_float_go(f, buf, cap, false); }
 
 /* Writes v as Go's fmt %v would (nil as ""). */
+static bool xb_json(xbuf *b, value v, int depth);
+
 static bool xb_value(xbuf *b, value v) {
     char num[64];
+    /* JSON data prints as JSON, as Ollama's tool structs print themselves (String()). */
+    if (v.k == V_MAP && v.map->from_json) return xb_json(b, v, 0);
     switch (v.k) {
     case V_NIL: return true;
     case V_BOOL: return xb_puts(b, v.b ? "true" : "false");
@@ -1743,11 +1758,50 @@ static value make_map(exec *e, size_t n, const char *const *keys, const value *v
     return (value){.k = V_MAP, .map = m};
 }
 
+/* A JSON value (cJSON) as template data: objects are maps read with their JSON keys. */
+static value json_value(exec *e, const cJSON *j, int depth) {
+    if (!j || depth > 64) return v_nil();
+    if (cJSON_IsString(j)) return v_str(j->valuestring, strlen(j->valuestring));
+    if (cJSON_IsBool(j)) return v_bool(cJSON_IsTrue(j));
+    if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble;
+        if (d == floor(d) && fabs(d) < 9.0e15) return v_int((int64_t)d);
+        return (value){.k = V_FLOAT, .f = d};
+    }
+    int n = cJSON_GetArraySize(j);
+    if (cJSON_IsArray(j)) {
+        value *items = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *items);
+        if (!items) return v_nil();
+        int i = 0;
+        for (const cJSON *c = j->child; c; c = c->next) items[i++] = json_value(e, c, depth + 1);
+        value l = {.k = V_LIST};
+        l.list.items = items;
+        l.list.n = (size_t)n;
+        return l;
+    }
+    if (cJSON_IsObject(j)) {
+        const char **keys = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *keys);
+        value *vals = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *vals);
+        if (!keys || !vals) return v_nil();
+        int i = 0;
+        for (const cJSON *c = j->child; c; c = c->next, i++) {
+            keys[i] = c->string ? c->string : "";
+            vals[i] = json_value(e, c, depth + 1);
+        }
+        value m = make_map(e, (size_t)n, keys, vals);
+        if (m.k == V_MAP) ((vmap *)m.map)->from_json = true;
+        return m;
+    }
+    return v_nil();
+}
+
 typedef struct {
     const char *role;
     char *content;
     size_t len;
     const char *thinking;
+    const cJSON *tool_calls;
+    const char *tool_call_id, *tool_name;
 } turn;
 
 static bool render_once(exec *e, value root) {
@@ -1785,7 +1839,9 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
     for (size_t i = 0; ok && i < n_in + add_sys; i++) {
         const char *role = add_sys && i == 0 ? "system" : in->messages[i - add_sys].role;
         const char *content = add_sys && i == 0 ? in->system : in->messages[i - add_sys].content;
-        const char *thinking = add_sys && i == 0 ? NULL : in->messages[i - add_sys].thinking;
+        const strata_chat_message *src = add_sys && i == 0 ? NULL : &in->messages[i - add_sys];
+        const char *thinking = src ? src->thinking : NULL;
+        const bool tooly = src && (src->tool_calls || strcmp(role, "tool") == 0);
         if (!role) role = "";
         if (!content) content = "";
         size_t cl = strlen(content);
@@ -1793,7 +1849,8 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
             ok = (sys.len == 0 || xb_puts(&sys, "\n\n")) && xb_put(&sys, content, cl);
             if (sys.len == 0 && ok) ok = xb_puts(&sys, ""); /* an empty system message still counts */
         }
-        if (nt > 0 && strcmp(turns[nt - 1].role, role) == 0) {
+        if (nt > 0 && strcmp(turns[nt - 1].role, role) == 0 && !tooly && !turns[nt - 1].tool_calls &&
+            strcmp(role, "tool") != 0) {
             char *merged = arena_alloc(&e.a, turns[nt - 1].len + 2 + cl + 1);
             if (!merged) ok = false;
             else {
@@ -1809,6 +1866,9 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
             turns[nt].content = arena_strndup(&e.a, content, cl);
             turns[nt].len = cl;
             turns[nt].thinking = thinking;
+            turns[nt].tool_calls = src ? src->tool_calls : NULL;
+            turns[nt].tool_call_id = src ? src->tool_call_id : NULL;
+            turns[nt].tool_name = src ? src->tool_name : NULL;
             ok = ok && turns[nt].content;
             nt++;
         }
@@ -1820,23 +1880,40 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
     const char *system_text = sys.buf ? sys.buf : "";
     if (t->uses_messages) {
         value *msgs = arena_alloc(&e.a, (nt ? nt : 1) * sizeof *msgs);
-        static const char *const mkeys[] = {"Role", "Content", "Thinking"};
         ok = msgs != NULL;
         for (size_t i = 0; ok && i < nt; i++) {
-            const char *th = turns[i].thinking ? turns[i].thinking : "";
-            value mv[3] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len),
-                           v_str(th, strlen(th))};
-            msgs[i] = make_map(&e, *th ? 3 : 2, mkeys, mv); /* .Thinking only when there is some */
+            /* .Role and .Content always; the others only when the message has them */
+            const char *mkeys[6] = {"Role", "Content"};
+            value mv[6] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len)};
+            size_t nk = 2;
+            if (turns[i].thinking && *turns[i].thinking) {
+                mkeys[nk] = "Thinking";
+                mv[nk++] = v_str(turns[i].thinking, strlen(turns[i].thinking));
+            }
+            if (cJSON_GetArraySize(turns[i].tool_calls) > 0) {
+                mkeys[nk] = "ToolCalls";
+                mv[nk++] = json_value(&e, turns[i].tool_calls, 0);
+            }
+            if (turns[i].tool_call_id && *turns[i].tool_call_id) {
+                mkeys[nk] = "ToolCallID";
+                mv[nk++] = v_str(turns[i].tool_call_id, strlen(turns[i].tool_call_id));
+            }
+            if (turns[i].tool_name && *turns[i].tool_name) {
+                mkeys[nk] = "ToolName";
+                mv[nk++] = v_str(turns[i].tool_name, strlen(turns[i].tool_name));
+            }
+            msgs[i] = make_map(&e, nk, mkeys, mv);
             ok = msgs[i].k == V_MAP;
         }
-        static const char *const rkeys[] = {"System", "Messages", "Response", "Think", "ThinkLevel", "IsThinkSet"};
+        static const char *const rkeys[] = {"System", "Messages", "Response", "Think", "ThinkLevel", "IsThinkSet", "Tools"};
         value list = {.k = V_LIST};
         list.list.items = msgs;
         list.list.n = nt;
         const char *level = in->think_level ? in->think_level : "";
-        value rv[6] = {v_str(system_text, strlen(system_text)), list, v_str("", 0), v_bool(in->think),
-                       v_str(level, strlen(level)), v_bool(in->is_think_set)};
-        value root = ok ? make_map(&e, 6, rkeys, rv) : v_nil();
+        value rv[7] = {v_str(system_text, strlen(system_text)), list, v_str("", 0), v_bool(in->think),
+                       v_str(level, strlen(level)), v_bool(in->is_think_set),
+                       cJSON_GetArraySize(in->tools) > 0 ? json_value(&e, in->tools, 0) : v_nil()};
+        value root = ok ? make_map(&e, 7, rkeys, rv) : v_nil();
         if (ok && root.k == V_MAP) ok = render_once(&e, root);
         else if (!e.failed) ok = xerr(&e, 0, 0, "out of memory");
     } else {

@@ -15,13 +15,17 @@
  * addition: JSON of a value, HTML-escaped as Go's encoder does). define, template, block
  * and the remaining Go functions are refused with a parse error naming them.
  *
+ * JSON data (.Tools, .ToolCalls) is read as Ollama's structs are: .Function.Name finds the
+ * JSON key "function" then "name" (a field whose key is absent is also looked up with its first
+ * letter in lower case), and json prints it back with its JSON keys.
+ *
  * Differences from Go, on purpose: a field that does not exist (or of nil) is nil rather
  * than an error, nil prints as "" (Go prints "<no value>"), and len of nil is 0 -- data a
  * template asks for but we do not provide (Tools, Images, ToolCalls, ...) reads as empty.
  *
  * Data (what Ollama passes): .System (all system messages joined by blank lines),
- * .Think, .ThinkLevel and .IsThinkSet (see strata_template_input),
- * .Messages (every message, system ones included, each with .Role, .Content and .Thinking;
+ * .Think, .ThinkLevel and .IsThinkSet (see strata_template_input), .Tools,
+ * .Messages (every message, system ones included, each with .Role, .Content, .Thinking, .ToolCalls, .ToolCallID and .ToolName;
  * consecutive messages of one role merged with a blank line, as current Ollama does),
  * .Prompt and .Response; .Tools and anything else is nil. A template that names
  * Messages anywhere is rendered once with the whole conversation; any other template is
@@ -41,6 +45,8 @@
 #include <stddef.h>
 
 #include "core/status.h"
+
+struct cJSON;
 
 typedef struct strata_template strata_template;
 
@@ -64,6 +70,11 @@ typedef struct {
     const char *role; /* "system", "user", "assistant" (others are passed through) */
     const char *content;
     const char *thinking; /* the reasoning of an assistant message (.Thinking); NULL for none */
+    /* Ollama's tool fields: .ToolCalls (a JSON array of {"id", "function": {"index", "name",
+     * "arguments": {...}}}), .ToolCallID and .ToolName (a tool result). NULL for none. A
+     * message with tool calls, or of role "tool", is never merged with its neighbour. */
+    const struct cJSON *tool_calls;
+    const char *tool_call_id, *tool_name;
 } strata_chat_message;
 
 typedef struct {
@@ -82,6 +93,9 @@ typedef struct {
      * "high"; "medium" for a plain true; "" when off) and .IsThinkSet (the request said). */
     bool think, is_think_set;
     const char *think_level; /* NULL = "" */
+    /* .Tools: the request's tools (a JSON array of {"type", "function": {"name",
+     * "description", "parameters"}}); NULL for none. */
+    const struct cJSON *tools;
 } strata_template_input;
 
 /* Renders the template. *out is malloc'd, NUL-terminated (caller frees); *out_len (if

@@ -318,11 +318,116 @@ static void test_thinking(void **state) {
     server_stop(&s);
 }
 
+/* Qwen's tool format (Ollama's qwen2.5 template, trimmed): tools listed in a system turn,
+ * calls between <tool_call> tags, results in <tool_response>. */
+static const char *const tool_template =
+    "{{- if .Tools }}<|im_start|>system\n<tools>\n{{- range .Tools }}\n{\"type\": \"function\", \"function\": "
+    "{{ .Function }}}\n{{- end }}\n</tools><|im_end|>\n{{ end }}"
+    "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 -}}"
+    "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
+    "{{ else if eq .Role \"assistant\" }}<|im_start|>assistant\n{{ if .Content }}{{ .Content }}"
+    "{{- else if .ToolCalls }}<tool_call>\n{{ range .ToolCalls }}{\"name\": \"{{ .Function.Name }}\", \"arguments\": "
+    "{{ .Function.Arguments }}}\n{{ end }}</tool_call>{{- end }}{{ if not $last }}<|im_end|>\n{{ end }}"
+    "{{- else if eq .Role \"tool\" }}<|im_start|>user\n<tool_response>\n{{ .Content }}\n</tool_response><|im_end|>\n{{ end }}"
+    "{{- if and (ne .Role \"assistant\") $last }}<|im_start|>assistant\n{{ end }}{{- end }}";
+
+#define TOOLS "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\"," \
+              "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]"
+
+static double chat_prompt_tokens(const test_server *s, const char *path, const char *extra, const char *messages) {
+    char *out = NULL;
+    long st = post(s, path, &out, "{\"model\":\"tooler\",\"stream\":false,\"max_tokens\":1,\"options\":{\"num_predict\":1},"
+                   "\"messages\":%s%s}", messages, extra);
+    if (st != 200) fail_msg("%s: %ld %s", path, st, out);
+    cJSON *j = json_or_fail(out);
+    double n = strstr(path, "/v1/") ? jnum(cJSON_GetObjectItemCaseSensitive(j, "usage"), "prompt_tokens")
+                                    : jnum(j, "prompt_eval_count");
+    cJSON_Delete(j);
+    free(out);
+    return n;
+}
+
+/* Tools reach the template (the prompt grows by the tool list), history tool calls and tool
+ * results are rendered (OpenAI's arguments string as well as Ollama's object), and a reply that
+ * is not a call comes back as text, streamed or not, on both APIs. */
+static void test_tools(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    test_server s;
+    server_start(&s, NULL);
+    char *path = testdata_path("models/llama-2-tiny-random.gguf"); /* a context of 4096: room for tools */
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "tooler");
+    cJSON_AddStringToObject(b, "from", path);
+    cJSON_AddStringToObject(b, "template", tool_template);
+    cJSON_AddBoolToObject(b, "stream", false);
+    char *out = NULL;
+    EXPECT(post_obj(&s, "/api/create", b, &out), 200, NULL);
+    free(path);
+    char caps[256];
+    show_caps(&s, "tooler", caps, sizeof caps);
+    assert_string_equal(caps, "completion tools");
+
+    static const char user[] = "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]";
+    double plain = chat_prompt_tokens(&s, "/api/chat", "", user);
+    double with_tools = chat_prompt_tokens(&s, "/api/chat", ",\"tools\":" TOOLS, user);
+    double oai_tools = chat_prompt_tokens(&s, "/v1/chat/completions", ",\"tools\":" TOOLS, user);
+    print_message("  prompt tokens: %.0f, with tools %.0f (OpenAI %.0f)\n", plain, with_tools, oai_tools);
+    assert_true(with_tools > plain + 20);
+    assert_true(oai_tools == with_tools);
+
+    /* a conversation with a call and its result, in each API's form: the same prompt */
+    static const char hist_ollama[] =
+        "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+        "{\"role\":\"tool\",\"content\":\"sunny, 24 C\",\"tool_name\":\"get_weather\"}]";
+    static const char hist_openai[] =
+        "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny, 24 C\"}]";
+    double h1 = chat_prompt_tokens(&s, "/api/chat", ",\"tools\":" TOOLS, hist_ollama);
+    double h2 = chat_prompt_tokens(&s, "/v1/chat/completions", ",\"tools\":" TOOLS, hist_openai);
+    print_message("  with a call and its result: %.0f (OpenAI form %.0f)\n", h1, h2);
+    assert_true(h1 > with_tools + 20);
+    assert_true(h1 == h2);
+    /* malformed calls are 400s */
+    EXPECT(post(&s, "/api/chat", &out,
+                "{\"model\":\"tooler\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"arguments\":{}}}]}]}"),
+           400, "messages[0].tool_calls[0]: needs function.name and function.arguments (an object)");
+    EXPECT(post(&s, "/api/chat", &out, "{\"model\":\"tooler\",\"messages\":%s,\"tools\":[{\"type\":\"function\"}]}", user), 400,
+           "tools[0]: needs a function with a name");
+
+    /* the tiny model answers in text, not a call: the held-back answer is let go, streamed or not */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"tooler\",\"messages\":%s,\"tools\":" TOOLS ",\"stream\":false," OPTS "}", user), 200);
+    cJSON *j = json_or_fail(out);
+    free(out);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    char whole[2048];
+    snprintf(whole, sizeof whole, "%s", jstr(m, "content"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "tool_calls"));
+    cJSON_Delete(j);
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"tooler\",\"messages\":%s,\"tools\":" TOOLS "," OPTS "}", user), 200);
+    char text[2048];
+    cJSON_Delete(ndjson_collect(out, "message", "content", text, sizeof text));
+    free(out);
+    assert_string_equal(text, whole);
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"tooler\",\"messages\":%s,\"tools\":" TOOLS ",\"temperature\":0,\"max_tokens\":16}", user), 200);
+    j = json_or_fail(out);
+    free(out);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItemCaseSensitive(c0, "message"), "content"), whole);
+    assert_true(strcmp(jstr(c0, "finish_reason"), "length") == 0 || strcmp(jstr(c0, "finish_reason"), "stop") == 0);
+    cJSON_Delete(j);
+    server_stop(&s);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_capabilities, server_teardown),
         cmocka_unit_test_teardown(test_thinking, server_teardown),
+        cmocka_unit_test_teardown(test_tools, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
