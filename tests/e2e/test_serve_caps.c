@@ -422,12 +422,151 @@ static void test_tools(void **state) {
     server_stop(&s);
 }
 
+/* A fixture model that answers every prompt with one tool call, in Qwen's format: a llama
+ * with one block whose attention and FFN write nothing (zero output matrices), so the logits
+ * depend on the last token alone. Every token's embedding is e0 except the call token's (e1);
+ * the output matrix maps e0 to the call token and e1 to </s>: greedy decoding writes the call,
+ * then ends. The call token's text is the whole call (SPM pieces write spaces as U+2581). */
+#define CALL_PIECE "<tool_call>{\"name\":\xe2\x96\x81\"get_weather\",\xe2\x96\x81\"arguments\":\xe2\x96\x81{\"city\":\xe2\x96\x81\"Paris\"}}</tool_call>"
+static char *write_caller_gguf(const char *dir) {
+    enum { DIM = 8, FFN = 8, VOCAB = 260, CALL = 259 };
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_str(w, "general.name", "caller");
+    gguf_writer_add_u32(w, "llama.context_length", 512);
+    gguf_writer_add_u32(w, "llama.embedding_length", DIM);
+    gguf_writer_add_u32(w, "llama.block_count", 1);
+    gguf_writer_add_u32(w, "llama.feed_forward_length", FFN);
+    gguf_writer_add_u32(w, "llama.attention.head_count", 1);
+    gguf_writer_add_u32(w, "llama.attention.head_count_kv", 1);
+    gguf_writer_add_u32(w, "llama.rope.dimension_count", DIM);
+    gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_add_f32(w, "llama.rope.freq_base", 10000.0f);
+    static char *toks[VOCAB];
+    static float scores[VOCAB];
+    static int32_t types[VOCAB];
+    for (int i = 0; i < VOCAB; i++) {
+        char buf[160];
+        if (i == 0) snprintf(buf, sizeof buf, "<unk>");
+        else if (i == 1) snprintf(buf, sizeof buf, "<s>");
+        else if (i == 2) snprintf(buf, sizeof buf, "</s>");
+        else if (i < CALL) snprintf(buf, sizeof buf, "<0x%02X>", i - 3);
+        else snprintf(buf, sizeof buf, "%s", CALL_PIECE);
+        toks[i] = strdup(buf);
+        scores[i] = i == CALL ? -1000.0f : 0.0f;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < CALL ? 6 : 1;
+    }
+    gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)toks, VOCAB);
+    gguf_writer_add_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, VOCAB);
+    gguf_writer_add_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, VOCAB);
+    gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true);
+    static float embd[VOCAB * DIM], out[VOCAB * DIM], ones[DIM];
+    for (int t = 0; t < VOCAB; t++) embd[t * DIM + (t == CALL ? 1 : 0)] = 1.0f;
+    out[CALL * DIM + 0] = 10.0f; /* e0 -> the call */
+    out[2 * DIM + 1] = 10.0f;    /* e1 -> </s> */
+    for (int i = 0; i < DIM; i++) ones[i] = 1.0f;
+    const int64_t ne_embd[2] = {DIM, VOCAB}, ne_norm[1] = {DIM}, ne_sq[2] = {DIM, DIM}, ne_up[2] = {DIM, FFN},
+                  ne_down[2] = {FFN, DIM};
+    gguf_writer_add_tensor(w, "token_embd.weight", STRATA_TYPE_F32, 2, ne_embd, embd);
+    gguf_writer_add_tensor(w, "output_norm.weight", STRATA_TYPE_F32, 1, ne_norm, ones);
+    gguf_writer_add_tensor(w, "output.weight", STRATA_TYPE_F32, 2, ne_embd, out);
+    gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", STRATA_TYPE_F32, 1, ne_norm, ones);
+    gguf_writer_add_tensor(w, "blk.0.attn_q.weight", STRATA_TYPE_F32, 2, ne_sq, NULL);
+    gguf_writer_add_tensor(w, "blk.0.attn_k.weight", STRATA_TYPE_F32, 2, ne_sq, NULL);
+    gguf_writer_add_tensor(w, "blk.0.attn_v.weight", STRATA_TYPE_F32, 2, ne_sq, NULL);
+    gguf_writer_add_tensor(w, "blk.0.attn_output.weight", STRATA_TYPE_F32, 2, ne_sq, NULL);
+    gguf_writer_add_tensor(w, "blk.0.ffn_norm.weight", STRATA_TYPE_F32, 1, ne_norm, ones);
+    gguf_writer_add_tensor(w, "blk.0.ffn_gate.weight", STRATA_TYPE_F32, 2, ne_up, NULL);
+    gguf_writer_add_tensor(w, "blk.0.ffn_up.weight", STRATA_TYPE_F32, 2, ne_up, NULL);
+    gguf_writer_add_tensor(w, "blk.0.ffn_down.weight", STRATA_TYPE_F32, 2, ne_down, NULL);
+    char *path = tmpdir_path(dir, "caller.gguf");
+    assert_int_equal(gguf_writer_write_file(w, path), STRATA_OK);
+    gguf_writer_free(w);
+    for (int i = 0; i < VOCAB; i++) free(toks[i]);
+    return path;
+}
+
+/* A reply in the family's call format comes back as tool_calls, on both APIs, streamed or
+ * not; without tools the same reply is text. */
+static void test_tool_call_reply(void **state) {
+    (void)state;
+    test_server s;
+    server_start(&s, NULL);
+    char *dir = tmpdir_make();
+    char *path = write_caller_gguf(dir);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "caller");
+    cJSON_AddStringToObject(b, "from", path);
+    cJSON_AddStringToObject(b, "template", tool_template);
+    cJSON_AddBoolToObject(b, "stream", false);
+    char *out = NULL;
+    EXPECT(post_obj(&s, "/api/create", b, &out), 200, NULL);
+    static const char user[] = "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]";
+
+    /* without tools: the call is only text */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"caller\",\"messages\":%s,\"stream\":false," OPTS "}", user), 200);
+    cJSON *j = json_or_fail(out);
+    free(out);
+    const char *text = jstr(cJSON_GetObjectItemCaseSensitive(j, "message"), "content");
+    print_message("  the model writes: %s\n", text);
+    assert_non_null(strstr(text, "<tool_call>{\"name\": \"get_weather\""));
+    cJSON_Delete(j);
+
+    /* Ollama, not streamed */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"caller\",\"messages\":%s,\"tools\":" TOOLS ",\"stream\":false," OPTS "}", user), 200);
+    j = json_or_fail(out);
+    free(out);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    assert_string_equal(jstr(m, "content"), "");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), 0), "function");
+    assert_string_equal(jstr(f, "name"), "get_weather");
+    assert_string_equal(jstr(cJSON_GetObjectItemCaseSensitive(f, "arguments"), "city"), "Paris");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "tool_calls")), 1);
+    cJSON_Delete(j);
+    /* Ollama, streamed: one chunk carries the calls, no text */
+    assert_int_equal(post(&s, "/api/chat", &out, "{\"model\":\"caller\",\"messages\":%s,\"tools\":" TOOLS "," OPTS "}", user), 200);
+    char content[1024];
+    cJSON_Delete(ndjson_collect(out, "message", "content", content, sizeof content));
+    assert_string_equal(content, "");
+    const char *line = strstr(out, "\"tool_calls\":[{");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}"));
+    free(out);
+    /* OpenAI, not streamed: arguments as a string, finish_reason tool_calls */
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"caller\",\"messages\":%s,\"tools\":" TOOLS ",\"temperature\":0}", user), 200);
+    j = json_or_fail(out);
+    free(out);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    assert_string_equal(jstr(c0, "finish_reason"), "tool_calls");
+    const cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "message"), "tool_calls"), 0);
+    assert_string_equal(jstr(tc, "type"), "function");
+    assert_non_null(jstr(tc, "id"));
+    f = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    assert_string_equal(jstr(f, "name"), "get_weather");
+    assert_string_equal(jstr(f, "arguments"), "{\"city\":\"Paris\"}");
+    cJSON_Delete(j);
+    /* OpenAI, streamed: a delta with the calls, then finish_reason tool_calls */
+    assert_int_equal(post(&s, "/v1/chat/completions", &out, "{\"model\":\"caller\",\"messages\":%s,\"tools\":" TOOLS ",\"stream\":true}", user), 200);
+    assert_non_null(strstr(out, "\"tool_calls\":[{\"id\":"));
+    assert_non_null(strstr(out, "\"finish_reason\":\"tool_calls\""));
+    assert_non_null(strstr(out, "data: [DONE]"));
+    free(out);
+    server_stop(&s);
+    free(path);
+    tmpdir_remove(dir);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_capabilities, server_teardown),
         cmocka_unit_test_teardown(test_thinking, server_teardown),
         cmocka_unit_test_teardown(test_tools, server_teardown),
+        cmocka_unit_test_teardown(test_tool_call_reply, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
