@@ -82,10 +82,71 @@ static void test_ollama_env(void **state) {
     tmpdir_remove(dir);
 }
 
+/* After one generation: the KV bytes of the loaded model over all its devices, and how many
+ * GPU-like devices hold layers. */
+static void loaded_kv(const test_server *s, double *kv, int *gpus) {
+    char *out = NULL;
+    assert_int_equal(post(s, "/api/generate", &out,
+                          "{\"model\":\"stories\",\"prompt\":\"Once\",\"stream\":false,\"options\":{\"num_predict\":2}}"),
+                     200);
+    free(out);
+    assert_int_equal(http_json(s, "GET", "/api/ps", NULL, &out), 200);
+    cJSON *ps = json_or_fail(out);
+    free(out);
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ps, "models"), 0);
+    const cJSON *d;
+    *kv = 0;
+    *gpus = 0;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(m, "devices")) {
+        *kv += jnum(d, "kv_bytes");
+        if (strcmp(jstr(d, "kind"), "cpu") != 0 && jnum(d, "layers") > 0) (*gpus)++;
+    }
+    cJSON_Delete(ps);
+}
+
+/* OLLAMA_KV_CACHE_TYPE (f32: twice f16's bytes), OLLAMA_NUM_PARALLEL (the KV holds N contexts)
+ * and OLLAMA_SCHED_SPREAD (every GPU gets layers) shape every load; a bad type stops the server
+ * at start with a message. */
+static void test_ollama_load_env(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    /* a context of 32: two of them still fit the model's trained 128 */
+    const char *base[] = {"STRATA_DEVICES=sim:64MiB:100:g0,sim:64MiB:100:g1", "STRATA_GPU_RESERVE=0",
+                          "STRATA_CONTEXT_LENGTH=32", NULL};
+    test_server s;
+    server_start(&s, base);
+    create_model(&s, "stories", MODEL);
+    double kv1;
+    int gpus1;
+    loaded_kv(&s, &kv1, &gpus1);
+    server_stop(&s);
+    const char *tuned[] = {"STRATA_DEVICES=sim:64MiB:100:g0,sim:64MiB:100:g1", "STRATA_GPU_RESERVE=0", "OLLAMA_CONTEXT_LENGTH=32",
+                           "OLLAMA_KV_CACHE_TYPE=f32", "OLLAMA_NUM_PARALLEL=2", "OLLAMA_SCHED_SPREAD=1", NULL};
+    server_start(&s, tuned);
+    create_model(&s, "stories", MODEL);
+    double kv2;
+    int gpus2;
+    loaded_kv(&s, &kv2, &gpus2);
+    server_stop(&s);
+    print_message("  default: kv %.0f bytes on %d GPU(s); f32, 2 parallel, spread: kv %.0f on %d\n", kv1, gpus1, kv2, gpus2);
+    assert_true(kv1 > 0);
+    assert_true(kv2 == 4 * kv1);
+    assert_int_equal(gpus1, 1);
+    assert_int_equal(gpus2, 2);
+
+    proc_result r;
+    char *const argv[] = {"/usr/bin/env", "STRATA_HOST=127.0.0.1:0", "OLLAMA_KV_CACHE_TYPE=q3", STRATA_BINARY, "serve", NULL};
+    assert_int_equal(proc_run(argv, &r), 0);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "OLLAMA_KV_CACHE_TYPE: 'q3' is not one of f16, f32, q8_0")) fail_msg("stderr: %s", r.err);
+    proc_result_free(&r);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_ollama_env, server_teardown),
+        cmocka_unit_test_teardown(test_ollama_load_env, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
