@@ -578,7 +578,7 @@ static const char *content_text(const cJSON *content, char **owned) {
 /* Renders the prompt (not raw). messages/system as the template input wants them. */
 static strata_status render_prompt(gen_job *j, const strata_model_info *info, const char *req_template,
                                    const char *system, const strata_chat_message *msgs, size_t n_msgs,
-                                   bool *used_builtin, strata_chat_family *fam) {
+                                   const char *suffix, bool *used_builtin, strata_chat_family *fam) {
     const char *src = req_template && *req_template ? req_template : NULL;
     *used_builtin = false;
     *fam = STRATA_CHAT_UNKNOWN;
@@ -596,7 +596,8 @@ static strata_status render_prompt(gen_job *j, const strata_model_info *info, co
                                 .think = j->think_on,
                                 .is_think_set = j->think_set || j->think_on,
                                 .think_level = j->think_on ? j->think_level : "",
-                                .tools = j->tools};
+                                .tools = j->tools,
+                                .suffix = suffix};
     st = strata_template_render(t, &in, &j->prompt, &j->prompt_len);
     strata_template_free(t);
     return st;
@@ -1020,7 +1021,9 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
             const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(body, "template");
             const char *system = cJSON_IsString(sys) && *sys->valuestring ? sys->valuestring : mf_system;
             strata_chat_message m = {.role = "user", .content = p};
-            st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1, &builtin, &fam);
+            const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(body, "suffix");
+            st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1,
+                               cJSON_IsString(suffix) ? suffix->valuestring : NULL, &builtin, &fam);
         }
     } else {
         const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
@@ -1085,7 +1088,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
                 msgs[n_msgs].thinking = cJSON_IsString(th) ? th->valuestring : NULL;
                 msgs[n_msgs++].content = content;
             }
-            st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, &builtin, &fam);
+            st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, NULL, &builtin, &fam);
         }
     }
     if (st != STRATA_OK) {

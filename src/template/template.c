@@ -1878,7 +1878,22 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
         return strata_fail(STRATA_ERR_NOMEM, "out of memory");
     }
     const char *system_text = sys.buf ? sys.buf : "";
-    if (t->uses_messages) {
+    if (in->suffix && *in->suffix) {
+        /* Fill-in-the-middle: .Prompt and .Suffix, as Ollama renders a request with a suffix. */
+        const char *prompt = "";
+        for (size_t i = 0; i < nt; i++)
+            if (strcmp(turns[i].role, "user") == 0) prompt = turns[i].content;
+        static const char *const fkeys[] = {"System", "Prompt", "Suffix", "Response"};
+        value fv[4] = {v_str(system_text, strlen(system_text)), v_str(prompt, strlen(prompt)),
+                       v_str(in->suffix, strlen(in->suffix)), v_str("", 0)};
+        value root = make_map(&e, 4, fkeys, fv);
+        if (root.k == V_MAP) {
+            e.cutting = in->add_generation_prompt && t->cut_id >= 0;
+            ok = render_once(&e, root);
+        } else if (!e.failed) {
+            ok = xerr(&e, 0, 0, "out of memory");
+        }
+    } else if (t->uses_messages) {
         value *msgs = arena_alloc(&e.a, (nt ? nt : 1) * sizeof *msgs);
         ok = msgs != NULL;
         for (size_t i = 0; ok && i < nt; i++) {

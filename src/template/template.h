@@ -96,6 +96,10 @@ typedef struct {
     /* .Tools: the request's tools (a JSON array of {"type", "function": {"name",
      * "description", "parameters"}}); NULL for none. */
     const struct cJSON *tools;
+    /* Fill-in-the-middle (/api/generate "suffix"): when not empty, the template is rendered
+     * once, as Ollama does, with .Prompt (the last user message), .Suffix and .System only
+     * (no .Messages). */
+    const char *suffix;
 } strata_template_input;
 
 /* Renders the template. *out is malloc'd, NUL-terminated (caller frees); *out_len (if

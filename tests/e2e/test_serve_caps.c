@@ -480,6 +480,52 @@ static void test_tool_call_reply(void **state) {
     tmpdir_remove(dir);
 }
 
+static char *generate_text(const test_server *s, const char *model, const char *extra, const char *prompt) {
+    char *out = NULL;
+    long st = post(s, "/api/generate", &out, "{\"model\":\"%s\",\"prompt\":\"%s\",\"stream\":false," OPTS "%s}", model, prompt, extra);
+    if (st != 200) fail_msg("generate: %ld %s", st, out);
+    cJSON *j = json_or_fail(out);
+    char *text = strdup(jstr(j, "response"));
+    cJSON_Delete(j);
+    free(out);
+    return text;
+}
+
+/* Fill-in-the-middle: with a suffix the template gets .Prompt and .Suffix (code models'
+ * <PRE>/<SUF>/<MID> layout): the answer is the model's continuation of exactly that text. */
+static void test_insert(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    test_server s;
+    server_start(&s, NULL);
+    create_model(&s, "stories", MODEL);
+    char *path = testdata_path(MODEL);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "filler");
+    cJSON_AddStringToObject(b, "from", path);
+    cJSON_AddStringToObject(b, "template", "{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{- else }}{{ .Prompt }}{{- end }}");
+    cJSON_AddBoolToObject(b, "stream", false);
+    char *out = NULL;
+    EXPECT(post_obj(&s, "/api/create", b, &out), 200, NULL);
+    free(path);
+    char caps[256];
+    show_caps(&s, "filler", caps, sizeof caps);
+    assert_string_equal(caps, "completion insert");
+    char *fim = generate_text(&s, "filler", ",\"suffix\":\" and they lived happily ever after.\"", "Once upon a time");
+    char *raw = generate_text(&s, "stories", ",\"raw\":true", "<PRE> Once upon a time <SUF> and they lived happily ever after. <MID>");
+    char *plain = generate_text(&s, "filler", "", "Once upon a time");
+    char *raw_plain = generate_text(&s, "stories", ",\"raw\":true", "Once upon a time");
+    print_message("  with the suffix: '%s'\n  without: '%s'\n", fim, plain);
+    assert_string_equal(fim, raw);
+    assert_string_equal(plain, raw_plain);
+    assert_string_not_equal(fim, plain);
+    free(fim);
+    free(raw);
+    free(plain);
+    free(raw_plain);
+    server_stop(&s);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -487,6 +533,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_thinking, server_teardown),
         cmocka_unit_test_teardown(test_tools, server_teardown),
         cmocka_unit_test_teardown(test_tool_call_reply, server_teardown),
+        cmocka_unit_test_teardown(test_insert, server_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
