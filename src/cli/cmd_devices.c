@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "backend/device.h"
 #include "cli/cli.h"
 #include "cli/util.h"
@@ -43,7 +44,7 @@ int cmd_devices(int argc, char **argv) {
     backend_inventory *inv;
     if (backend_inventory_from_spec(spec, &inv) != STRATA_OK) return cli_error("%s", strata_last_error());
     uint64_t reserve[BACKEND_MAX_DEVICES];
-    if (plan_reserve_parse(inv, getenv("STRATA_GPU_RESERVE"), reserve_text, reserve) != STRATA_OK) {
+    if (plan_reserve_parse(inv, strata_getenv("STRATA_GPU_RESERVE"), reserve_text, reserve) != STRATA_OK) {
         backend_inventory_free(inv);
         return cli_error("%s", strata_last_error());
     }

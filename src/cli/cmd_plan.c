@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "backend/device.h"
 #include "cli/cli.h"
 #include "cli/run_options.h"
@@ -227,7 +228,7 @@ int cmd_plan(int argc, char **argv) {
     uint64_t reserve[BACKEND_MAX_DEVICES];
     plan_device devs[PLAN_MAX_DEVICES];
     int32_t nd = 0;
-    if (plan_reserve_parse(inv, getenv("STRATA_GPU_RESERVE"), reserve_text, reserve) != STRATA_OK ||
+    if (plan_reserve_parse(inv, strata_getenv("STRATA_GPU_RESERVE"), reserve_text, reserve) != STRATA_OK ||
         plan_devices_from_inventory(inv, reserve, devs, NULL, &nd) != STRATA_OK) {
         rc = cli_error("%s", strata_last_error());
         goto done;

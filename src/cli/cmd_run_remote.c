@@ -25,17 +25,21 @@ static const char usage_remote[] =
     "  /set parameter NAME VALUE   set a model option (temperature, num_ctx, stop, ...)\n"
     "  /set system TEXT            set the system message\n"
     "  /set verbose | /set quiet   show or hide statistics after each answer\n"
+    "  /set think [LEVEL] | /set nothink   ask a thinking model to reason (low, medium, high) or not\n"
     "  /show info | parameters | modelfile | template | system\n"
     "  /clear                      forget the conversation\n"
     "  /bye                        leave (also Ctrl-D)\n"
     "  \"\"\"                         begins and ends a multi-line message\n"
     "Options: any model option as --NAME VALUE (e.g. --temperature 0, --num-ctx 2048),\n"
-    "  --verbose, --keepalive DURATION (\"5m\", \"-1\"), --format json.\n"
+    "  --verbose, --keepalive DURATION (\"5m\", \"-1\"), --format json,\n"
+    "  --think (or --think=false, --think=low|medium|high: sends \"think\"; the reasoning is printed\n"
+    "  between \"Thinking...\" and \"...done thinking.\" before the answer), --hidethinking.\n"
     "When MODEL is a .gguf file and no server answers, it runs in-process:\n\n";
 
 /* Options that take no value. */
 static bool is_flag(const char *a) {
-    return cli_opt_is(a, "verbose") || cli_opt_is(a, "nowordwrap") || cli_opt_is(a, "insecure") || cli_is_help(a);
+    return cli_opt_is(a, "verbose") || cli_opt_is(a, "nowordwrap") || cli_opt_is(a, "insecure") ||
+           cli_opt_is(a, "think") || strncmp(a, "--think=", 8) == 0 || cli_opt_is(a, "hidethinking") || cli_is_help(a);
 }
 
 typedef struct {
@@ -44,6 +48,9 @@ typedef struct {
     cJSON *options;
     const char *keep_alive;
     const char *format;
+    const char *think; /* NULL: not sent; "true", "false" or a level */
+    bool hide_thinking;
+    bool in_thinking;  /* "Thinking..." is open on stdout */
     bool verbose;
     /* the running answer */
     bool waiting;     /* nothing printed yet: the spinner may be on screen */
@@ -92,6 +99,23 @@ static bool on_line(void *user, const cJSON *line) {
     if (!text)
         text = cJSON_GetStringValue(
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(line, "message"), "content"));
+    const char *thinking = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(line, "thinking"));
+    if (!thinking)
+        thinking = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(line, "message"), "thinking"));
+    /* The reasoning, as Ollama's CLI prints it: between "Thinking..." and "...done thinking." */
+    if (thinking && *thinking && !s->hide_thinking) {
+        stop_waiting(s);
+        if (!s->in_thinking) fputs("Thinking...\n", stdout);
+        s->in_thinking = true;
+        fputs(thinking, stdout);
+        fflush(stdout);
+        s->printed = true;
+    }
+    if (s->in_thinking && ((text && *text) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(line, "done")))) {
+        fputs("\n...done thinking.\n\n", stdout);
+        s->in_thinking = false;
+    }
     if (text && *text) {
         stop_waiting(s);
         fputs(text, stdout);
@@ -119,6 +143,10 @@ static void add_common(run_state *s, cJSON *req) {
             cJSON_AddStringToObject(req, "keep_alive", s->keep_alive);
     }
     if (s->format) cJSON_AddStringToObject(req, "format", s->format);
+    if (s->think && (strcmp(s->think, "true") == 0 || strcmp(s->think, "false") == 0))
+        cJSON_AddBoolToObject(req, "think", strcmp(s->think, "true") == 0);
+    else if (s->think)
+        cJSON_AddStringToObject(req, "think", s->think);
     cJSON_AddBoolToObject(req, "stream", true);
 }
 
@@ -193,6 +221,8 @@ static void chat_help(void) {
            "  /set system TEXT            Set the system message\n"
            "  /set verbose                Show statistics after each answer\n"
            "  /set quiet                  Hide them\n"
+           "  /set think [LEVEL]          Ask a thinking model to reason (low, medium, high)\n"
+           "  /set nothink                Ask it not to\n"
            "  /show info                  Show details for this model\n"
            "  /show parameters            Show the parameters of this model and this session\n"
            "  /show modelfile | template | system\n"
@@ -239,13 +269,22 @@ static void show_command(run_state *s, const char *what) {
 static void set_command(run_state *s, char *args, char **system) {
     char *what = strtok(args, " \t");
     if (!what) {
-        printf("Usage: /set parameter NAME VALUE | /set system TEXT | /set verbose | /set quiet\n");
+        printf("Usage: /set parameter NAME VALUE | /set system TEXT | /set verbose | /set quiet | /set think | /set nothink\n");
     } else if (strcmp(what, "verbose") == 0) {
         s->verbose = true;
         printf("Set 'verbose' mode.\n");
     } else if (strcmp(what, "quiet") == 0) {
         s->verbose = false;
         printf("Set 'quiet' mode.\n");
+    } else if (strcmp(what, "think") == 0) {
+        char *level = strtok(NULL, " \t");
+        static char kept[16];
+        snprintf(kept, sizeof kept, "%s", level ? level : "true");
+        s->think = kept;
+        printf("Set 'think' mode.\n");
+    } else if (strcmp(what, "nothink") == 0) {
+        s->think = "false";
+        printf("Set 'nothink' mode.\n");
     } else if (strcmp(what, "system") == 0) {
         char *text = strtok(NULL, "");
         free(*system);
@@ -467,6 +506,16 @@ int cmd_run_dispatch(int argc, char **argv) {
         if (a[0] == '-' && a[1] == '-') {
             if (cli_opt_is(a, "verbose")) {
                 s.verbose = true;
+            } else if (cli_opt_is(a, "think") || strncmp(a, "--think=", 8) == 0) {
+                /* as Ollama's flag: --think alone is true; a value only with '=' */
+                s.think = a[7] == '=' ? a + 8 : "true";
+                if (strcmp(s.think, "true") != 0 && strcmp(s.think, "false") != 0 && strcmp(s.think, "low") != 0 &&
+                    strcmp(s.think, "medium") != 0 && strcmp(s.think, "high") != 0) {
+                    rc = cli_error("invalid value for --think: '%s' (true, false, low, medium or high)", s.think);
+                    break;
+                }
+            } else if (cli_opt_is(a, "hidethinking")) {
+                s.hide_thinking = true;
             } else if (cli_opt_is(a, "nowordwrap") || cli_opt_is(a, "insecure")) {
                 /* accepted for Ollama compatibility: we never wrap */
             } else if (cli_opt_is(a, "keepalive") || cli_opt_is(a, "keep_alive") || cli_opt_is(a, "format")) {

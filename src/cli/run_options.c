@@ -1,4 +1,5 @@
 /* The model-option table; see run_options.h. */
+#include "core/env.h"
 #include "cli/run_options.h"
 
 #include <errno.h>
@@ -69,7 +70,7 @@ strata_status run_options_load(const run_options *o, const char *file, bool need
     strata_status st = backend_inventory_from_spec(spec, inv);
     if (st != STRATA_OK) return st;
     uint64_t reserve[BACKEND_MAX_DEVICES];
-    st = plan_reserve_parse(*inv, getenv("STRATA_GPU_RESERVE"), o->reserve, reserve);
+    st = plan_reserve_parse(*inv, strata_getenv("STRATA_GPU_RESERVE"), o->reserve, reserve);
     if (st == STRATA_OK) {
         strata_load_params lp = strata_load_default_params();
         lp.model = o->model;

@@ -1,4 +1,5 @@
 /* The HTTP client; see client.h. */
+#include "core/env.h"
 #include "client/client.h"
 
 #include <cJSON.h>
@@ -34,7 +35,7 @@ static bool curl_ready;
 
 strata_status strata_client_open(const char *host, strata_client **out) {
     *out = NULL;
-    if (!host || !*host) host = getenv("STRATA_HOST");
+    if (!host || !*host) host = strata_getenv("STRATA_HOST");
     if (!host || !*host) host = "127.0.0.1";
     const char *scheme = "http";
     if (strncmp(host, "http://", 7) == 0) {

@@ -70,6 +70,22 @@ typedef struct {
     /* Generated text may end inside a UTF-8 character: its first bytes wait here. */
     char carry[4];
     size_t n_carry;
+    /* Thinking: what the request asked ("think", OpenAI's reasoning_effort), and, when the
+     * model thinks, the splitter of its output into reasoning and answer. */
+    bool think_set, think_on;
+    char think_level[8];
+    bool split_thinking;
+    srv_think think;
+    char *thinking;
+    size_t thinking_len, thinking_cap;
+    /* Tools: the request's (a copy: a stream outlives the body), the template's call prefix,
+     * the answer held back while it may be a call, and the calls parsed from it. */
+    cJSON *tools;
+    char tool_prefix[64];
+    bool tool_buffering;
+    char *held;
+    size_t held_len, held_cap;
+    cJSON *tool_calls;
 } gen_job;
 
 static void job_free(void *p) {
@@ -87,6 +103,10 @@ static void job_free(void *p) {
     free(j->ctx_ids);
     free(j->text);
     free(j->context_out);
+    free(j->thinking);
+    cJSON_Delete(j->tools);
+    free(j->held);
+    cJSON_Delete(j->tool_calls);
     free(j);
 }
 
@@ -103,16 +123,63 @@ static cJSON *ollama_object(const gen_job *j) {
     return o;
 }
 
-static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
+/* The text of a chunk: the answer, and the reasoning when there is some (Ollama's
+ * "thinking": beside "response", or in "message"). */
+static void add_ollama_piece(cJSON *o, const gen_job *j, const char *text, size_t len, const char *thinking,
+                             size_t tlen) {
     char *s = strndup(text, len);
+    char *t = tlen ? strndup(thinking, tlen) : NULL;
     if (j->kind == K_GENERATE) {
         cJSON_AddStringToObject(o, "response", s ? s : "");
+        if (t) cJSON_AddStringToObject(o, "thinking", t);
     } else {
         cJSON *m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         cJSON_AddStringToObject(m, "content", s ? s : "");
+        if (t) cJSON_AddStringToObject(m, "thinking", t);
     }
     free(s);
+    free(t);
+}
+
+static void add_ollama_text(cJSON *o, const gen_job *j, const char *text, size_t len) {
+    add_ollama_piece(o, j, text, len, NULL, 0);
+}
+
+/* Ollama's tool_calls: [{"id", "function": {"index", "name", "arguments": {...}}}]. */
+static cJSON *ollama_tool_calls(const gen_job *j) {
+    cJSON *a = cJSON_Duplicate(j->tool_calls, true);
+    int i = 0;
+    cJSON *c;
+    cJSON_ArrayForEach(c, a) {
+        char id[48];
+        snprintf(id, sizeof id, "call_%s_%d", j->id + strcspn(j->id, "-") + 1, i++);
+        cJSON_AddItemToObject(c, "id", cJSON_CreateString(id));
+    }
+    return a;
+}
+
+/* OpenAI's tool_calls: [{"id", "index", "type": "function", "function": {"name", "arguments": "<JSON text>"}}]. */
+static cJSON *openai_tool_calls(const gen_job *j) {
+    cJSON *a = cJSON_CreateArray();
+    int i = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, j->tool_calls) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+        cJSON *o = cJSON_CreateObject();
+        char id[48];
+        snprintf(id, sizeof id, "call_%s_%d", j->id + strcspn(j->id, "-") + 1, i);
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddNumberToObject(o, "index", i++);
+        cJSON_AddStringToObject(o, "type", "function");
+        cJSON *fo = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddStringToObject(fo, "name", cJSON_GetObjectItemCaseSensitive(f, "name")->valuestring);
+        char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(f, "arguments"));
+        cJSON_AddStringToObject(fo, "arguments", args ? args : "{}");
+        free(args);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
 }
 
 static cJSON *openai_object(const gen_job *j, bool chunk) {
@@ -127,8 +194,8 @@ static cJSON *openai_object(const gen_job *j, bool chunk) {
 }
 
 /* choices[0] with text (NULL for an empty delta) and finish_reason (NULL = null). */
-static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
-                              const char *finish) {
+static void add_openai_choice_r(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
+                                const char *reasoning, size_t rlen, const char *finish) {
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     cJSON *c = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, c);
@@ -140,12 +207,22 @@ static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char
             cJSON_AddStringToObject(m, "role", "assistant");
             cJSON_AddStringToObject(m, "content", s ? s : "");
         }
+        if (rlen) { /* Ollama's OpenAI layer names the reasoning "reasoning" */
+            char *r = strndup(reasoning, rlen);
+            cJSON_AddStringToObject(m, "reasoning", r ? r : "");
+            free(r);
+        }
     } else {
         cJSON_AddStringToObject(c, "text", s ? s : "");
     }
     free(s);
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
+}
+
+static void add_openai_choice(cJSON *o, const gen_job *j, bool chunk, const char *text, size_t len,
+                              const char *finish) {
+    add_openai_choice_r(o, j, chunk, text, len, NULL, 0, finish);
 }
 
 static void add_usage(cJSON *o, const gen_job *j) {
@@ -165,13 +242,17 @@ static void add_stats(cJSON *o, const gen_job *j) {
 }
 
 static const char *finish_reason(const gen_job *j) {
+    if (j->tool_calls) return "tool_calls";
     return j->stats.done_reason && strcmp(j->stats.done_reason, "length") == 0 ? "length" : "stop";
 }
 
 /* The final Ollama object (streamed: empty text; not streamed: the whole text). */
 static cJSON *ollama_final(const gen_job *j, bool whole) {
     cJSON *o = ollama_object(j);
-    add_ollama_text(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0);
+    add_ollama_piece(o, j, whole ? (j->text ? j->text : "") : "", whole ? j->text_len : 0, j->thinking,
+                     whole ? j->thinking_len : 0);
+    if (whole && j->tool_calls)
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(o, "message"), "tool_calls", ollama_tool_calls(j));
     cJSON_AddBoolToObject(o, "done", true);
     cJSON_AddStringToObject(o, "done_reason", j->stats.done_reason ? j->stats.done_reason : "stop");
     if (j->kind == K_GENERATE) {
@@ -199,24 +280,93 @@ static bool text_append(gen_job *j, const char *s, size_t n) {
     return true;
 }
 
-/* Writes text (well-formed UTF-8) to the client or the whole-text buffer. */
-static bool job_output(gen_job *j, const char *text, size_t len) {
+static bool thinking_append(gen_job *j, const char *s, size_t n) {
+    if (j->thinking_len + n + 1 > j->thinking_cap) {
+        size_t cap = j->thinking_cap ? j->thinking_cap : 1024;
+        while (cap < j->thinking_len + n + 1) cap *= 2;
+        char *nb = realloc(j->thinking, cap);
+        if (!nb) return false;
+        j->thinking = nb;
+        j->thinking_cap = cap;
+    }
+    memcpy(j->thinking + j->thinking_len, s, n);
+    j->thinking_len += n;
+    j->thinking[j->thinking_len] = 0;
+    return true;
+}
+
+static bool job_piece(void *user, bool thinking, const char *text, size_t len);
+
+/* The answer while it may still be a tool call: held back (not streamed) until it cannot be
+ * one any more, then let go as text. */
+static bool job_hold(gen_job *j, const char *text, size_t len) {
+    if (j->held_len + len + 1 > j->held_cap) {
+        size_t cap = j->held_cap ? j->held_cap : 256;
+        while (cap < j->held_len + len + 1) cap *= 2;
+        char *nb = realloc(j->held, cap);
+        if (!nb) return false;
+        j->held = nb;
+        j->held_cap = cap;
+    }
+    memcpy(j->held + j->held_len, text, len);
+    j->held_len += len;
+    j->held[j->held_len] = 0;
+    if (srv_tools_maybe(j->held, j->held_len, j->tool_prefix)) return true;
+    j->tool_buffering = false;
+    return job_piece(j, false, j->held, j->held_len);
+}
+
+/* At the end: the held answer is tool calls, or text after all. */
+static bool job_tools_end(gen_job *j) {
+    if (!j->tool_buffering) return true;
+    j->tool_buffering = false;
+    if (!j->held_len) return true;
+    j->tool_calls = srv_tools_parse(j->held, j->held_len, j->tool_prefix, j->tools);
+    if (!j->tool_calls) return job_piece(j, false, j->held, j->held_len);
+    if (!j->out) return true;
+    cJSON *o;
+    if (j->kind == K_CHAT) {
+        o = ollama_object(j);
+        add_ollama_text(o, j, "", 0);
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(o, "message"), "tool_calls", ollama_tool_calls(j));
+        cJSON_AddBoolToObject(o, "done", false);
+        return srv_stream_json_line(j->out, o);
+    }
+    o = openai_object(j, true);
+    add_openai_choice(o, j, true, "", 0, NULL);
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "delta");
+    cJSON_AddItemToObject(d, "tool_calls", openai_tool_calls(j));
+    return srv_stream_sse(j->out, o);
+}
+
+/* Writes a piece of the answer or of the reasoning to the client or the whole-text buffers. */
+static bool job_piece(void *user, bool thinking, const char *text, size_t len) {
+    gen_job *j = user;
+    if (!thinking && j->tool_buffering) return job_hold(j, text, len);
     if (!j->out) {
-        if (!text_append(j, text, len)) return false;
+        if (!(thinking ? thinking_append(j, text, len) : text_append(j, text, len))) return false;
     } else if (len) {
+        const char *c = thinking ? "" : text, *t = thinking ? text : NULL;
+        size_t cl = thinking ? 0 : len, tl = thinking ? len : 0;
         cJSON *o;
         if (j->kind == K_GENERATE || j->kind == K_CHAT) {
             o = ollama_object(j);
-            add_ollama_text(o, j, text, len);
+            add_ollama_piece(o, j, c, cl, t, tl);
             cJSON_AddBoolToObject(o, "done", false);
             if (!srv_stream_json_line(j->out, o)) return false;
         } else {
             o = openai_object(j, true);
-            add_openai_choice(o, j, true, text, len, NULL);
+            add_openai_choice_r(o, j, true, c, cl, t, tl, NULL);
             if (!srv_stream_sse(j->out, o)) return false;
         }
     }
     return true;
+}
+
+/* Writes text (well-formed UTF-8): through the reasoning splitter when the model thinks. */
+static bool job_output(gen_job *j, const char *text, size_t len) {
+    if (j->split_thinking) return srv_think_feed(&j->think, text, len, false, job_piece, j);
+    return job_piece(j, false, text, len);
 }
 
 /* Why a generation must stop now (NULL: it may go on). A non-streamed request polls its
@@ -329,6 +479,8 @@ static void job_run(gen_job *j) {
         if (j->st == STRATA_OK)
             j->st = strata_generate_ids(e, ids, n_prompt, &j->opt.gen, job_emit, j, &j->stats, gen_ids, cap);
         if (j->st == STRATA_OK) job_flush_carry(j);
+        if (j->st == STRATA_OK && j->split_thinking) srv_think_feed(&j->think, "", 0, true, job_piece, j);
+        if (j->st == STRATA_OK) job_tools_end(j);
         if (j->st == STRATA_OK && j->kind == K_GENERATE) {
             int32_t ng = j->stats.gen_tokens < cap ? j->stats.gen_tokens : cap;
             /* An end-of-generation token is not part of the conversation. */
@@ -423,64 +575,29 @@ static const char *content_text(const cJSON *content, char **owned) {
     return buf;
 }
 
-/* The chat family of the GGUF at path (from tokenizer.chat_template). Model paths are store
- * blobs, named by the digest of their bytes, so a path's family never changes: it is read
- * once and remembered (a header with a large vocabulary takes tens of milliseconds to parse,
- * on every chat request otherwise). A small table, replaced round-robin when full. */
-enum { FAMILY_CACHE_SLOTS = 32 };
-static struct {
-    char path[512];
-    strata_chat_family fam;
-} family_cache[FAMILY_CACHE_SLOTS];
-static int family_cache_next;
-static pthread_mutex_t family_cache_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static strata_chat_family detect_family(const char *path) {
-    const bool cacheable = strlen(path) < sizeof family_cache[0].path;
-    if (cacheable) {
-        pthread_mutex_lock(&family_cache_mu);
-        for (int i = 0; i < FAMILY_CACHE_SLOTS; i++)
-            if (strcmp(family_cache[i].path, path) == 0) {
-                const strata_chat_family fam = family_cache[i].fam;
-                pthread_mutex_unlock(&family_cache_mu);
-                return fam;
-            }
-        pthread_mutex_unlock(&family_cache_mu);
-    }
-    gguf_file *f = NULL;
-    if (gguf_open(path, GGUF_OPEN_HEADER_ONLY, &f) != STRATA_OK) return STRATA_CHAT_UNKNOWN; /* not remembered */
-    gguf_str s;
-    strata_chat_family fam = STRATA_CHAT_UNKNOWN;
-    if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
-    gguf_close(f);
-    if (cacheable) {
-        pthread_mutex_lock(&family_cache_mu);
-        const int i = family_cache_next;
-        family_cache_next = (family_cache_next + 1) % FAMILY_CACHE_SLOTS;
-        snprintf(family_cache[i].path, sizeof family_cache[i].path, "%s", path);
-        family_cache[i].fam = fam;
-        pthread_mutex_unlock(&family_cache_mu);
-    }
-    return fam;
-}
-
 /* Renders the prompt (not raw). messages/system as the template input wants them. */
 static strata_status render_prompt(gen_job *j, const strata_model_info *info, const char *req_template,
                                    const char *system, const strata_chat_message *msgs, size_t n_msgs,
-                                   bool *used_builtin, strata_chat_family *fam) {
+                                   const char *suffix, bool *used_builtin, strata_chat_family *fam) {
     const char *src = req_template && *req_template ? req_template : NULL;
-    if (!src && info->modelfile && info->modelfile->template_text) src = info->modelfile->template_text;
     *used_builtin = false;
     *fam = STRATA_CHAT_UNKNOWN;
     if (!src) {
-        *fam = detect_family(info->model_path);
-        src = strata_chat_family_template(*fam);
+        src = srv_model_template(info, fam);
         *used_builtin = *fam != STRATA_CHAT_UNKNOWN;
     }
     strata_template *t = NULL;
     strata_status st = strata_template_parse(src, strlen(src), &t);
     if (st != STRATA_OK) return st;
-    strata_template_input in = {.system = system, .messages = msgs, .n_messages = n_msgs, .add_generation_prompt = true};
+    strata_template_input in = {.system = system,
+                                .messages = msgs,
+                                .n_messages = n_msgs,
+                                .add_generation_prompt = true,
+                                .think = j->think_on,
+                                .is_think_set = j->think_set || j->think_on,
+                                .think_level = j->think_on ? j->think_level : "",
+                                .tools = j->tools,
+                                .suffix = suffix};
     st = strata_template_render(t, &in, &j->prompt, &j->prompt_len);
     strata_template_free(t);
     return st;
@@ -549,6 +666,150 @@ static strata_json_top schema_top(const cJSON *schema) {
     return STRATA_JSON_TOP_ANY;
 }
 
+/* A message's tool calls in the form the template reads ({"id", "function": {"index", "name",
+ * "arguments": {...}}}), from Ollama's (arguments an object) or OpenAI's (arguments a JSON
+ * string) form; NULL with msg set when one is malformed. The array is added to keep. */
+static const cJSON *normalize_tool_calls(const cJSON *calls, cJSON *keep, char *msg, size_t cap, int k) {
+    cJSON *out = cJSON_CreateArray();
+    cJSON_AddItemToArray(keep, out);
+    int i = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(f, "arguments");
+        cJSON *a = cJSON_IsObject(args) ? cJSON_Duplicate(args, true)
+                   : cJSON_IsString(args) ? cJSON_Parse(args->valuestring)
+                   : !args || cJSON_IsNull(args) ? cJSON_CreateObject() : NULL;
+        if (!cJSON_IsString(name) || !cJSON_IsObject(a)) {
+            cJSON_Delete(a);
+            snprintf(msg, cap, "messages[%d].tool_calls[%d]: needs function.name and function.arguments (an object)", k, i);
+            return NULL;
+        }
+        cJSON *o = cJSON_CreateObject();
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+        if (cJSON_IsString(id)) cJSON_AddStringToObject(o, "id", id->valuestring);
+        cJSON *fo = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddNumberToObject(fo, "index", i++);
+        cJSON_AddStringToObject(fo, "name", name->valuestring);
+        cJSON_AddItemToObject(fo, "arguments", a);
+        cJSON_AddItemToArray(out, o);
+    }
+    return out;
+}
+
+/* Whether the request carries images: /api/generate "images", /api/chat messages[].images
+ * (non-empty arrays), OpenAI content parts of type "image_url". */
+static bool has_images(gen_kind kind, const cJSON *body) {
+    if (kind == K_GENERATE) return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "images")) > 0;
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    for (const cJSON *m = cJSON_IsArray(msgs) ? msgs->child : NULL; m; m = m->next) {
+        if (kind == K_CHAT && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "images")) > 0) return true;
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        for (const cJSON *p = cJSON_IsArray(content) ? content->child : NULL; p; p = p->next) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type");
+            if (cJSON_IsString(t) && (strcmp(t->valuestring, "image_url") == 0 || strcmp(t->valuestring, "image") == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* "think": true, false, or a level ("low", "medium", "high"; Ollama also takes "max"). Writes
+ * whether thinking is asked for into *on; false with a 400 reply for any other value. */
+static bool parse_think(gen_job *j, const cJSON *think, bool *on, srv_reply *reply) {
+    const gen_kind kind = j->kind;
+    *on = false;
+    if (!think || cJSON_IsNull(think)) return true;
+    j->think_set = true;
+    if (cJSON_IsBool(think)) {
+        *on = cJSON_IsTrue(think);
+        snprintf(j->think_level, sizeof j->think_level, "%s", *on ? "medium" : "");
+        return true;
+    }
+    static const char *const levels[] = {"low", "medium", "high", "max"};
+    if (cJSON_IsString(think))
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+            if (strcmp(think->valuestring, levels[i]) == 0) {
+                snprintf(j->think_level, sizeof j->think_level, "%s", levels[i]);
+                return *on = true;
+            }
+    char msg[256];
+    if (cJSON_IsString(think))
+        snprintf(msg, sizeof msg, "invalid think value: \"%.64s\" (must be \"high\", \"medium\", \"low\", true, or false)",
+                 think->valuestring);
+    else
+        snprintf(msg, sizeof msg, "think must be a boolean or string (\"high\", \"medium\", \"low\", true, or false)");
+    *reply = bad(kind, 400, msg);
+    return false;
+}
+
+/* Refuses, as Ollama does, a request that needs what the model cannot do: returns true with
+ * a 400 in *reply. Ollama's order and wording: thinking ('"NAME" does not support
+ * thinking'), completion ('"NAME" does not support generate' / 'chat'), then the rest
+ * ('FULLNAME does not support tools' / 'insert'); images on a model without vision, which
+ * Ollama would pass to a runner that drops them, are refused here ('"NAME" does not support
+ * images'). */
+/* OpenAI's reasoning_effort (or reasoning.effort) as Ollama maps it to think. */
+static bool parse_reasoning_effort(gen_job *j, const cJSON *body, bool *on, srv_reply *reply) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(body, "reasoning_effort");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, "reasoning");
+    if (!cJSON_IsString(e) && cJSON_IsObject(r)) e = cJSON_GetObjectItemCaseSensitive(r, "effort");
+    *on = false;
+    if (!cJSON_IsString(e) || !*e->valuestring) return true;
+    static const struct {
+        const char *effort, *level;
+    } map[] = {{"none", ""},         {"minimal", "low"}, {"low", "low"},   {"medium", "medium"},
+               {"high", "high"},     {"max", "max"},     {"xhigh", "max"}, {"ultra", "max"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(e->valuestring, map[i].effort) == 0) {
+            j->think_set = true;
+            *on = *map[i].level != 0;
+            snprintf(j->think_level, sizeof j->think_level, "%s", map[i].level);
+            return true;
+        }
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "invalid reasoning value: \"%.64s\" (must be \"minimal\", \"low\", \"medium\", \"high\", \"xhigh\", "
+             "\"ultra\", \"max\", or \"none\")",
+             e->valuestring);
+    *reply = bad(j->kind, 400, msg);
+    return false;
+}
+
+static bool check_capabilities(gen_job *j, const cJSON *body, const strata_model_info *info, const char *name,
+                               srv_caps *caps_out, srv_reply *reply) {
+    srv_caps caps;
+    srv_model_caps(info, NULL, &caps);
+    *caps_out = caps;
+    char msg[1200];
+    bool think = false;
+    if (is_openai(j->kind) ? !parse_reasoning_effort(j, body, &think, reply)
+                           : !parse_think(j, cJSON_GetObjectItemCaseSensitive(body, "think"), &think, reply))
+        return true;
+    /* As Ollama: a model that thinks thinks unless told not to. */
+    j->think_on = caps.thinking && (think || !j->think_set);
+    if (caps.thinking && !j->think_set) snprintf(j->think_level, sizeof j->think_level, "medium");
+    if (think && !caps.thinking) {
+        snprintf(msg, sizeof msg, "\"%s\" does not support thinking", name);
+    } else if (!caps.completion) {
+        const bool chat = j->kind == K_CHAT || j->kind == K_OAI_CHAT;
+        snprintf(msg, sizeof msg, "\"%s\" does not support %s", name, chat ? "chat" : "generate");
+    } else if ((j->kind == K_CHAT || j->kind == K_OAI_CHAT) &&
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "tools")) > 0 && !caps.tools) {
+        snprintf(msg, sizeof msg, "%s does not support tools", info->name);
+    } else if (j->kind == K_GENERATE && !caps.insert && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "suffix")) &&
+               *cJSON_GetObjectItemCaseSensitive(body, "suffix")->valuestring) {
+        snprintf(msg, sizeof msg, "%s does not support insert", info->name);
+    } else if (has_images(j->kind, body)) {
+        snprintf(msg, sizeof msg, "\"%s\" does not support images", name);
+    } else {
+        return false;
+    }
+    *reply = bad(j->kind, 400, msg);
+    return true;
+}
+
 static strata_status apply_openai(gen_job *j, const cJSON *body) {
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens")) && cJSON_IsNumber(v))
@@ -596,6 +857,7 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     strata_chat_message *msgs = NULL;
     char **owned = NULL;
     int n_owned = 0;
+    cJSON *keep = cJSON_CreateArray(); /* normalized tool calls the messages point into */
     size_t n_msgs = 0;
     if (!j) {
         cJSON_Delete(body);
@@ -626,7 +888,10 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         {"presence_penalty", SRV_T_NUMBER},  {"stop", SRV_T_STRING | SRV_T_ARRAY},
         {"response_format", SRV_T_OBJECT},   {"stream_options", SRV_T_OBJECT},
         {"prompt", SRV_T_STRING},            {"messages", SRV_T_ARRAY},
-        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING}};
+        {"n", SRV_T_NUMBER},                 {"user", SRV_T_STRING},
+        {"tools", SRV_T_ARRAY},              {"reasoning_effort", SRV_T_STRING},
+        {"tool_choice", SRV_T_STRING | SRV_T_OBJECT},
+        {"reasoning", SRV_T_OBJECT}};
     char type_msg[160];
     bool types_ok = is_openai(kind) ? srv_check_types(body, openai, sizeof openai / sizeof openai[0], type_msg, sizeof type_msg)
                                     : srv_check_types(body, common, sizeof common / sizeof common[0], type_msg, sizeof type_msg) &&
@@ -664,6 +929,26 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
     if (!j->model_name || resolve_model(j, model->valuestring, &info, &reply)) {
         if (!j->model_name) reply = bad(kind, 500, "out of memory");
         goto out;
+    }
+
+    /* What the request needs of the model (Ollama's capability checks and wording). */
+    srv_caps caps;
+    if (check_capabilities(j, body, info, model->valuestring, &caps, &reply)) goto out;
+    /* Tools reach the template; the answer is held back while it may be a call in the format
+     * the template writes. */
+    const cJSON *tools = kind == K_CHAT || kind == K_OAI_CHAT ? cJSON_GetObjectItemCaseSensitive(body, "tools") : NULL;
+    if (cJSON_GetArraySize(tools) > 0) {
+        int k = 0;
+        for (const cJSON *t = tools->child; t; t = t->next, k++) {
+            if (!cJSON_IsObject(t) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "function"), "name"))) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "tools[%d]: needs a function with a name", k);
+                reply = bad(kind, 400, msg);
+                goto out;
+            }
+        }
+        j->tools = cJSON_Duplicate(tools, true);
+        j->tool_buffering = srv_tools_prefix(srv_model_template(info, NULL), j->tool_prefix, sizeof j->tool_prefix);
     }
 
     /* Options: engine defaults < Modelfile PARAMETERs < request. */
@@ -735,8 +1020,10 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
             const cJSON *sys = cJSON_GetObjectItemCaseSensitive(body, "system");
             const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(body, "template");
             const char *system = cJSON_IsString(sys) && *sys->valuestring ? sys->valuestring : mf_system;
-            strata_chat_message m = {"user", p};
-            st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1, &builtin, &fam);
+            strata_chat_message m = {.role = "user", .content = p};
+            const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(body, "suffix");
+            st = render_prompt(j, info, cJSON_IsString(tmpl) ? tmpl->valuestring : NULL, system, &m, 1,
+                               cJSON_IsString(suffix) ? suffix->valuestring : NULL, &builtin, &fam);
         }
     } else {
         const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
@@ -771,15 +1058,51 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
                     reply = bad(kind, 400, msg);
                     goto out;
                 }
+                const cJSON *th = cJSON_GetObjectItemCaseSensitive(m, is_openai(kind) ? "reasoning" : "thinking");
+                if (th && !cJSON_IsString(th) && !cJSON_IsNull(th)) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "messages[%d].%s must be a string", k, is_openai(kind) ? "reasoning" : "thinking");
+                    reply = bad(kind, 400, msg);
+                    goto out;
+                }
+                const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+                if (tc && !cJSON_IsArray(tc) && !cJSON_IsNull(tc)) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "messages[%d].tool_calls must be an array", k);
+                    reply = bad(kind, 400, msg);
+                    goto out;
+                }
+                if (cJSON_GetArraySize(tc) > 0) {
+                    char msg[160];
+                    msgs[n_msgs].tool_calls = normalize_tool_calls(tc, keep, msg, sizeof msg, k);
+                    if (!msgs[n_msgs].tool_calls) {
+                        reply = bad(kind, 400, msg);
+                        goto out;
+                    }
+                }
+                const cJSON *tcid = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+                const cJSON *tname = cJSON_GetObjectItemCaseSensitive(m, is_openai(kind) ? "name" : "tool_name");
+                msgs[n_msgs].tool_call_id = cJSON_IsString(tcid) ? tcid->valuestring : NULL;
+                msgs[n_msgs].tool_name = cJSON_IsString(tname) ? tname->valuestring : NULL;
                 msgs[n_msgs].role = role->valuestring;
+                msgs[n_msgs].thinking = cJSON_IsString(th) ? th->valuestring : NULL;
                 msgs[n_msgs++].content = content;
             }
-            st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, &builtin, &fam);
+            st = render_prompt(j, info, NULL, mf_system, msgs, n_msgs, NULL, &builtin, &fam);
         }
     }
     if (st != STRATA_OK) {
         reply = bad(kind, srv_status_http(st), strata_last_error());
         goto out;
+    }
+    /* The reasoning is split from the answer with the template's tags; a prompt that ends with
+     * the opening tag has opened the reasoning already. */
+    if (j->think_on && caps.thinking) {
+        size_t pl = j->prompt_len, ol = strlen(caps.think_open);
+        while (pl && isspace((unsigned char)j->prompt[pl - 1])) pl--;
+        const bool started = j->prompt && pl >= ol && memcmp(j->prompt + pl - ol, caps.think_open, ol) == 0;
+        srv_think_init(&j->think, caps.think_open, caps.think_close, started);
+        j->split_thinking = true;
     }
     if (builtin && j->opt.gen.n_stop == 0) {
         for (const char *const *s = strata_chat_family_stops(fam); s && *s; s++) srv_options_add_stop(&j->opt, *s);
@@ -828,7 +1151,12 @@ static srv_reply handle(const srv_request *rq, gen_kind kind) {
         reply = srv_reply_json(200, ollama_final(j, true));
     } else {
         cJSON *o = openai_object(j, false);
-        add_openai_choice(o, j, false, j->text ? j->text : "", j->text_len, finish_reason(j));
+        add_openai_choice_r(o, j, false, j->text ? j->text : "", j->text_len, j->thinking, j->thinking_len,
+                            finish_reason(j));
+        if (j->tool_calls)
+            cJSON_AddItemToObject(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "message"),
+                "tool_calls", openai_tool_calls(j));
         add_usage(o, j);
         reply = srv_reply_json(200, o);
     }
@@ -838,6 +1166,7 @@ out:
         free(owned);
     }
     free(msgs);
+    cJSON_Delete(keep);
     strata_model_info_free(info);
     cJSON_Delete(body);
     job_free(j);

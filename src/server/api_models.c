@@ -13,6 +13,7 @@
 
 #include "gguf/gguf.h"
 #include "quantize/quantize.h"
+#include "tensor/type.h"
 #include "server/internal.h"
 #include "template/template.h"
 
@@ -123,6 +124,37 @@ static srv_reply list_models(const srv_request *rq, bool openai) {
 
 srv_reply api_tags(const srv_request *rq) { return list_models(rq, false); }
 srv_reply api_openai_models(const srv_request *rq) { return list_models(rq, true); }
+
+/* OpenAI's model object for one store model; 404 in OpenAI's error shape when unknown. */
+srv_reply api_openai_model(const srv_request *rq, const char *id) {
+    strata_store *store = NULL;
+    strata_model_entry *ents = NULL;
+    strata_model_info *info = NULL;
+    size_t n = 0;
+    strata_status st = srv_store_open(rq->srv, &store);
+    if (st == STRATA_OK) st = strata_store_show(store, id, &info);
+    if (st == STRATA_ERR_NOT_FOUND) {
+        strata_store_close(store);
+        return srv_reply_openai_error(404, "model \"%s\" not found", id);
+    }
+    if (st == STRATA_OK) st = strata_store_list(store, &ents, &n);
+    strata_store_close(store);
+    if (st != STRATA_OK) {
+        strata_model_info_free(info);
+        return srv_reply_openai_error(srv_status_http(st), "%s", strata_last_error());
+    }
+    int64_t modified = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ents[i].name, info->name) == 0) modified = ents[i].modified;
+    free(ents);
+    strata_model_info_free(info);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "model");
+    cJSON_AddNumberToObject(o, "created", (double)modified);
+    cJSON_AddStringToObject(o, "owned_by", "library");
+    return srv_reply_json(200, o);
+}
 
 srv_reply api_ps(const srv_request *rq) {
     cJSON *root = cJSON_CreateObject();
@@ -238,15 +270,9 @@ srv_reply api_show(const srv_request *rq) {
     param_lines(info->modelfile, &params);
     cJSON_AddStringToObject(o, "parameters", params ? params : "");
     free(params);
-    const char *tmpl = info->modelfile ? info->modelfile->template_text : NULL;
+    const char *tmpl = srv_model_template(info, NULL);
     gguf_file *f = NULL;
     bool have_gguf = gguf_open(info->model_path, GGUF_OPEN_HEADER_ONLY, &f) == STRATA_OK;
-    if (!tmpl && have_gguf) { /* what generation will use */
-        gguf_str s;
-        strata_chat_family fam = STRATA_CHAT_UNKNOWN;
-        if (gguf_get_str(f, "tokenizer.chat_template", &s)) fam = strata_chat_family_detect(s.ptr, (size_t)s.len);
-        tmpl = strata_chat_family_template(fam);
-    }
     cJSON_AddStringToObject(o, "template", tmpl ? tmpl : "{{ .Prompt }}");
     if (info->modelfile && info->modelfile->system) cJSON_AddStringToObject(o, "system", info->modelfile->system);
     if (info->modelfile && info->modelfile->n_licenses) {
@@ -263,8 +289,30 @@ srv_reply api_show(const srv_request *rq) {
     add_details(o, info->family, info->parameter_size, info->quantization);
     cJSON *mi = cJSON_AddObjectToObject(o, "model_info");
     if (have_gguf) {
-        for (int64_t i = 0; i < gguf_kv_count(f); i++)
-            cJSON_AddItemToObject(mi, gguf_kv_key(f, i), gguf_value_json(gguf_kv_value(f, i), verbose));
+        /* As Ollama: every key but general.name and the Jinja template (shown as "template"
+         * where it is used), and general.parameter_count, the elements of every tensor. */
+        for (int64_t i = 0; i < gguf_kv_count(f); i++) {
+            const char *key = gguf_kv_key(f, i);
+            if (strcmp(key, "general.name") == 0 || strcmp(key, "tokenizer.chat_template") == 0 ||
+                strcmp(key, "general.parameter_count") == 0)
+                continue;
+            cJSON_AddItemToObject(mi, key, gguf_value_json(gguf_kv_value(f, i), verbose));
+        }
+        uint64_t params = 0;
+        for (int64_t i = 0; i < gguf_tensor_count(f); i++) params += (uint64_t)gguf_tensor_elements(gguf_tensor_at(f, i));
+        strata_json_add_u64(mi, "general.parameter_count", params);
+        if (verbose) { /* Ollama's "tensors": name, type, shape */
+            cJSON *ts = cJSON_AddArrayToObject(o, "tensors");
+            for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+                const gguf_tensor *t = gguf_tensor_at(f, i);
+                cJSON *tj = cJSON_CreateObject();
+                cJSON_AddStringToObject(tj, "name", t->name);
+                cJSON_AddStringToObject(tj, "type", strata_type_name(t->type));
+                cJSON *shape = cJSON_AddArrayToObject(tj, "shape");
+                for (uint32_t d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->ne[d]));
+                cJSON_AddItemToArray(ts, tj);
+            }
+        }
         gguf_close(f);
     }
     if (info->modelfile && info->modelfile->n_messages) {
@@ -276,8 +324,9 @@ srv_reply api_show(const srv_request *rq) {
             cJSON_AddItemToArray(msgs, m);
         }
     }
-    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    srv_caps caps;
+    srv_model_caps(info, tmpl, &caps);
+    srv_caps_json(&caps, cJSON_AddArrayToObject(o, "capabilities"));
     /* modified_at from the listing (the manifest's mtime). */
     strata_model_entry *ents = NULL;
     size_t n = 0;

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "server/internal.h"
 
 /* ---- Replies ------------------------------------------------------------------------------ */
@@ -92,7 +93,8 @@ static srv_reply error_v(unsigned status, bool openai, const char *fmt, va_list 
     if (openai) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(e, "message", msg);
-        cJSON_AddStringToObject(e, "type", status >= 500 ? "api_error" : "invalid_request_error");
+        cJSON_AddStringToObject(e, "type",
+                                status >= 500 ? "api_error" : status == 404 ? "not_found_error" : "invalid_request_error");
         cJSON_AddNullToObject(e, "param");
         cJSON_AddNullToObject(e, "code");
     } else {
@@ -465,6 +467,7 @@ static const route routes[] = {
     {"POST", "/v1/chat/completions", api_openai_chat},
     {"POST", "/v1/completions", api_openai_completions},
     {"GET", "/v1/models", api_openai_models},
+    {"POST", "/v1/embeddings", api_openai_embeddings},
 };
 
 srv_reply srv_dispatch(const srv_request *rq) {
@@ -475,6 +478,11 @@ srv_reply srv_dispatch(const srv_request *rq) {
         const char *digest = rq->url + 11;
         if (strcmp(rq->method, "HEAD") == 0) return api_blob_head(rq, digest);
         return srv_reply_error(405, "method %s not allowed on %s", rq->method, rq->url);
+    }
+    /* /v1/models/{id}: one model (ids hold ':' and '/', so everything after the prefix). */
+    if (strncmp(rq->url, "/v1/models/", 11) == 0 && rq->url[11]) {
+        if (strcmp(method, "GET") == 0) return api_openai_model(rq, rq->url + 11);
+        return srv_reply_openai_error(405, "method %s not allowed on %s", rq->method, rq->url);
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(routes[i].path, rq->url) != 0) continue;
@@ -712,7 +720,7 @@ strata_status strata_server_parse_host(const char *text, char *host, size_t cap,
 
 strata_status strata_server_config_default(strata_server_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    return strata_server_parse_host(getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
+    return strata_server_parse_host(strata_getenv("STRATA_HOST"), cfg->host, sizeof cfg->host, &cfg->port);
 }
 
 /* A positive number from the environment (with K, M, G or T binary suffixes when `size`),
@@ -780,7 +788,7 @@ strata_status strata_server_start(const strata_server_config *cfg, strata_server
     }
     int max_loaded = cfg->max_loaded;
     if (max_loaded <= 0) {
-        const char *env = getenv("STRATA_MAX_LOADED_MODELS");
+        const char *env = strata_getenv("STRATA_MAX_LOADED_MODELS");
         max_loaded = env && *env ? atoi(env) : 3;
         if (max_loaded <= 0) max_loaded = 3;
     }

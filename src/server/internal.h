@@ -15,6 +15,7 @@
 #include "server/scheduler.h"
 #include "server/server.h"
 #include "store/store.h"
+#include "template/template.h"
 
 #define SRV_MAX_ORIGINS 64
 
@@ -134,6 +135,9 @@ srv_reply api_generate(const srv_request *rq);
 srv_reply api_chat(const srv_request *rq);
 srv_reply api_embed(const srv_request *rq);
 srv_reply api_embeddings(const srv_request *rq);
+srv_reply api_openai_embeddings(const srv_request *rq);
+/* GET /v1/models/{id} (id: what follows the prefix). */
+srv_reply api_openai_model(const srv_request *rq, const char *id);
 srv_reply api_openai_chat(const srv_request *rq);
 srv_reply api_openai_completions(const srv_request *rq);
 
@@ -149,6 +153,56 @@ srv_reply api_openai_models(const srv_request *rq);
 srv_reply api_blob_head(const srv_request *rq, const char *digest);
 /* The body of POST /api/blobs/:digest, already written to the file at `path`. */
 srv_reply api_blob_upload(const srv_request *rq, const char *digest, const char *path);
+
+/* ---- Capabilities (caps.c) --------------------------------------------------------------- */
+
+typedef struct {
+    strata_chat_family family; /* from tokenizer.chat_template */
+    bool embedding_only;       /* {arch}.pooling_type is set: an embedding model */
+} srv_gguf_traits;
+
+/* What a model file's header says (read once per path, then remembered). */
+srv_gguf_traits srv_model_traits(const char *path);
+/* The template generation uses: the Modelfile's TEMPLATE, else the built-in one of the
+ * detected family (*fam, when not NULL, gets it; UNKNOWN for a TEMPLATE). Static or owned by info. */
+const char *srv_model_template(const strata_model_info *info, strata_chat_family *fam);
+
+typedef struct {
+    bool completion, embedding, tools, insert, thinking;
+    char think_open[64], think_close[64]; /* the reasoning's tags, when thinking */
+} srv_caps;
+
+/* The capabilities of a model with the given template (NULL: srv_model_template's). */
+void srv_model_caps(const strata_model_info *info, const char *template_src, srv_caps *caps);
+/* Appends the capability names to a JSON array, in Ollama's order. */
+void srv_caps_json(const srv_caps *caps, cJSON *arr);
+
+/* ---- Thinking (think.c) ------------------------------------------------------------------- */
+
+/* Receives a piece of reasoning (thinking true) or of the answer. false stops. */
+typedef bool (*srv_think_out)(void *user, bool thinking, const char *text, size_t len);
+typedef struct {
+    char open[64], close[64];
+    int state;
+    bool eat_space;
+    char held[64];
+    size_t n_held;
+} srv_think;
+/* started: the prompt ended with the opening tag, so the output begins inside the reasoning. */
+void srv_think_init(srv_think *t, const char *open, const char *close, bool started);
+/* Feeds generated text; end: no more will come (what was held back is decided). */
+bool srv_think_feed(srv_think *t, const char *s, size_t n, bool end, srv_think_out out, void *user);
+
+/* ---- Tool calls (tools.c) ------------------------------------------------------------------ */
+
+/* The text a template writes before a tool call's JSON ("<tool_call>", "[TOOL_CALLS]", "");
+ * false when the template writes no tool calls. */
+bool srv_tools_prefix(const char *template_src, char *prefix, size_t cap);
+/* Whether output so far may still become a tool call. */
+bool srv_tools_maybe(const char *text, size_t n, const char *prefix);
+/* The calls in output: a new array of {"function": {"index", "name", "arguments": {...}}} of
+ * tools named in `tools`, or NULL when the output is not tool calls. */
+cJSON *srv_tools_parse(const char *text, size_t n, const char *prefix, const cJSON *tools);
 
 /* ---- Options (options.c) ------------------------------------------------------------------ */
 

@@ -1,4 +1,5 @@
 /* Loaded models, keep-alive, eviction and FIFO turns; see scheduler.h. */
+#include "core/env.h"
 #include "server/scheduler.h"
 
 #include <cJSON.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/json_util.h"
@@ -50,10 +52,17 @@ struct sched {
     uint64_t reserve[BACKEND_MAX_DEVICES];
     int max_loaded;
     sched_runner *runners;
+    /* Server-wide load settings from the environment (every load of this server uses them). */
+    strata_type kv_type; /* $STRATA_KV_CACHE_TYPE / OLLAMA_KV_CACHE_TYPE */
+    int32_t num_parallel; /* $STRATA_NUM_PARALLEL / OLLAMA_NUM_PARALLEL: the KV holds num_ctx x N */
+    bool spread;          /* $STRATA_SCHED_SPREAD / OLLAMA_SCHED_SPREAD: every GPU in proportion */
 };
 
 sched_load_opts sched_default_load_opts(void) {
     sched_load_opts o = {.num_ctx = 0, .num_batch = 0, .num_gpu = -1, .main_gpu = -1, .num_thread = 0};
+    /* The server's default context ($STRATA_CONTEXT_LENGTH, or Ollama's OLLAMA_CONTEXT_LENGTH). */
+    const char *ctx = strata_getenv("STRATA_CONTEXT_LENGTH");
+    if (ctx && atoi(ctx) > 0) o.num_ctx = atoi(ctx);
     return o;
 }
 
@@ -119,7 +128,7 @@ static bool parse_go_duration(const char *s, int64_t *out) {
 }
 
 int64_t sched_default_keep_alive_ns(void) {
-    const char *env = getenv("STRATA_KEEP_ALIVE");
+    const char *env = strata_getenv("STRATA_KEEP_ALIVE");
     if (env && *env) {
         cJSON *item = cJSON_CreateString(env);
         int64_t v;
@@ -176,6 +185,9 @@ static strata_load_params load_params(const sched *s, const sched_load_opts *o) 
     lp.plan.num_gpu = o->num_gpu;
     lp.plan.main_gpu = o->main_gpu;
     lp.reserve = s->reserve;
+    lp.model.kv_type = s->kv_type;
+    if (s->num_parallel > 0) lp.num_parallel = s->num_parallel;
+    if (s->spread) lp.plan.mode = PLAN_SPREAD;
     return lp;
 }
 
@@ -563,7 +575,35 @@ strata_status sched_new(backend_inventory *inv, int max_loaded, sched **out) {
     }
     s->inv = inv;
     s->max_loaded = max_loaded < 1 ? 1 : max_loaded;
-    strata_status st = plan_reserve_parse(inv, getenv("STRATA_GPU_RESERVE"), NULL, s->reserve);
+    s->kv_type = strata_load_default_params().model.kv_type;
+    const char *kv = strata_getenv("STRATA_KV_CACHE_TYPE");
+    if (kv) {
+        strata_type t;
+        char low[16];
+        size_t n = 0;
+        for (; kv[n] && n + 1 < sizeof low; n++) low[n] = (char)((kv[n] >= 'A' && kv[n] <= 'Z') ? kv[n] + 32 : kv[n]);
+        low[n] = 0;
+        if (!strata_type_from_name(low, &t) || (t != STRATA_TYPE_F16 && t != STRATA_TYPE_F32 && t != STRATA_TYPE_Q8_0)) {
+            backend_inventory_free(inv);
+            free(s);
+            return strata_fail(STRATA_ERR_INVALID, "STRATA_KV_CACHE_TYPE/OLLAMA_KV_CACHE_TYPE: '%s' is not one of f16, f32, q8_0", kv);
+        }
+        s->kv_type = t;
+    }
+    const char *np = strata_getenv("STRATA_NUM_PARALLEL");
+    if (np) {
+        char *end = NULL;
+        long v = strtol(np, &end, 10);
+        if (end == np || *end || v < 1 || v > 64) {
+            backend_inventory_free(inv);
+            free(s);
+            return strata_fail(STRATA_ERR_INVALID, "STRATA_NUM_PARALLEL/OLLAMA_NUM_PARALLEL: '%s' is not a number from 1 to 64", np);
+        }
+        s->num_parallel = (int32_t)v;
+    }
+    const char *sp = strata_getenv("STRATA_SCHED_SPREAD");
+    s->spread = sp && strcmp(sp, "0") != 0 && strcasecmp(sp, "false") != 0;
+    strata_status st = plan_reserve_parse(inv, strata_getenv("STRATA_GPU_RESERVE"), NULL, s->reserve);
     if (st != STRATA_OK) {
         backend_inventory_free(inv);
         free(s);

@@ -1,5 +1,6 @@
 /* The model store: blobs, manifests, create/list/show/copy/delete and garbage collection.
  * See store.h for the layout and the atomicity rules, docs/store.md for the reasons. */
+#include "core/env.h"
 #include "store/store.h"
 
 #include <cjson/cJSON.h>
@@ -35,7 +36,7 @@ struct strata_store {
 /* ---- opening and locking -------------------------------------------------------------- */
 
 size_t strata_store_default_root(char *buf, size_t cap) {
-    const char *env = getenv("STRATA_MODELS");
+    const char *env = strata_getenv("STRATA_MODELS");
     int r;
     if (env && *env) {
         r = snprintf(buf, cap, "%s", env);

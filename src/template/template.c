@@ -2,6 +2,8 @@
  * for the language and the data model. */
 #include "template/template.h"
 
+#include <cJSON.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -150,6 +152,8 @@ struct strata_template {
     char *source;
     node_list root;
     bool uses_messages, uses_response;
+    const char **names; /* every .Field name the template writes (once each) */
+    int n_names, cap_names;
     int cut_id; /* id of the first action naming .Response, or -1 */
 };
 
@@ -372,6 +376,11 @@ static bool declare_var(parser *p, const char *name) {
 static void note_name(parser *p, const char *name, size_t n) {
     if (n == 8 && strncasecmp(name, "messages", 8) == 0) p->t->uses_messages = true;
     if (n == 8 && strncasecmp(name, "response", 8) == 0) p->t->uses_response = true;
+    strata_template *t = p->t;
+    for (int i = 0; i < t->n_names; i++)
+        if (strlen(t->names[i]) == n && strncmp(t->names[i], name, n) == 0) return;
+    const char *copy = arena_strndup(p->a, name, n);
+    if (copy) arena_push(p->a, (void ***)&t->names, &t->n_names, &t->cap_names, (void *)copy);
 }
 
 /* Decodes a Go string, raw string or character literal into the arena. */
@@ -916,6 +925,67 @@ void strata_template_free(strata_template *t) {
 const char *strata_template_source(const strata_template *t) { return t->source; }
 bool strata_template_uses_messages(const strata_template *t) { return t->uses_messages; }
 
+bool strata_template_names(const strata_template *t, const char *field) {
+    for (int i = 0; i < t->n_names; i++)
+        if (strcasecmp(t->names[i], field) == 0) return true;
+    return false;
+}
+
+/* Whether a pipeline (its nested pipelines included) writes .FIELD or $var.FIELD first. */
+static bool pipe_names_first(const pipeline *pl, const char *field) {
+    if (!pl) return false;
+    for (int c = 0; c < pl->n_cmds; c++) {
+        const command *cmd = pl->cmds[c];
+        for (int a = 0; a < cmd->n_args; a++) {
+            const operand *op = cmd->args[a];
+            if ((op->kind == OP_FIELD || op->kind == OP_VAR) && op->n_fields > 0 && strcmp(op->fields[0], field) == 0)
+                return true;
+            if (op->kind == OP_PIPE && pipe_names_first(op->pipe, field)) return true;
+        }
+    }
+    return false;
+}
+
+static void trimmed_text(const node *n, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (!n || n->kind != N_TEXT || !cap) return;
+    const char *s = n->text;
+    size_t len = n->len;
+    while (len && is_space(*s)) s++, len--;
+    while (len && is_space(s[len - 1])) len--;
+    if (len >= cap) len = cap - 1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
+/* Ollama's heuristic (thinking.InferTags): each reference to .Thinking inside a range over
+ * .Messages names, as its tags, the first and last text of the list that holds it; the last
+ * such reference in document order wins. */
+static void think_walk(const node_list *l, bool in_messages, char *open, size_t ocap, char *close, size_t ccap) {
+    for (int i = 0; i < l->n; i++) {
+        const node *n = l->items[i];
+        bool inner = in_messages;
+        if (n->kind == N_RANGE) inner = pipe_names_first(n->pipe, "Messages");
+        if (inner && pipe_names_first(n->pipe, "Thinking")) {
+            trimmed_text(l->items[0], open, ocap);
+            trimmed_text(l->items[l->n - 1], close, ccap);
+        }
+        if (n->kind == N_IF || n->kind == N_WITH || n->kind == N_RANGE) {
+            think_walk(&n->list, inner, open, ocap, close, ccap);
+            think_walk(&n->else_list, inner, open, ocap, close, ccap);
+        }
+    }
+}
+
+bool strata_template_think_tags(const strata_template *t, char *open, size_t open_cap, char *close, size_t close_cap) {
+    char o[128] = "", c[128] = "";
+    think_walk(&t->root, false, o, sizeof o, c, sizeof c);
+    if (!o[0] || !c[0]) return false;
+    if (open && open_cap) snprintf(open, open_cap, "%s", o);
+    if (close && close_cap) snprintf(close, close_cap, "%s", c);
+    return true;
+}
+
 /* ---- values --------------------------------------------------------------------------- */
 
 typedef enum { V_NIL, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_MAP } vkind;
@@ -945,6 +1015,7 @@ struct vmap {
     size_t n;
     const char **keys; /* sorted */
     const value *vals;
+    bool from_json; /* JSON keys: .Name also finds "name" */
 };
 
 static value v_nil(void) { return (value){.k = V_NIL}; }
@@ -1080,6 +1151,14 @@ static bool field_of(exec *e, value v, const char *name, int line, int col, valu
             *out = v.map->vals[i];
             return true;
         }
+    if (v.map->from_json) /* Ollama's structs: .Function is the JSON key "function" */
+        for (size_t i = 0; i < v.map->n; i++) {
+            const char *k = v.map->keys[i];
+            if (k[0] == tolower((unsigned char)name[0]) && k[0] && strcmp(k + 1, name + 1) == 0) {
+                *out = v.map->vals[i];
+                return true;
+            }
+        }
     *out = v_nil();
     return true;
 }
@@ -1161,8 +1240,12 @@ static void format_float_go(double f, char *buf, size_t cap, bool json) {
 static void format_float(double f, char *buf, size_t cap) { format_float_go(f, buf, cap, false); }
 
 /* Writes v as Go's fmt %v would (nil as ""). */
+static bool xb_json(xbuf *b, value v, int depth);
+
 static bool xb_value(xbuf *b, value v) {
     char num[64];
+    /* JSON data prints as JSON, as Ollama's tool structs print themselves (String()). */
+    if (v.k == V_MAP && v.map->from_json) return xb_json(b, v, 0);
     switch (v.k) {
     case V_NIL: return true;
     case V_BOOL: return xb_puts(b, v.b ? "true" : "false");
@@ -1675,10 +1758,50 @@ static value make_map(exec *e, size_t n, const char *const *keys, const value *v
     return (value){.k = V_MAP, .map = m};
 }
 
+/* A JSON value (cJSON) as template data: objects are maps read with their JSON keys. */
+static value json_value(exec *e, const cJSON *j, int depth) {
+    if (!j || depth > 64) return v_nil();
+    if (cJSON_IsString(j)) return v_str(j->valuestring, strlen(j->valuestring));
+    if (cJSON_IsBool(j)) return v_bool(cJSON_IsTrue(j));
+    if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble;
+        if (d == floor(d) && fabs(d) < 9.0e15) return v_int((int64_t)d);
+        return (value){.k = V_FLOAT, .f = d};
+    }
+    int n = cJSON_GetArraySize(j);
+    if (cJSON_IsArray(j)) {
+        value *items = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *items);
+        if (!items) return v_nil();
+        int i = 0;
+        for (const cJSON *c = j->child; c; c = c->next) items[i++] = json_value(e, c, depth + 1);
+        value l = {.k = V_LIST};
+        l.list.items = items;
+        l.list.n = (size_t)n;
+        return l;
+    }
+    if (cJSON_IsObject(j)) {
+        const char **keys = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *keys);
+        value *vals = arena_alloc(&e->a, (size_t)(n ? n : 1) * sizeof *vals);
+        if (!keys || !vals) return v_nil();
+        int i = 0;
+        for (const cJSON *c = j->child; c; c = c->next, i++) {
+            keys[i] = c->string ? c->string : "";
+            vals[i] = json_value(e, c, depth + 1);
+        }
+        value m = make_map(e, (size_t)n, keys, vals);
+        if (m.k == V_MAP) ((vmap *)m.map)->from_json = true;
+        return m;
+    }
+    return v_nil();
+}
+
 typedef struct {
     const char *role;
     char *content;
     size_t len;
+    const char *thinking;
+    const cJSON *tool_calls;
+    const char *tool_call_id, *tool_name;
 } turn;
 
 static bool render_once(exec *e, value root) {
@@ -1688,10 +1811,13 @@ static bool render_once(exec *e, value root) {
     return exec_list(e, &e->t->root, root) && !e->failed;
 }
 
-static value legacy_root(exec *e, const char *sys, const char *prompt, const char *resp) {
-    static const char *const keys[] = {"System", "Prompt", "Response"};
-    value vals[3] = {v_str(sys, strlen(sys)), v_str(prompt, strlen(prompt)), v_str(resp, strlen(resp))};
-    return make_map(e, 3, keys, vals);
+static value legacy_root(exec *e, const strata_template_input *in, const char *sys, const char *prompt,
+                         const char *resp) {
+    static const char *const keys[] = {"System", "Prompt", "Response", "Think", "ThinkLevel", "IsThinkSet"};
+    const char *level = in->think_level ? in->think_level : "";
+    value vals[6] = {v_str(sys, strlen(sys)),   v_str(prompt, strlen(prompt)), v_str(resp, strlen(resp)),
+                     v_bool(in->think),         v_str(level, strlen(level)),   v_bool(in->is_think_set)};
+    return make_map(e, 6, keys, vals);
 }
 
 strata_status strata_template_render(const strata_template *t, const strata_template_input *in, char **out,
@@ -1713,6 +1839,9 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
     for (size_t i = 0; ok && i < n_in + add_sys; i++) {
         const char *role = add_sys && i == 0 ? "system" : in->messages[i - add_sys].role;
         const char *content = add_sys && i == 0 ? in->system : in->messages[i - add_sys].content;
+        const strata_chat_message *src = add_sys && i == 0 ? NULL : &in->messages[i - add_sys];
+        const char *thinking = src ? src->thinking : NULL;
+        const bool tooly = src && (src->tool_calls || strcmp(role, "tool") == 0);
         if (!role) role = "";
         if (!content) content = "";
         size_t cl = strlen(content);
@@ -1720,7 +1849,8 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
             ok = (sys.len == 0 || xb_puts(&sys, "\n\n")) && xb_put(&sys, content, cl);
             if (sys.len == 0 && ok) ok = xb_puts(&sys, ""); /* an empty system message still counts */
         }
-        if (nt > 0 && strcmp(turns[nt - 1].role, role) == 0) {
+        if (nt > 0 && strcmp(turns[nt - 1].role, role) == 0 && !tooly && !turns[nt - 1].tool_calls &&
+            strcmp(role, "tool") != 0) {
             char *merged = arena_alloc(&e.a, turns[nt - 1].len + 2 + cl + 1);
             if (!merged) ok = false;
             else {
@@ -1729,11 +1859,16 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
                 memcpy(merged + turns[nt - 1].len + 2, content, cl + 1);
                 turns[nt - 1].content = merged;
                 turns[nt - 1].len += 2 + cl;
+                if (thinking && *thinking) turns[nt - 1].thinking = thinking;
             }
         } else {
             turns[nt].role = role;
             turns[nt].content = arena_strndup(&e.a, content, cl);
             turns[nt].len = cl;
+            turns[nt].thinking = thinking;
+            turns[nt].tool_calls = src ? src->tool_calls : NULL;
+            turns[nt].tool_call_id = src ? src->tool_call_id : NULL;
+            turns[nt].tool_name = src ? src->tool_name : NULL;
             ok = ok && turns[nt].content;
             nt++;
         }
@@ -1743,21 +1878,57 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
         return strata_fail(STRATA_ERR_NOMEM, "out of memory");
     }
     const char *system_text = sys.buf ? sys.buf : "";
-    if (t->uses_messages) {
+    if (in->suffix && *in->suffix) {
+        /* Fill-in-the-middle: .Prompt and .Suffix, as Ollama renders a request with a suffix. */
+        const char *prompt = "";
+        for (size_t i = 0; i < nt; i++)
+            if (strcmp(turns[i].role, "user") == 0) prompt = turns[i].content;
+        static const char *const fkeys[] = {"System", "Prompt", "Suffix", "Response"};
+        value fv[4] = {v_str(system_text, strlen(system_text)), v_str(prompt, strlen(prompt)),
+                       v_str(in->suffix, strlen(in->suffix)), v_str("", 0)};
+        value root = make_map(&e, 4, fkeys, fv);
+        if (root.k == V_MAP) {
+            e.cutting = in->add_generation_prompt && t->cut_id >= 0;
+            ok = render_once(&e, root);
+        } else if (!e.failed) {
+            ok = xerr(&e, 0, 0, "out of memory");
+        }
+    } else if (t->uses_messages) {
         value *msgs = arena_alloc(&e.a, (nt ? nt : 1) * sizeof *msgs);
-        static const char *const mkeys[] = {"Role", "Content"};
         ok = msgs != NULL;
         for (size_t i = 0; ok && i < nt; i++) {
-            value mv[2] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len)};
-            msgs[i] = make_map(&e, 2, mkeys, mv);
+            /* .Role and .Content always; the others only when the message has them */
+            const char *mkeys[6] = {"Role", "Content"};
+            value mv[6] = {v_str(turns[i].role, strlen(turns[i].role)), v_str(turns[i].content, turns[i].len)};
+            size_t nk = 2;
+            if (turns[i].thinking && *turns[i].thinking) {
+                mkeys[nk] = "Thinking";
+                mv[nk++] = v_str(turns[i].thinking, strlen(turns[i].thinking));
+            }
+            if (cJSON_GetArraySize(turns[i].tool_calls) > 0) {
+                mkeys[nk] = "ToolCalls";
+                mv[nk++] = json_value(&e, turns[i].tool_calls, 0);
+            }
+            if (turns[i].tool_call_id && *turns[i].tool_call_id) {
+                mkeys[nk] = "ToolCallID";
+                mv[nk++] = v_str(turns[i].tool_call_id, strlen(turns[i].tool_call_id));
+            }
+            if (turns[i].tool_name && *turns[i].tool_name) {
+                mkeys[nk] = "ToolName";
+                mv[nk++] = v_str(turns[i].tool_name, strlen(turns[i].tool_name));
+            }
+            msgs[i] = make_map(&e, nk, mkeys, mv);
             ok = msgs[i].k == V_MAP;
         }
-        static const char *const rkeys[] = {"System", "Messages", "Response"};
+        static const char *const rkeys[] = {"System", "Messages", "Response", "Think", "ThinkLevel", "IsThinkSet", "Tools"};
         value list = {.k = V_LIST};
         list.list.items = msgs;
         list.list.n = nt;
-        value rv[3] = {v_str(system_text, strlen(system_text)), list, v_str("", 0)};
-        value root = ok ? make_map(&e, 3, rkeys, rv) : v_nil();
+        const char *level = in->think_level ? in->think_level : "";
+        value rv[7] = {v_str(system_text, strlen(system_text)), list, v_str("", 0), v_bool(in->think),
+                       v_str(level, strlen(level)), v_bool(in->is_think_set),
+                       cJSON_GetArraySize(in->tools) > 0 ? json_value(&e, in->tools, 0) : v_nil()};
+        value root = ok ? make_map(&e, 7, rkeys, rv) : v_nil();
         if (ok && root.k == V_MAP) ok = render_once(&e, root);
         else if (!e.failed) ok = xerr(&e, 0, 0, "out of memory");
     } else {
@@ -1767,7 +1938,7 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
             const char *role = turns[i].role;
             bool flush = (strcmp(role, "system") == 0 && (*prompt || *response)) || (strcmp(role, "user") == 0 && *response);
             if (flush) {
-                ok = render_once(&e, legacy_root(&e, system, prompt, response));
+                ok = render_once(&e, legacy_root(&e, in, system, prompt, response));
                 system = prompt = response = "";
             }
             if (strcmp(role, "system") == 0) system = turns[i].content;
@@ -1776,7 +1947,7 @@ strata_status strata_template_render(const strata_template *t, const strata_temp
         }
         if (ok) {
             e.cutting = in->add_generation_prompt && t->cut_id >= 0;
-            ok = render_once(&e, legacy_root(&e, system, prompt, response));
+            ok = render_once(&e, legacy_root(&e, in, system, prompt, response));
         }
     }
     free(e.vars);

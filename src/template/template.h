@@ -15,12 +15,17 @@
  * addition: JSON of a value, HTML-escaped as Go's encoder does). define, template, block
  * and the remaining Go functions are refused with a parse error naming them.
  *
+ * JSON data (.Tools, .ToolCalls) is read as Ollama's structs are: .Function.Name finds the
+ * JSON key "function" then "name" (a field whose key is absent is also looked up with its first
+ * letter in lower case), and json prints it back with its JSON keys.
+ *
  * Differences from Go, on purpose: a field that does not exist (or of nil) is nil rather
  * than an error, nil prints as "" (Go prints "<no value>"), and len of nil is 0 -- data a
  * template asks for but we do not provide (Tools, Images, ToolCalls, ...) reads as empty.
  *
  * Data (what Ollama passes): .System (all system messages joined by blank lines),
- * .Messages (every message, system ones included, each with .Role and .Content;
+ * .Think, .ThinkLevel and .IsThinkSet (see strata_template_input), .Tools,
+ * .Messages (every message, system ones included, each with .Role, .Content, .Thinking, .ToolCalls, .ToolCallID and .ToolName;
  * consecutive messages of one role merged with a blank line, as current Ollama does),
  * .Prompt and .Response; .Tools and anything else is nil. A template that names
  * Messages anywhere is rendered once with the whole conversation; any other template is
@@ -41,6 +46,8 @@
 
 #include "core/status.h"
 
+struct cJSON;
+
 typedef struct strata_template strata_template;
 
 strata_status strata_template_parse(const char *text, size_t len, strata_template **out);
@@ -49,10 +56,25 @@ void strata_template_free(strata_template *t);
 const char *strata_template_source(const strata_template *t);
 /* True if the template names Messages (rendered once with the whole conversation). */
 bool strata_template_uses_messages(const strata_template *t);
+/* True if the template writes the field (.Name or $var.Name anywhere, compared without case,
+ * as Ollama's Template.Vars() lists them): "Tools" and "Suffix" say what the template can
+ * render, and so the model's capabilities (tools, insert). */
+bool strata_template_names(const strata_template *t, const char *field);
+/* The tags around a reasoning trace, inferred as Ollama does (thinking.InferTags): the last
+ * .Thinking written inside a range over .Messages; its list's first and last text, trimmed
+ * of white space, are the opening and closing tags ("<think>", "</think>"). False when the
+ * template has no such pair (the model has no "thinking" capability). */
+bool strata_template_think_tags(const strata_template *t, char *open, size_t open_cap, char *close, size_t close_cap);
 
 typedef struct {
     const char *role; /* "system", "user", "assistant" (others are passed through) */
     const char *content;
+    const char *thinking; /* the reasoning of an assistant message (.Thinking); NULL for none */
+    /* Ollama's tool fields: .ToolCalls (a JSON array of {"id", "function": {"index", "name",
+     * "arguments": {...}}}), .ToolCallID and .ToolName (a tool result). NULL for none. A
+     * message with tool calls, or of role "tool", is never merged with its neighbour. */
+    const struct cJSON *tool_calls;
+    const char *tool_call_id, *tool_name;
 } strata_chat_message;
 
 typedef struct {
@@ -67,6 +89,17 @@ typedef struct {
      * (they open the assistant turn themselves). false: the last legacy turn is rendered
      * whole, closing the conversation; Messages templates are unaffected. */
     bool add_generation_prompt;
+    /* Ollama's thinking data: .Think (thinking asked for), .ThinkLevel ("low", "medium",
+     * "high"; "medium" for a plain true; "" when off) and .IsThinkSet (the request said). */
+    bool think, is_think_set;
+    const char *think_level; /* NULL = "" */
+    /* .Tools: the request's tools (a JSON array of {"type", "function": {"name",
+     * "description", "parameters"}}); NULL for none. */
+    const struct cJSON *tools;
+    /* Fill-in-the-middle (/api/generate "suffix"): when not empty, the template is rendered
+     * once, as Ollama does, with .Prompt (the last user message), .Suffix and .System only
+     * (no .Messages). */
+    const char *suffix;
 } strata_template_input;
 
 /* Renders the template. *out is malloc'd, NUL-terminated (caller frees); *out_len (if

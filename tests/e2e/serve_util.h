@@ -91,6 +91,16 @@ static inline void server_start_in(test_server *s, const char *const *env, const
         unsetenv("STRATA_KEEP_ALIVE");
         unsetenv("STRATA_MAX_LOADED_MODELS");
         unsetenv("STRATA_GPU_RESERVE");
+        unsetenv("STRATA_CONTEXT_LENGTH");
+        unsetenv("STRATA_KV_CACHE_TYPE");
+        unsetenv("STRATA_NUM_PARALLEL");
+        unsetenv("STRATA_SCHED_SPREAD");
+        /* Ollama's variables are read as fallbacks: none leaks in from the caller's shell. */
+        static const char *const ollama_env[] = {"OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_KEEP_ALIVE",
+                                                 "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_CONTEXT_LENGTH",
+                                                 "OLLAMA_GPU_OVERHEAD", "OLLAMA_ORIGINS", "OLLAMA_KV_CACHE_TYPE",
+                                                 "OLLAMA_NUM_PARALLEL", "OLLAMA_SCHED_SPREAD"};
+        for (size_t k = 0; k < sizeof ollama_env / sizeof ollama_env[0]; k++) unsetenv(ollama_env[k]);
         for (const char *const *e = env; e && *e; e++) putenv(strdup(*e));
         execl(STRATA_BINARY, STRATA_BINARY, "serve", (char *)NULL);
         _exit(127);

@@ -427,10 +427,63 @@ static void test_no_server(void **state) {
     free(file);
 }
 
+/* What the in-process engine continues a raw prompt (standard input) with, greedily. */
+static char *continuation(const char *prompt) {
+    char *model = testdata_path("models/stories260K-f32.gguf");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "printf '%s' | '%s' run '%s' --temperature 0 --num-predict 16 2>/dev/null", prompt,
+             STRATA_BINARY, model);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *out = calloc(4096, 1);
+    size_t n = fread(out, 1, 4095, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    free(model);
+    return out;
+}
+
+/* run --think: the reasoning printed between Ollama's "Thinking..." and "...done thinking.",
+ * equal to what the model continues the template's prompt (which opens <think>) with;
+ * --think=false gives the answer of the prompt without it; --hidethinking hides the
+ * reasoning; a model without thinking refuses --think with Ollama's wording. */
+static void test_run_think(void **state) {
+    (void)state;
+    TESTDATA_REQUIRE();
+    create_model(&srv, "thinker", "stories260K-f32",
+                 "TEMPLATE \"\"\"{{- range .Messages }}{{ if eq .Role \"user\" }}USER: {{ .Content }}\n"
+                 "{{ else if eq .Role \"assistant\" }}ASSISTANT: {{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+                 "{{ .Content }}\n{{ end }}{{ end }}ASSISTANT:{{ if .Think }} <think>{{ end }}\"\"\"\n");
+    create_model(&srv, "stories", "stories260K-f32", NULL);
+    char *thought = continuation("USER: Once upon a time\\nASSISTANT: <think>");
+    char *plain = continuation("USER: Once upon a time\\nASSISTANT:");
+    char want[8192];
+    snprintf(want, sizeof want, "Thinking...\n%s\n...done thinking.\n\n", thought + strspn(thought, " \n"));
+    proc_result r = strata("run", "thinker", "Once upon a time", "--think", "--temperature", "0", "--num-predict", "16", NULL);
+    if (r.exit_code != 0 || strcmp(r.out, want) != 0) fail_msg("rc %d, stdout [%s], want [%s], stderr [%s]", r.exit_code, r.out, want, r.err);
+    proc_result_free(&r);
+    r = strata("run", "thinker", "Once upon a time", "--think=false", "--temperature", "0", "--num-predict", "16", NULL);
+    if (r.exit_code != 0 || strcmp(r.out, plain) != 0) fail_msg("rc %d, stdout [%s], want [%s]", r.exit_code, r.out, plain);
+    proc_result_free(&r);
+    r = strata("run", "thinker", "Once upon a time", "--think=high", "--hidethinking", "--temperature", "0", "--num-predict", "16", NULL);
+    if (r.exit_code != 0 || strcmp(r.out, "") != 0) fail_msg("rc %d, stdout [%s]", r.exit_code, r.out);
+    proc_result_free(&r);
+    r = strata("run", "stories", "Once upon a time", "--think", NULL);
+    if (r.exit_code == 0 || !strstr(r.err, "\"stories\" does not support thinking")) fail_msg("rc %d, stderr [%s]", r.exit_code, r.err);
+    proc_result_free(&r);
+    r = strata("run", "thinker", "x", "--think=much", NULL);
+    assert_int_not_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.err, "--think"));
+    proc_result_free(&r);
+    free(thought);
+    free(plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_list_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_reproduces_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_think, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ps_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ps_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cp_rm_and_server_errors, setup, teardown),

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "client_fixture.h"
+#include "fixture_models.h"
 
 static test_server srv;
 
@@ -82,10 +83,24 @@ static void test_npm_clients(void **state) {
     }
 
     create_model(&srv, "stories", "stories260K-f32", NULL);
+    /* "thinker": stories with a template that opens <think>; "caller": a fixture that answers
+     * with one tool call in Qwen's format (fixture_models.h). */
+    create_model(&srv, "thinker", "stories260K-f32",
+                 "TEMPLATE \"\"\"{{- range .Messages }}{{ if eq .Role \"user\" }}USER: {{ .Content }}\n"
+                 "{{ else if eq .Role \"assistant\" }}ASSISTANT: {{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+                 "{{ .Content }}\n{{ end }}{{ end }}ASSISTANT:{{ if .Think }} <think>{{ end }}\"\"\"\n");
+    char *caller = write_caller_gguf(srv.dir);
+    char *mf = tmpdir_path(srv.dir, "Modelfile.caller");
+    char text[8192];
+    snprintf(text, sizeof text, "FROM %s\nTEMPLATE \"\"\"%s\"\"\"\n", caller, tool_template);
+    assert_int_equal(tmpdir_write(mf, text, strlen(text)), 0);
+    STRATA_OK_RUN("create", "caller", "-f", mf);
+    free(mf);
+    free(caller);
     int rc = sh(log, "cd '%s' && STRATA_URL='http://%s' STRATA_MODEL=stories node client_test.mjs", work, srv.host);
     char *out = read_text(log);
     if (rc != 0) fail_msg("node client_test.mjs: exit %d\n%s", rc, out);
-    assert_non_null(strstr(out, "all 10 steps passed"));
+    assert_non_null(strstr(out, "all 17 steps passed"));
     print_message("%s", strstr(out, "ok - ") ? strstr(out, "ok - ") : out);
     free(out);
     free(log);

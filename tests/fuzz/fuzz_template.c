@@ -11,11 +11,11 @@
 
 #include "template/template.h"
 
-static const strata_chat_message conv_a[] = {{"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}};
-static const strata_chat_message conv_b[] = {{"user", "hi"}};
-static const strata_chat_message conv_c[] = {{"user", "q"}, {"assistant", "partial"}};
-static const strata_chat_message conv_d[] = {{"system", "a"}, {"system", "b"}, {"user", ""}, {"tool", "t"}, {"user", "x"}};
-static const strata_chat_message conv_e[] = {{"assistant", "only"}, {"user", "{{ .Prompt }}"}};
+static const strata_chat_message conv_a[] = {{.role = "system", .content = "S"}, {.role = "user", .content = "U1"}, {.role = "assistant", .content = "A1"}, {.role = "user", .content = "U2"}};
+static const strata_chat_message conv_b[] = {{.role = "user", .content = "hi"}};
+static const strata_chat_message conv_c[] = {{.role = "user", .content = "q"}, {.role = "assistant", .content = "partial"}};
+static const strata_chat_message conv_d[] = {{.role = "system", .content = "a"}, {.role = "system", .content = "b"}, {.role = "user", .content = ""}, {.role = "tool", .content = "t"}, {.role = "user", .content = "x"}};
+static const strata_chat_message conv_e[] = {{.role = "assistant", .content = "only"}, {.role = "user", .content = "{{ .Prompt }}"}};
 static const struct {
     const strata_chat_message *m;
     size_t n;
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (t || !*strata_last_error()) abort();
         return 0;
     }
-    strata_template_input in = {(mode & 16) ? "sys" : NULL, convs[mode & 7].m, convs[mode & 7].n, (mode & 8) != 0};
+    strata_template_input in = {.system = (mode & 16) ? "sys" : NULL, .messages = convs[mode & 7].m, .n_messages = convs[mode & 7].n, .add_generation_prompt = (mode & 8) != 0};
     char *out = NULL;
     size_t out_len = 0;
     strata_status st = strata_template_render(t, &in, &out, &out_len);

@@ -93,6 +93,22 @@ await step('show describes the model', async () => {
   assert.match(r.modelfile, /\nFROM /);
   assert.equal(r.model_info['general.architecture'], 'llama');
   assert.equal(r.model_info['llama.embedding_length'], 64);
+  assert.ok(r.model_info['general.parameter_count'] > 200000);
+  assert.deepEqual(r.capabilities, ['completion']);
+});
+
+await step('thinking and images are refused with Ollama\'s wording', async () => {
+  await assert.rejects(ollama.generate({ model, prompt: 'x', think: true }), /does not support thinking/);
+  await assert.rejects(ollama.chat({ model, messages: [{ role: 'user', content: 'x', images: ['aGVsbG8='] }] }),
+    /does not support images/);
+});
+
+await step('embed with dimensions gives unit vectors of that length', async () => {
+  const r = await ollama.embed({ model, input: ['Once upon a time', 'The cat'], dimensions: 16 });
+  assert.equal(r.embeddings.length, 2);
+  assert.equal(r.embeddings[0].length, 16);
+  const norm = Math.sqrt(r.embeddings[0].reduce((a, x) => a + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-5, `norm ${norm}`);
 });
 
 await step('ps lists the loaded model on the CPU', async () => {
@@ -131,6 +147,74 @@ await step('OpenAI models lists the model', async () => {
   const ids = [];
   for await (const m of openai.models.list()) ids.push(m.id);
   assert.ok(ids.includes(model) || ids.includes(`${model}:latest`), JSON.stringify(ids));
+});
+
+await step('OpenAI embeddings and model retrieval', async () => {
+  const e = await openai.embeddings.create({ model, input: 'Once upon a time', dimensions: 16 });
+  assert.equal(e.data.length, 1);
+  assert.equal(e.data[0].embedding.length, 16); // the client asks for base64 and decodes it
+  const full = await openai.embeddings.create({ model, input: 'Once upon a time', encoding_format: 'float' });
+  assert.equal(full.data[0].embedding.length, 64);
+  const m = await openai.models.retrieve(`${model}:latest`);
+  assert.equal(m.id, `${model}:latest`);
+  assert.equal(m.object, 'model');
+  await assert.rejects(openai.models.retrieve('no-such-model'), (err) => err.status === 404);
+});
+
+const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+const ask = [{ role: 'user', content: 'Weather in Paris?' }];
+
+await step('ollama chat with tools gives tool_calls (streamed and not)', async () => {
+  const r = await ollama.chat({ model: 'caller', messages: ask, tools });
+  assert.equal(r.message.tool_calls.length, 1);
+  assert.equal(r.message.tool_calls[0].function.name, 'get_weather');
+  assert.deepEqual(r.message.tool_calls[0].function.arguments, { city: 'Paris' });
+  const calls = [];
+  for await (const part of await ollama.chat({ model: 'caller', messages: ask, tools, stream: true })) {
+    calls.push(...(part.message.tool_calls ?? []));
+  }
+  assert.equal(calls.length, 1);
+  assert.deepEqual(calls[0].function.arguments, { city: 'Paris' });
+});
+
+await step('OpenAI chat with tools gives tool_calls (streamed and not)', async () => {
+  const r = await openai.chat.completions.create({ model: 'caller', messages: ask, tools });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const c = r.choices[0].message.tool_calls[0];
+  assert.equal(c.type, 'function');
+  assert.equal(c.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(c.function.arguments), { city: 'Paris' });
+  let args = '';
+  let name = '';
+  let finish = null;
+  for await (const chunk of await openai.chat.completions.create({ model: 'caller', messages: ask, tools, stream: true })) {
+    for (const d of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      name += d.function?.name ?? '';
+      args += d.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(name, 'get_weather');
+  assert.deepEqual(JSON.parse(args), { city: 'Paris' });
+  assert.equal(finish, 'tool_calls');
+});
+
+await step('tool history goes back to the model', async () => {
+  const r = await ollama.chat({ model: 'caller', tools, messages: [...ask,
+    { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+    { role: 'tool', content: 'sunny', tool_name: 'get_weather' }] });
+  assert.ok(r.prompt_eval_count > 0);
+});
+
+await step('thinking comes back apart from the answer', async () => {
+  const r = await ollama.chat({ model: 'thinker', messages: [{ role: 'user', content: 'Once upon a time' }],
+    think: true, options: { temperature: 0, num_predict: 16 } });
+  assert.ok(r.message.thinking.length > 0, JSON.stringify(r.message));
+  assert.equal(r.message.content, '');
+  const s = await openai.chat.completions.create({ model: 'thinker', messages: [{ role: 'user', content: 'Once upon a time' }],
+    temperature: 0, max_tokens: 16 });
+  assert.equal(s.choices[0].message.reasoning, r.message.thinking);
 });
 
 console.log(`all ${steps.length} steps passed`);

@@ -14,8 +14,8 @@ static char *render_ex(const char *tmpl, const char *system, bool gen, const cha
     if (strata_template_parse(tmpl, strlen(tmpl), &t) != STRATA_OK) fail_msg("parse: %s\n%s", strata_last_error(), tmpl);
     strata_chat_message msgs[32];
     size_t n = 0;
-    for (; pairs && pairs[2 * n]; n++) msgs[n] = (strata_chat_message){pairs[2 * n], pairs[2 * n + 1]};
-    strata_template_input in = {system, msgs, n, gen};
+    for (; pairs && pairs[2 * n]; n++) msgs[n] = (strata_chat_message){.role = pairs[2 * n], .content = pairs[2 * n + 1]};
+    strata_template_input in = {.system = system, .messages = msgs, .n_messages = n, .add_generation_prompt = gen};
     char *out = NULL;
     size_t len = 0;
     if (strata_template_render(t, &in, &out, &len) != STRATA_OK) fail_msg("render: %s\n%s", strata_last_error(), tmpl);
@@ -111,6 +111,37 @@ static void test_system_argument(void **state) {
     static const char *const merged[] = {"system", "a", "system", "b", "user", "x", "user", "y", NULL};
     EXPECT("{{ .System }}|{{ range .Messages }}{{ .Role }}={{ .Content }};{{ end }}", merged,
            "a\n\nb|system=a\n\nb;user=x\n\ny;");
+}
+
+/* What a template can render (capabilities): the fields it names, and the thinking tags
+ * inferred as Ollama does (the last .Thinking inside a range over .Messages). */
+static void test_capability_fields(void **state) {
+    (void)state;
+    strata_template *t = NULL;
+    const char *src = "{{ if .Tools }}{{ json $.Tools }}{{ end }}{{ range .Messages }}{{ if eq .Role \"assistant\" }}"
+                      "{{ if .Thinking }}\n <think>{{ .Thinking }}</think>\n{{ end }}{{ .Content }}{{ end }}{{ end }}";
+    assert_int_equal(strata_template_parse(src, strlen(src), &t), STRATA_OK);
+    assert_true(strata_template_names(t, "Tools"));
+    assert_true(strata_template_names(t, "tools"));
+    assert_false(strata_template_names(t, "Suffix"));
+    char open[32], close[32];
+    assert_true(strata_template_think_tags(t, open, sizeof open, close, sizeof close));
+    assert_string_equal(open, "<think>");
+    assert_string_equal(close, "</think>");
+    strata_template_free(t);
+    /* .Thinking outside a range over .Messages, or without text around it: no tags */
+    static const char *const none[] = {"<think>{{ .Thinking }}</think>{{ .Prompt }}",
+                                       "{{ range .Messages }}{{ .Thinking }}{{ end }}",
+                                       "{{ range .Tools }}<think>{{ .Thinking }}</think>{{ end }}",
+                                       "{{ .Suffix }}{{ .Prompt }}"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        assert_int_equal(strata_template_parse(none[i], strlen(none[i]), &t), STRATA_OK);
+        assert_false(strata_template_think_tags(t, open, sizeof open, close, sizeof close));
+        strata_template_free(t);
+    }
+    assert_int_equal(strata_template_parse(none[3], strlen(none[3]), &t), STRATA_OK);
+    assert_true(strata_template_names(t, "Suffix"));
+    strata_template_free(t);
 }
 
 static void test_detect(void **state) {
@@ -337,8 +368,8 @@ static void test_parse_errors(void **state) {
 static void exec_fails(const char *tmpl, const char *needle) {
     strata_template *t = NULL;
     if (strata_template_parse(tmpl, strlen(tmpl), &t) != STRATA_OK) fail_msg("parse: %s", strata_last_error());
-    strata_chat_message m = {"user", "hi"};
-    strata_template_input in = {NULL, &m, 1, true};
+    strata_chat_message m = {.role = "user", .content = "hi"};
+    strata_template_input in = {.messages = &m, .n_messages = 1, .add_generation_prompt = true};
     char *out = (char *)1;
     strata_status st = strata_template_render(t, &in, &out, NULL);
     if (st != STRATA_ERR_FORMAT || out != NULL || !strstr(strata_last_error(), needle))
@@ -371,7 +402,7 @@ int main(void) {
         cmocka_unit_test(test_family_llama3),   cmocka_unit_test(test_family_llama2),
         cmocka_unit_test(test_family_chatml),   cmocka_unit_test(test_family_mistral),
         cmocka_unit_test(test_family_phi3),     cmocka_unit_test(test_family_gemma),
-        cmocka_unit_test(test_system_argument), cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_system_argument), cmocka_unit_test(test_detect), cmocka_unit_test(test_capability_fields),
         cmocka_unit_test(test_text_and_trim),   cmocka_unit_test(test_fields_and_literals),
         cmocka_unit_test(test_control),         cmocka_unit_test(test_variables),
         cmocka_unit_test(test_functions),       cmocka_unit_test(test_legacy_mode),
