@@ -85,9 +85,33 @@ static double cuda_peak_gbps(backend_device *dev) {
     return 2.0 * (double)khz * 1e3 * ((double)bits / 8.0) / 1e9;
 }
 
-/* A device-to-device copy of 256 MiB (or an eighth of what is free), best of 3: bytes read
- * plus bytes written over the time, what a decode step's reading of the weights is bound
- * by. 0 when the probe cannot run. */
+/* The best of 3 timed copies of `bytes` on stream s (after a warm-up), as GB/s of `moved`
+ * bytes per copy; 0 when timing fails. */
+static double timed_copies_gbps(cudaStream_t s, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+                                double moved) {
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double best = 0;
+    if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
+        cudaMemcpyAsync(dst, src, bytes, kind, s); /* warm-up */
+        for (int r = 0; r < 3; r++) {
+            float ms = 0;
+            cudaEventRecord(e0, s);
+            cudaMemcpyAsync(dst, src, bytes, kind, s);
+            cudaEventRecord(e1, s);
+            if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && ms > 0) {
+                double g = moved / (ms * 1e-3) / 1e9;
+                if (g > best) best = g;
+            }
+        }
+    }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    return best;
+}
+
+/* A device-to-device copy of 256 MiB (or an eighth of what is free): bytes read plus bytes
+ * written over the time, what a decode step's reading of the weights is bound by. 0 when
+ * the probe cannot run. */
 static double cuda_copy_probe_gbps(backend_device *dev) {
     size_t f = 0, t = 0;
     if (cudaSetDevice(dev->ordinal) != cudaSuccess || cudaMemGetInfo(&f, &t) != cudaSuccess) return 0;
@@ -95,56 +119,26 @@ static double cuda_copy_probe_gbps(backend_device *dev) {
     if (bytes > f / 8) bytes = f / 8 & ~(size_t)255;
     if (bytes < ((size_t)16 << 20)) return 0;
     void *a = NULL, *b = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
     double best = 0;
-    cudaStream_t s = cuda_state_of(dev)->stream;
-    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
-        cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
-        cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s); /* warm-up */
-        for (int r = 0; r < 3; r++) {
-            float ms = 0;
-            cudaEventRecord(e0, s);
-            cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s);
-            cudaEventRecord(e1, s);
-            if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && ms > 0) {
-                double g = 2.0 * (double)bytes / (ms * 1e-3) / 1e9;
-                if (g > best) best = g;
-            }
-        }
-    }
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
+    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess)
+        best = timed_copies_gbps(cuda_state_of(dev)->stream, b, a, bytes, cudaMemcpyDeviceToDevice, 2.0 * (double)bytes);
     cudaFree(a);
     cudaFree(b);
     (void)cudaGetLastError();
     return best;
 }
 
-/* Host -> device: 64 MiB from pinned memory, best of 3 (what staging a hand-off through the
- * host runs at). 0 when the probe cannot run. */
+/* Host -> device: 64 MiB from pinned memory (what staging a hand-off through the host runs
+ * at). 0 when the probe cannot run. */
 static double cuda_host_link_gbps(backend_device *dev) {
     const size_t bytes = (size_t)64 << 20;
     void *h = NULL, *d = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
     double best = 0;
-    cudaStream_t s = cuda_state_of(dev)->stream;
     if (cudaSetDevice(dev->ordinal) == cudaSuccess && cudaMallocHost(&h, bytes) == cudaSuccess &&
-        cudaMalloc(&d, bytes) == cudaSuccess && cudaEventCreate(&e0) == cudaSuccess &&
-        cudaEventCreate(&e1) == cudaSuccess) {
+        cudaMalloc(&d, bytes) == cudaSuccess) {
         memset(h, 1, bytes);
-        for (int r = 0; r < 3; r++) {
-            float ms = 0;
-            cudaEventRecord(e0, s);
-            cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, s);
-            cudaEventRecord(e1, s);
-            if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && ms > 0) {
-                double g = (double)bytes / (ms * 1e-3) / 1e9;
-                if (g > best) best = g;
-            }
-        }
+        best = timed_copies_gbps(cuda_state_of(dev)->stream, d, h, bytes, cudaMemcpyHostToDevice, (double)bytes);
     }
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
     cudaFree(d);
     cudaFreeHost(h);
     (void)cudaGetLastError();
