@@ -48,11 +48,8 @@ static int32_t rand_token(int32_t n_vocab) {
     return (int32_t)(rng % (uint64_t)n_vocab);
 }
 
-/* p tokens from position `at` in num_batch chunks; false on error. */
-static bool decode_chunks(strata_engine *ctx, const int32_t *toks, int32_t p, int32_t at) {
-    strata_engine_info info;
-    strata_engine_get_info(ctx, &info);
-    const int32_t nb = info.n_batch;
+/* p tokens from position `at` in chunks of nb (num_batch); false on error. */
+static bool decode_chunks(strata_engine *ctx, int32_t nb, const int32_t *toks, int32_t p, int32_t at) {
     for (int32_t i = 0; i < p; i += nb) {
         const int32_t m = p - i < nb ? p - i : nb;
         if (strata_engine_decode(ctx, toks + i, m, at + i) != STRATA_OK) return false;
@@ -61,9 +58,9 @@ static bool decode_chunks(strata_engine *ctx, const int32_t *toks, int32_t p, in
 }
 
 /* One run from position `at`: returns tokens/s, or a negative value on error. */
-static double run_pp(strata_engine *ctx, const int32_t *toks, int32_t p, int32_t at) {
+static double run_pp(strata_engine *ctx, int32_t nb, const int32_t *toks, int32_t p, int32_t at) {
     const int64_t t0 = strata_now_ns();
-    if (!decode_chunks(ctx, toks, p, at)) return -1;
+    if (!decode_chunks(ctx, nb, toks, p, at)) return -1;
     return p / ((strata_now_ns() - t0) / 1e9);
 }
 
@@ -159,7 +156,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < (depth > longest ? depth : longest); i++) toks[i] = rand_token(info.n_vocab);
-    if (depth > 0 && !decode_chunks(ctx, toks, depth, 0)) {
+    if (depth > 0 && !decode_chunks(ctx, info.n_batch, toks, depth, 0)) {
         rc = cli_error("%s", strata_last_error());
         goto done;
     }
@@ -176,7 +173,7 @@ int cmd_bench(int argc, char **argv) {
         }
         double sum = 0;
         for (int r = -1; r < reps; r++) {
-            double tps = test == 0 ? run_pp(ctx, toks, count, depth) : run_tg(ctx, toks, count, depth);
+            double tps = test == 0 ? run_pp(ctx, info.n_batch, toks, count, depth) : run_tg(ctx, toks, count, depth);
             if (tps < 0) {
                 free(v);
                 rc = cli_error("%s", strata_last_error());

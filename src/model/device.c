@@ -14,8 +14,6 @@ void strata_device_init_backend(strata_device *dev, backend_device *b) {
     memset(dev, 0, sizeof *dev);
     snprintf(dev->name, sizeof dev->name, "%s", backend_device_label(b));
     dev->backend = b;
-    const backend_ops *o = backend_device_compute(b);
-    dev->copy_weights = !(o && o->host_memory);
 }
 
 strata_status strata_device_reserve(strata_device *dev, size_t bytes) {

@@ -19,8 +19,8 @@
  * Weights. On a device whose memory is host memory (the cpu, or a host device: its op
  * table's host_memory) they stay in the read-only GGUF mapping, except the matrices its
  * kernels keep in a layout of their own (backend/cpu/repack.h: Q4_0, Q4_K), which its
- * matrix_upload op writes into the arena at load. On any other device (sim, cuda:
- * copy_weights is set) each weight tensor of the device's layers is put into the arena,
+ * matrix_upload op writes into the arena at load. On any other device (sim, cuda) each
+ * weight tensor of the device's layers is put into the arena,
  * one strata_device_alloc per tensor, by matrix_upload or a copy (a sim, computing with
  * the CPU kernels, takes the same layout as the cpu). */
 #ifndef STRATA_MODEL_DEVICE_H
@@ -51,7 +51,6 @@ typedef struct {
 typedef struct {
     char name[BACKEND_NAME_MAX + 16]; /* the backend device's label, or "cpu" */
     backend_device *backend;          /* borrowed; NULL = plain host memory */
-    bool copy_weights;                /* weights are copied into the arena (GPU-like devices) */
     strata_arena arena;
 } strata_device;
 
@@ -59,7 +58,7 @@ typedef struct {
 void strata_device_init_cpu(strata_device *dev);
 
 /* The engine's use of backend device `b` (borrowed; it must outlive the context): the arena
- * comes from b, weights are copied when b is not the cpu. */
+ * comes from b, weights are copied when b's memory is not host memory (strata_device_ops). */
 void strata_device_init_backend(strata_device *dev, backend_device *b);
 
 /* Reserves the device's one arena of exactly `bytes` bytes (64-byte aligned base), through

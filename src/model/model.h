@@ -232,7 +232,7 @@ typedef struct {
 } model_placement;
 
 /* Reserves each device's arena (exactly model_device_arena_bytes of its share) and carves
- * its KV cache and scratch, and, on a device with copy_weights, copies its layers' weights
+ * its KV cache and scratch, and, on a device whose memory is not host memory, copies its layers' weights
  * (and the output layer's) into it. model_decode then runs the layer ranges device by
  * device, handing the hidden state across. On failure (an arena refused by its device, a
  * copy failing) every arena reserved so far is given back, and nothing leaks. The context

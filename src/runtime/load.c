@@ -163,7 +163,7 @@ int32_t strata_engine_report(const strata_engine *e, strata_engine_device_report
             r->layer_start = su.layer_start;
             r->layer_end = su.has_output ? nl + 1 : su.layer_end;
             if (su.layer_end <= su.layer_start && !su.has_output) r->layer_start = r->layer_end = su.layer_start;
-            if (sd->copy_weights) {
+            if (!strata_device_ops(sd)->host_memory) { /* the weights are in its arena */
                 r->weights_bytes = su.weights_bytes;
             } else {
                 /* mapped: its blocks, the output layer, the token embedding (and rope factors) */

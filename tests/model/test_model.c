@@ -445,8 +445,8 @@ static void test_placement(void **state) {
     assert_non_null(sb);
     strata_device_init_backend(&a, ha);
     strata_device_init_backend(&b, sb);
-    assert_false(a.copy_weights);
-    assert_true(b.copy_weights);
+    assert_true(strata_device_ops(&a)->host_memory);  /* the cpu reads the mapped weights */
+    assert_false(strata_device_ops(&b)->host_memory); /* the sim copies them into its arena */
     model_placement two[2] = {{&a, 0, 2, false}, {&b, 2, 4, true}};
     assert_int_equal(model_context_init_placed(&d, &p, two, 2, &ctx), STRATA_ERR_NOMEM);
     assert_non_null(strstr(strata_last_error(), "out of memory"));
