@@ -545,20 +545,25 @@ static void test_matmul_id(void **state) {
                 void *work = malloc(wb);
                 backend_matrix m = {ty, rows, cols, w, 0};
                 backend_cpu_ops.matmul_id(&cpu_ex, &m, E, x, per_slot, ids, n, K, y, work);
+                /* the definition: each routed row against its expert's dequantized rows */
+                double *ref = malloc((size_t)R * rows * sizeof(double)), *mag = malloc((size_t)R * rows * sizeof(double));
                 for (int32_t r = 0; r < R; r++) {
                     const float *xr = x + (size_t)(per_slot ? r : r / K) * cols;
                     const float *we = deq + (size_t)ids[r] * rows * cols;
                     for (int32_t o = 0; o < rows; o++) {
-                        double sum = 0, mag = 0;
+                        double sum = 0, m = 0;
                         for (int32_t c = 0; c < cols; c++) {
                             sum += (double)we[(size_t)o * cols + c] * xr[c];
-                            mag += fabs((double)we[(size_t)o * cols + c] * xr[c]);
+                            m += fabs((double)we[(size_t)o * cols + c] * xr[c]);
                         }
-                        if (fabs(y[(size_t)r * rows + o] - sum) > 1e-2 * mag)
-                            fail_msg("matmul_id %s n=%d: row %d out %d: %g vs %g", strata_type_name(ty), n, r, o,
-                                     y[(size_t)r * rows + o], sum);
+                        ref[(size_t)r * rows + o] = sum;
+                        mag[(size_t)r * rows + o] = m;
                     }
                 }
+                for (size_t i = 0; i < (size_t)R * rows; i++)
+                    if (fabs(y[i] - ref[i]) > 1e-2 * mag[i])
+                        fail_msg("matmul_id %s n=%d: row %d out %d: %g vs %g", strata_type_name(ty), n, (int)(i / rows),
+                                 (int)(i % rows), y[i], ref[i]);
                 /* grouped by expert: each expert's routed rows as one plain product */
                 void *mw = malloc(backend_cpu_ops.matmul_work_bytes(ty, cols, R) + 1);
                 float *xg = malloc((size_t)R * cols * 4), *yg = malloc((size_t)R * rows * 4);
@@ -600,19 +605,10 @@ static void test_matmul_id(void **state) {
                     h.o->matmul_id(&ex, &dm, E, dx, per_slot, di, n, K, dy, dw);
                     dev_get(&h, got, dy, (size_t)R * rows * 4);
                     if (h.bitwise) assert_bits_equal(got, y, (size_t)R * rows);
-                    for (int32_t r = 0; r < R; r++) {
-                        const float *xr = x + (size_t)(per_slot ? r : r / K) * cols;
-                        const float *we = deq + (size_t)ids[r] * rows * cols;
-                        for (int32_t o = 0; o < rows; o++) {
-                            double sum = 0, mag = 0;
-                            for (int32_t c = 0; c < cols; c++) {
-                                sum += (double)we[(size_t)o * cols + c] * xr[c];
-                                mag += fabs((double)we[(size_t)o * cols + c] * xr[c]);
-                            }
-                            if (fabs(got[(size_t)r * rows + o] - sum) > 1e-2 * mag)
-                                fail_msg("matmul_id %s on %s: row %d out %d", strata_type_name(ty), h.o->name, r, o);
-                        }
-                    }
+                    for (size_t i = 0; i < (size_t)R * rows; i++)
+                        if (fabs(got[i] - ref[i]) > 1e-2 * mag[i])
+                            fail_msg("matmul_id %s on %s: row %d out %d", strata_type_name(ty), h.o->name,
+                                     (int)(i / rows), (int)(i % rows));
                     /* combine over the device's own rows: against their definition */
                     double wantd[9 * 40];
                     for (int32_t t = 0; t < n; t++)
@@ -628,7 +624,7 @@ static void test_matmul_id(void **state) {
                     check_dev(&h, gout, out, wantd, (size_t)n * rows, 1e-5, "moe_combine");
                     dev_close(&h);
                 }
-                free(x), free(y), free(y1), free(got), free(work), free(mw), free(xg), free(yg);
+                free(x), free(y), free(y1), free(got), free(work), free(mw), free(xg), free(yg), free(ref), free(mag);
             }
         }
         free(wf), free(deq), free(w);
